@@ -1,0 +1,166 @@
+//! The one list of result codes and the crate's error type.
+//!
+//! `ResultCode` is exported to C as `docauth_result`. Numbers are part of the ABI: never
+//! renumber, never reuse a retired one. Groups: 0–98 general, 99 panic, 100–199 the
+//! MONGODB-AWS conversation, 200–299 policy, 300–399 AWS credentials, 400–499 wire and
+//! session.
+
+use std::fmt;
+
+/// Outcome of every fallible C call. Stable numbers; see the group table in `error.rs`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ResultCode {
+    /// Success.
+    Ok = 0,
+    /// A required pointer argument was NULL.
+    NullParameter = 1,
+    /// A string argument was not valid UTF-8.
+    InvalidUtf8 = 2,
+    /// A configuration document could not be used.
+    InvalidConfig = 3,
+    /// An argument had a value the function cannot accept.
+    InvalidArgument = 4,
+    /// The object was used in an order it does not allow (e.g. a step called twice).
+    InvalidState = 5,
+    /// Rust code panicked inside the call; the library state touched by the call is unknown.
+    Panic = 99,
+
+    /// AWS credentials were unusable (empty access key id or secret key).
+    AwsInvalidCredentials = 100,
+    /// The server-first SASL message was not the BSON document `{s: BinData, h: string}`.
+    SaslMalformedServerFirst = 101,
+    /// The server nonce `s` was not exactly 64 bytes long.
+    SaslServerNonceLength = 102,
+    /// The server nonce `s` did not start with the client nonce.
+    SaslServerNonceMismatch = 103,
+    /// The STS host `h` was empty or longer than 255 bytes.
+    SaslHostLength = 104,
+    /// The STS host `h` had an empty label (e.g. `a..b`).
+    SaslHostEmptyLabel = 105,
+    /// The STS host `h` started or ended with a dot.
+    SaslHostEdgeDot = 106,
+    /// aws-sigv4 refused to sign the STS request.
+    SigningFailed = 107,
+}
+
+impl ResultCode {
+    /// Every code, in number order. A test checks it against the enum and the C header.
+    pub const fn all() -> &'static [ResultCode] {
+        &[
+            ResultCode::Ok,
+            ResultCode::NullParameter,
+            ResultCode::InvalidUtf8,
+            ResultCode::InvalidConfig,
+            ResultCode::InvalidArgument,
+            ResultCode::InvalidState,
+            ResultCode::Panic,
+            ResultCode::AwsInvalidCredentials,
+            ResultCode::SaslMalformedServerFirst,
+            ResultCode::SaslServerNonceLength,
+            ResultCode::SaslServerNonceMismatch,
+            ResultCode::SaslHostLength,
+            ResultCode::SaslHostEmptyLabel,
+            ResultCode::SaslHostEdgeDot,
+            ResultCode::SigningFailed,
+        ]
+    }
+
+    /// The code with this number, if the library defines one.
+    pub fn from_number(number: u32) -> Option<ResultCode> {
+        Self::all()
+            .iter()
+            .copied()
+            .find(|code| *code as u32 == number)
+    }
+
+    /// The C constant's name, e.g. `DOCAUTH_RESULT_NULL_PARAMETER`.
+    pub fn name(self) -> &'static str {
+        self.c_name().to_str().unwrap_or("DOCAUTH_RESULT_UNKNOWN")
+    }
+
+    pub(crate) fn c_name(self) -> &'static std::ffi::CStr {
+        match self {
+            ResultCode::Ok => c"DOCAUTH_RESULT_OK",
+            ResultCode::NullParameter => c"DOCAUTH_RESULT_NULL_PARAMETER",
+            ResultCode::InvalidUtf8 => c"DOCAUTH_RESULT_INVALID_UTF8",
+            ResultCode::InvalidConfig => c"DOCAUTH_RESULT_INVALID_CONFIG",
+            ResultCode::InvalidArgument => c"DOCAUTH_RESULT_INVALID_ARGUMENT",
+            ResultCode::InvalidState => c"DOCAUTH_RESULT_INVALID_STATE",
+            ResultCode::Panic => c"DOCAUTH_RESULT_PANIC",
+            ResultCode::AwsInvalidCredentials => c"DOCAUTH_RESULT_AWS_INVALID_CREDENTIALS",
+            ResultCode::SaslMalformedServerFirst => c"DOCAUTH_RESULT_SASL_MALFORMED_SERVER_FIRST",
+            ResultCode::SaslServerNonceLength => c"DOCAUTH_RESULT_SASL_SERVER_NONCE_LENGTH",
+            ResultCode::SaslServerNonceMismatch => c"DOCAUTH_RESULT_SASL_SERVER_NONCE_MISMATCH",
+            ResultCode::SaslHostLength => c"DOCAUTH_RESULT_SASL_HOST_LENGTH",
+            ResultCode::SaslHostEmptyLabel => c"DOCAUTH_RESULT_SASL_HOST_EMPTY_LABEL",
+            ResultCode::SaslHostEdgeDot => c"DOCAUTH_RESULT_SASL_HOST_EDGE_DOT",
+            ResultCode::SigningFailed => c"DOCAUTH_RESULT_SIGNING_FAILED",
+        }
+    }
+}
+
+/// The crate's error: a stable code and a message for a human operator.
+///
+/// Messages never contain secret keys or session tokens.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Error {
+    code: ResultCode,
+    message: String,
+}
+
+impl Error {
+    pub fn new(code: ResultCode, message: impl Into<String>) -> Self {
+        Error {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn code(&self) -> ResultCode {
+        self.code
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.name(), self.message)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::ResultCode;
+
+    #[test]
+    fn names_follow_the_variants_and_numbers_are_unique() {
+        let mut numbers = std::collections::HashSet::new();
+        for code in ResultCode::all() {
+            assert!(numbers.insert(*code as u32), "{code:?} reuses a number");
+            let mut expected = String::from("DOCAUTH_RESULT");
+            for ch in format!("{code:?}").chars() {
+                if ch.is_ascii_uppercase() {
+                    expected.push('_');
+                }
+                expected.push(ch.to_ascii_uppercase());
+            }
+            assert_eq!(code.name(), expected);
+            assert_eq!(ResultCode::from_number(*code as u32), Some(*code));
+        }
+        assert_eq!(ResultCode::from_number(98), None);
+    }
+}

@@ -1,0 +1,217 @@
+//! The panic boundary and the checked conversions every `extern "C"` function uses.
+
+use std::ffi::{c_char, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::ffi::error::{docauth_error, store_error};
+use crate::{Error, ResultCode};
+
+/// Runs an `extern "C"` body: `Ok(())` becomes `DOCAUTH_RESULT_OK`; an `Err` or a panic
+/// becomes its code, and the error is stored in `*err` when `err` is not NULL.
+///
+/// `ffi_boundary!(err, "docauth_fn_name", { ...; Ok(()) })`
+macro_rules! ffi_boundary {
+    ($err:expr, $name:literal, $body:block) => {
+        $crate::ffi::boundary::run($err, $name, || -> $crate::Result<()> { $body })
+    };
+}
+
+pub(crate) fn run(
+    err: *mut *mut docauth_error,
+    function: &'static str,
+    body: impl FnOnce() -> crate::Result<()>,
+) -> ResultCode {
+    // A panic leaves no Rust value half-updated that a later call could observe: handles are
+    // only replaced wholesale, so treating the body as unwind-safe is sound.
+    let outcome = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
+        let detail = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".to_string());
+        Err(Error::new(
+            ResultCode::Panic,
+            format!("internal error: {function} panicked ({detail}); please report this bug"),
+        ))
+    });
+    match outcome {
+        Ok(()) => ResultCode::Ok,
+        Err(error) => {
+            let code = error.code();
+            store_error(err, error);
+            code
+        }
+    }
+}
+
+fn null(name: &str) -> Error {
+    Error::new(
+        ResultCode::NullParameter,
+        format!("`{name}` must not be NULL"),
+    )
+}
+
+/// A shared reference to a handle, or a NULL_PARAMETER error naming the parameter.
+///
+/// # Safety
+/// `ptr` is NULL or points to a live `T` that outlives the returned reference.
+pub(crate) unsafe fn arg_ref<'a, T>(ptr: *const T, name: &str) -> crate::Result<&'a T> {
+    ptr.as_ref().ok_or_else(|| null(name))
+}
+
+/// An exclusive reference to a handle, or a NULL_PARAMETER error naming the parameter.
+///
+/// # Safety
+/// `ptr` is NULL or points to a live `T` that nothing else uses during the call.
+pub(crate) unsafe fn arg_mut<'a, T>(ptr: *mut T, name: &str) -> crate::Result<&'a mut T> {
+    ptr.as_mut().ok_or_else(|| null(name))
+}
+
+/// A required NUL-terminated UTF-8 string.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string that outlives the returned reference.
+pub(crate) unsafe fn arg_str<'a>(ptr: *const c_char, name: &str) -> crate::Result<&'a str> {
+    if ptr.is_null() {
+        return Err(null(name));
+    }
+    CStr::from_ptr(ptr).to_str().map_err(|e| {
+        Error::new(
+            ResultCode::InvalidUtf8,
+            format!(
+                "`{name}` is not valid UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
+        )
+    })
+}
+
+/// An optional NUL-terminated UTF-8 string: NULL means absent.
+///
+/// # Safety
+/// As [`arg_str`].
+pub(crate) unsafe fn arg_opt_str<'a>(
+    ptr: *const c_char,
+    name: &str,
+) -> crate::Result<Option<&'a str>> {
+    if ptr.is_null() {
+        Ok(None)
+    } else {
+        arg_str(ptr, name).map(Some)
+    }
+}
+
+/// A byte buffer given as pointer + length; NULL is accepted only with length 0.
+///
+/// # Safety
+/// `ptr` is NULL or points to `len` readable bytes that outlive the returned slice.
+pub(crate) unsafe fn arg_bytes<'a>(
+    ptr: *const u8,
+    len: usize,
+    name: &str,
+) -> crate::Result<&'a [u8]> {
+    if ptr.is_null() {
+        if len == 0 {
+            return Ok(&[]);
+        }
+        return Err(null(name));
+    }
+    if len > isize::MAX as usize {
+        return Err(Error::new(
+            ResultCode::InvalidArgument,
+            format!("`{name}` length {len} is larger than any buffer can be"),
+        ));
+    }
+    Ok(std::slice::from_raw_parts(ptr, len))
+}
+
+/// An out-parameter, checked for NULL before any work is done and written only on success.
+pub(crate) struct Out<T> {
+    slot: *mut *mut T,
+}
+
+impl<T> Out<T> {
+    /// # Safety
+    /// `slot` is NULL or points to writable storage for one `*mut T`.
+    pub(crate) unsafe fn new(slot: *mut *mut T, name: &str) -> crate::Result<Self> {
+        if slot.is_null() {
+            Err(null(name))
+        } else {
+            Ok(Out { slot })
+        }
+    }
+
+    /// Hands `value` to the caller as an owned, boxed handle.
+    pub(crate) fn set_boxed(self, value: T) {
+        // SAFETY: `new` checked that `slot` is non-NULL and the caller promised it is writable.
+        unsafe { *self.slot = Box::into_raw(Box::new(value)) };
+    }
+}
+
+/// Frees a handle created by [`Out::set_boxed`]. NULL is a no-op.
+///
+/// # Safety
+/// `ptr` is NULL or came from `Out::set_boxed` for the same `T` and was not freed before.
+pub(crate) unsafe fn free_boxed<T>(ptr: *mut T) {
+    if !ptr.is_null() {
+        drop(Box::from_raw(ptr));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::{docauth_error_code, docauth_error_free, docauth_error_message};
+    use std::ptr;
+
+    extern "C" fn panicking_call(err: *mut *mut docauth_error) -> ResultCode {
+        ffi_boundary!(err, "panicking_call", {
+            let items: Vec<u8> = Vec::new();
+            // An out-of-bounds index panics: the boundary must turn it into a result.
+            let _ = items[std::hint::black_box(3)];
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn a_panic_inside_a_call_returns_panic_instead_of_aborting() {
+        let mut err: *mut docauth_error = ptr::null_mut();
+        let result = panicking_call(&mut err);
+        assert_eq!(result, ResultCode::Panic);
+        assert!(!err.is_null());
+        // SAFETY: `err` was just produced by the boundary and is freed once below.
+        unsafe {
+            assert_eq!(docauth_error_code(err), ResultCode::Panic);
+            let message = CStr::from_ptr(docauth_error_message(err)).to_str().unwrap();
+            assert!(message.contains("panicking_call panicked"), "{message}");
+            assert!(message.contains("index out of bounds"), "{message}");
+            docauth_error_free(err);
+        }
+        // And with no error out-param at all.
+        assert_eq!(panicking_call(ptr::null_mut()), ResultCode::Panic);
+    }
+
+    #[test]
+    fn invalid_utf8_names_the_parameter() {
+        let bad = b"ab\xffcd\0";
+        // SAFETY: `bad` is NUL-terminated and lives for the call.
+        let e = unsafe { arg_str(bad.as_ptr().cast(), "secret_access_key") }.unwrap_err();
+        assert_eq!(e.code(), ResultCode::InvalidUtf8);
+        assert_eq!(
+            e.message(),
+            "`secret_access_key` is not valid UTF-8 (invalid byte at offset 2)"
+        );
+    }
+
+    #[test]
+    fn null_bytes_only_with_zero_length() {
+        // SAFETY: NULL with length 0 is never dereferenced.
+        assert_eq!(
+            unsafe { arg_bytes(ptr::null(), 0, "b") }.unwrap(),
+            &[] as &[u8]
+        );
+        // SAFETY: NULL with a length is rejected before any read.
+        let e = unsafe { arg_bytes(ptr::null(), 5, "b") }.unwrap_err();
+        assert_eq!(e.code(), ResultCode::NullParameter);
+    }
+}

@@ -1,0 +1,42 @@
+//! The C ABI. The only module with raw pointers.
+//!
+//! Conventions (see `docs/C-ABI.md` and the header's comments):
+//! - every `extern "C"` body runs inside [`ffi_boundary!`], which catches panics and turns
+//!   the body's `Result` into a `docauth_result`, filling the optional `docauth_error **`;
+//! - pointer arguments are read through the helpers in [`boundary`], which check NULL and
+//!   UTF-8 and name the offending parameter in the error;
+//! - out-params are written only on success, through [`boundary::Out`];
+//! - handles are `Box`ed (or `Arc`ed where shared) Rust values; every `_free(NULL)` is a no-op.
+
+#![allow(non_camel_case_types)]
+
+#[macro_use]
+mod boundary;
+mod bytes;
+mod error;
+
+pub use bytes::{docauth_bytes, docauth_bytes_data, docauth_bytes_free, docauth_bytes_len};
+pub use error::{docauth_error, docauth_error_code, docauth_error_free, docauth_error_message};
+
+use std::ffi::c_char;
+
+/// The library version (the crate's `major.minor.patch`), as a NUL-terminated static string.
+///
+/// Never NULL; never free it. Callable from any thread.
+#[no_mangle]
+pub extern "C" fn docauth_version() -> *const c_char {
+    static VERSION_C: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+    VERSION_C.as_ptr().cast()
+}
+
+/// The name of a result code's C constant (e.g. `"DOCAUTH_RESULT_NULL_PARAMETER"`), or
+/// `"DOCAUTH_RESULT_UNKNOWN"` for a number this library does not define.
+///
+/// Never NULL; a static string, never free it. Callable from any thread.
+#[no_mangle]
+pub extern "C" fn docauth_result_name(result: u32) -> *const c_char {
+    let name = crate::error::ResultCode::from_number(result)
+        .map(|code| code.c_name())
+        .unwrap_or(c"DOCAUTH_RESULT_UNKNOWN");
+    name.as_ptr()
+}

@@ -1,0 +1,17 @@
+//! libdocauth: the security-critical core of a MongoDB / Amazon DocumentDB access proxy.
+//!
+//! This is the safe Rust API. The C ABI in [`ffi`] is a thin layer over it and the only
+//! place with raw pointers.
+//!
+//! - [`aws`] signs MONGODB-AWS SASL payloads (SigV4 STS GetCallerIdentity).
+
+pub mod aws;
+mod error;
+pub mod ffi;
+
+pub use error::{Error, Result, ResultCode};
+
+/// The crate version, as `docauth_version()` reports it.
+pub fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
