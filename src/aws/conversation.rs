@@ -21,14 +21,21 @@ use crate::aws::{Credentials, StsHost};
 use crate::{Error, ResultCode};
 
 /// Length of the client nonce `r`.
+/// cbindgen:ignore
 pub const CLIENT_NONCE_LEN: usize = 32;
 /// Length of the server nonce `s` (client nonce + 32 server bytes).
+/// cbindgen:ignore
 pub const SERVER_NONCE_LEN: usize = 64;
 /// `p`: the gs2-cb-flag, ASCII `n` (no channel binding).
+/// cbindgen:ignore
 pub const GS2_CB_FLAG: i32 = 110;
 /// No valid server-first is longer than this (a 64-byte nonce, a 255-byte host and BSON
 /// framing take 340 bytes); larger input is refused before it is parsed.
+/// cbindgen:ignore
 pub const MAX_SERVER_FIRST_LEN: usize = 1024;
+
+/// A client-final signer: [`signer::client_final_fast`] or [`signer::client_final_reference`].
+type SignFn = fn(&Credentials, &StsHost<'_>, &[u8], SystemTime) -> Result<Vec<u8>, Error>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Step {
@@ -226,11 +233,7 @@ impl ClientConversation {
         self.finish(server_first, signer::client_final_reference)
     }
 
-    fn finish(
-        &mut self,
-        server_first: &[u8],
-        sign: fn(&Credentials, &StsHost<'_>, &[u8], SystemTime) -> Result<Vec<u8>, Error>,
-    ) -> Result<Vec<u8>, Error> {
+    fn finish(&mut self, server_first: &[u8], sign: SignFn) -> Result<Vec<u8>, Error> {
         match self.step {
             Step::SentClientFirst => {}
             Step::New => {

@@ -31,14 +31,19 @@ use crate::aws::{Credentials, StsHost};
 use crate::{Error, ResultCode};
 
 /// The STS request body.
+/// cbindgen:ignore
 pub const STS_BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
 /// `Content-Type` of the STS request.
+/// cbindgen:ignore
 pub const STS_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 /// `Content-Length` of the STS request (the body's length).
+/// cbindgen:ignore
 pub const STS_CONTENT_LENGTH: &str = "43";
 /// `X-MongoDB-GS2-CB-Flag`: the client does not support channel binding.
+/// cbindgen:ignore
 pub const GS2_CB_FLAG: &str = "n";
 /// The SigV4 service name.
+/// cbindgen:ignore
 pub const STS_SERVICE: &str = "sts";
 
 /// Hex SHA-256 of [`STS_BODY`] (a unit test recomputes it).

@@ -4,9 +4,11 @@
 use crate::{Error, ResultCode};
 
 /// RFC 1035: a host name is at most 255 bytes.
+/// cbindgen:ignore
 pub const MAX_HOST_LEN: usize = 255;
 
 /// The region for `sts.amazonaws.com` and for single-label hosts.
+/// cbindgen:ignore
 pub const DEFAULT_REGION: &str = "us-east-1";
 
 /// A validated STS host and the region to sign for, both borrowed from the host string.
