@@ -31,6 +31,7 @@ USER_NAME = "docauth-test-user"
 ROLE_NAME = "teleport-docdb-user"
 EXTERNAL_ID_ROLE_NAME = "teleport-docdb-external"
 EXTERNAL_ID = "docauth-test-external-id"
+CHAINED_ROLE_NAME = "teleport-docdb-chained"
 ROLE_SESSION_NAME = "docauth-test-session"
 REGION = "us-east-1"
 
@@ -71,6 +72,7 @@ class MotoSts:
     role_arn: str
     external_id_role_arn: str
     external_id: str
+    chained_role_arn: str
     role_session_name: str
     temp_access_key_id: str
     temp_secret_access_key: str
@@ -95,6 +97,7 @@ class MotoSts:
             "DOCAUTH_TEST_ROLE_ARN": self.role_arn,
             "DOCAUTH_TEST_EXTERNAL_ID_ROLE_ARN": self.external_id_role_arn,
             "DOCAUTH_TEST_EXTERNAL_ID": self.external_id,
+            "DOCAUTH_TEST_CHAINED_ROLE_ARN": self.chained_role_arn,
             "DOCAUTH_TEST_ROLE_SESSION_NAME": self.role_session_name,
             "DOCAUTH_TEST_TEMP_ACCESS_KEY_ID": self.temp_access_key_id,
             "DOCAUTH_TEST_TEMP_SECRET_ACCESS_KEY": self.temp_secret_access_key,
@@ -237,7 +240,27 @@ def start_moto_sts(verbose: bool = False) -> MotoSts:
         external_role_arn = iam.create_role(
             RoleName=EXTERNAL_ID_ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust_external)
         )["Role"]["Arn"]
-        for role in (ROLE_NAME, EXTERNAL_ID_ROLE_NAME):
+        # Role chaining: AWS checks the trust policy against the role ARN of the caller's
+        # session; moto 5.2.5 compares the principal exactly with the session's
+        # assumed-role ARN. Name both, so the chain user -> ROLE_NAME (session
+        # ROLE_SESSION_NAME) -> CHAINED_ROLE_NAME works in moto and would in AWS.
+        assumed_arn_expected = (
+            f"arn:aws:sts::{account_id}:assumed-role/{ROLE_NAME}/{ROLE_SESSION_NAME}"
+        )
+        trust_chained = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": [role_arn, assumed_arn_expected]},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        chained_role_arn = iam.create_role(
+            RoleName=CHAINED_ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust_chained)
+        )["Role"]["Arn"]
+        for role in (ROLE_NAME, EXTERNAL_ID_ROLE_NAME, CHAINED_ROLE_NAME):
             iam.put_role_policy(
                 RoleName=role,
                 PolicyName="docauth-test-sts",
@@ -262,8 +285,24 @@ def start_moto_sts(verbose: bool = False) -> MotoSts:
         check = _client(
             "sts", endpoint, temp["AccessKeyId"], temp["SecretAccessKey"], temp["SessionToken"]
         ).get_caller_identity()["Arn"]
-        if check != assumed_arn:
+        if check != assumed_arn or assumed_arn != assumed_arn_expected:
             raise MotoSetupError(f"assumed role identity {check!r} != {assumed_arn!r}")
+        # The chain works (signed with the temporary credentials, token checked by moto).
+        chained = _client(
+            "sts", endpoint, temp["AccessKeyId"], temp["SecretAccessKey"], temp["SessionToken"]
+        ).assume_role(RoleArn=chained_role_arn, RoleSessionName="docauth-chain-check")
+        if f"assumed-role/{CHAINED_ROLE_NAME}/" not in chained["AssumedRoleUser"]["Arn"]:
+            raise MotoSetupError(f"role chaining gave {chained['AssumedRoleUser']['Arn']!r}")
+        # A wrong external id must be refused (proves trust conditions are evaluated).
+        try:
+            sts.assume_role(
+                RoleArn=external_role_arn, RoleSessionName="docauth-xid-check", ExternalId="wrong-" + EXTERNAL_ID
+            )
+        except botocore.exceptions.ClientError as e:
+            if e.response.get("Error", {}).get("Code") != "AccessDenied":
+                raise MotoSetupError(f"wrong external id refused with {e.response.get('Error')!r}") from None
+        else:
+            raise MotoSetupError("moto let the user assume the external-id role with a WRONG external id")
 
         return MotoSts(
             server=server,
@@ -276,6 +315,7 @@ def start_moto_sts(verbose: bool = False) -> MotoSts:
             role_arn=role_arn,
             external_id_role_arn=external_role_arn,
             external_id=EXTERNAL_ID,
+            chained_role_arn=chained_role_arn,
             role_session_name=ROLE_SESSION_NAME,
             temp_access_key_id=temp["AccessKeyId"],
             temp_secret_access_key=temp["SecretAccessKey"],

@@ -199,3 +199,29 @@ def test_verifier_rejects_a_malformed_client_first():
     ):
         with pytest.raises(VerifierProtocolError):
             parse_client_first(bson.encode(bad))
+
+
+# --- the conformance times, verified by moto ----------------------------------------------
+
+from test_conformance import TIMES  # noqa: E402  (midnight, year boundary, leap day, epoch, …)
+
+
+@pytest.mark.parametrize("unix_time", TIMES)
+@pytest.mark.parametrize("temporary", [False, True], ids=["long-term", "assume-role"])
+def test_signatures_at_the_conformance_times_are_accepted(peers, unix_time, temporary):
+    """moto does not check clock skew, so signatures made with a frozen clock at the
+    conformance-test times (midnight, year boundary, leap day, the epoch) are verified too:
+    the date in the credential scope and X-Amz-Date must agree with the signature."""
+    key = (peers.temp_access_key_id, peers.temp_secret_access_key, peers.temp_session_token) if temporary else (
+        peers.access_key_id,
+        peers.secret_access_key,
+    )
+    nonce = os.urandom(32)
+    verifier = peers.verifier("sts.us-west-2.amazonaws.com")
+    with docauth.Credentials(*key) as creds, docauth.AwsConversation._for_testing(creds, nonce, unix_time) as conv:
+        vconv = verifier.start(conv.client_first())
+        assert vconv.client_nonce == nonce
+        final = conv.client_final(vconv.server_first)
+    answer = vconv.finish(final)
+    assert answer.ok, answer.describe()
+    assert answer.arn == (peers.assumed_role_arn if temporary else peers.user_arn)
