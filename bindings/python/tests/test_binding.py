@@ -109,6 +109,24 @@ def test_non_string_argument_is_a_type_error():
             conv.client_final("not bytes")  # type: ignore[arg-type]
 
 
+def test_conversation_arguments_are_checked_before_the_call():
+    with pytest.raises(TypeError):
+        docauth.AwsConversation("AKIA...")  # type: ignore[arg-type]
+    with creds() as c:
+        with pytest.raises(TypeError):
+            docauth.AwsConversation._for_testing(c, NONCE, 1.5)  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            docauth.AwsConversation._for_testing(c, "not bytes", 0)  # type: ignore[arg-type]
+        for t in (2**63, 2**64 + 5, -(2**63) - 1):  # would wrap silently in ctypes
+            with pytest.raises(docauth.InvalidArgumentError) as info:
+                docauth.AwsConversation._for_testing(c, NONCE, t)
+            assert "int64" in info.value.message
+        for t in (-1, 253402300800):  # outside what the library accepts
+            with pytest.raises(docauth.InvalidArgumentError) as info:
+                docauth.AwsConversation._for_testing(c, NONCE, t)
+            assert "unix_time_seconds" in info.value.message
+
+
 def test_bytes_and_str_arguments_sign_the_same():
     server_first = bson.encode({"s": bson.Binary(NONCE + bytes(32), 0), "h": "sts.amazonaws.com"})
     out = []
@@ -235,3 +253,32 @@ def test_close_racing_with_use_never_crashes():
             pass
         t.join()
         c.close()
+
+
+def _run_python(code: str, **env: str):
+    import os
+    import subprocess
+    import sys
+
+    full_env = {k: v for k, v in os.environ.items() if k != "DOCAUTH_LIBRARY"}
+    full_env.update(env)
+    return subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=60)
+
+
+def test_library_discovery_env_variable_is_explicit():
+    r = _run_python("import docauth; docauth.library_version()", DOCAUTH_LIBRARY="/nonexistent/libdocauth.so")
+    assert r.returncode != 0
+    assert "LibraryNotFoundError" in r.stderr and "/nonexistent/libdocauth.so" in r.stderr
+
+
+def test_library_discovery_falls_back_to_the_repository_build():
+    r = _run_python("import docauth._ffi as f; print(f.library_candidates()[0]); import docauth; print(docauth.library_version())")
+    assert r.returncode == 0, r.stderr
+    first, version = r.stdout.split()
+    assert first == str(REPO / "target" / "release" / "libdocauth.so")
+    assert version == docauth.library_version()
+
+
+def test_importing_the_package_does_not_load_the_library():
+    r = _run_python("import docauth, docauth._ffi as f; print(f._lib is None)", DOCAUTH_LIBRARY="/nonexistent/x.so")
+    assert r.returncode == 0 and r.stdout.strip() == "True", r.stderr

@@ -82,6 +82,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
 }
 
 _REPO_ROOT = Path(__file__).resolve().parents[4]  # <repo>/bindings/python/src/docauth/_ffi.py
+_IN_SOURCE_TREE = (_REPO_ROOT / "Cargo.toml").is_file() and (_REPO_ROOT / "include" / "docauth.h").is_file()
 _LIB_FILE = {"darwin": "libdocauth.dylib", "win32": "docauth.dll"}.get(sys.platform, "libdocauth.so")
 
 _lock = threading.Lock()
@@ -96,7 +97,7 @@ def library_candidates() -> list[str]:
         return [env]  # explicit: do not silently fall back to another build
     out = []
     repo_build = _REPO_ROOT / "target" / "release" / _LIB_FILE
-    if repo_build.exists():
+    if _IN_SOURCE_TREE and repo_build.exists():
         out.append(str(repo_build))
     found = ctypes.util.find_library("docauth")
     if found:
@@ -107,11 +108,14 @@ def library_candidates() -> list[str]:
 def _load() -> ctypes.CDLL:
     candidates = library_candidates()
     if not candidates:
-        raise LibraryNotFoundError(
-            "libdocauth not found: set DOCAUTH_LIBRARY=/path/to/libdocauth.so, or build it with "
-            f"`cargo build --release` in {_REPO_ROOT} (looked for {_REPO_ROOT / 'target/release' / _LIB_FILE} "
-            "and the system library path)"
-        )
+        if _IN_SOURCE_TREE:
+            where = (
+                f"build it with `cargo build --release` in {_REPO_ROOT} (looked for "
+                f"{_REPO_ROOT / 'target' / 'release' / _LIB_FILE} and the system library path)"
+            )
+        else:
+            where = "install it (make install) so the system finds it (looked on the system library path)"
+        raise LibraryNotFoundError(f"libdocauth not found: set DOCAUTH_LIBRARY=/path/to/{_LIB_FILE}, or {where}")
     path = candidates[0]
     try:
         lib = ctypes.CDLL(path)

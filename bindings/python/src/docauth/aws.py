@@ -45,6 +45,11 @@ def _as_bytes(value: bytes | bytearray | memoryview, what: str) -> bytes:
     return bytes(value)
 
 
+def _require_credentials(credentials: object) -> None:
+    if not isinstance(credentials, Credentials):
+        raise TypeError(f"credentials must be docauth.Credentials, not {type(credentials).__name__}")
+
+
 class Credentials(OwnedHandle):
     """AWS credentials held by the library (copied into zeroizing storage).
 
@@ -90,6 +95,7 @@ class AwsConversation(OwnedHandle):
     """
 
     def __init__(self, credentials: Credentials) -> None:
+        _require_credentials(credentials)
         lib = _ffi.lib()
         out = ctypes.POINTER(_ffi.docauth_aws_conversation)()
         err = _ffi.new_error_out()
@@ -102,9 +108,15 @@ class AwsConversation(OwnedHandle):
     def _for_testing(cls, credentials: Credentials, nonce: bytes, unix_time: int) -> "AwsConversation":
         """TEST ONLY: a conversation with a fixed 32-byte client nonce and a frozen clock
         (`unix_time` seconds since the epoch). Never use it to authenticate for real."""
+        _require_credentials(credentials)
         nonce_bytes = _as_bytes(nonce, "nonce")
-        if not isinstance(unix_time, int):
+        if not isinstance(unix_time, int) or isinstance(unix_time, bool):
             raise TypeError("unix_time must be an int")
+        if not -(2**63) <= unix_time < 2**63:
+            # ctypes would silently wrap it into int64_t: refuse instead.
+            raise InvalidArgumentError(
+                InvalidArgumentError.code, InvalidArgumentError.name, f"unix_time {unix_time} does not fit in int64_t"
+            )
         lib = _ffi.lib()
         out = ctypes.POINTER(_ffi.docauth_aws_conversation)()
         err = _ffi.new_error_out()
