@@ -10,6 +10,9 @@ source/auth/auth.md:
    Content-Type, Content-Length, Host (= h), X-Amz-Date (= d), Authorization (= a),
    X-Amz-Security-Token (= t, only if present), X-MongoDB-Server-Nonce (= base64(s)) and
    X-MongoDB-GS2-CB-Flag (= n); send it to STS; the caller is whoever STS says it is.
+   Before that, like the MongoDB server, check that `a` signs X-MongoDB-Server-Nonce and
+   X-MongoDB-GS2-CB-Flag (and X-Amz-Security-Token iff `t`) and no header outside the
+   MONGODB-AWS set: STS would verify a signature over fewer headers, one not bound to `s`.
 
 Here "STS" is moto's server on loopback (see moto_sts.py): we connect to 127.0.0.1:<port>
 but send `Host: <h>`, so moto checks the signature over exactly the host the client signed.
@@ -22,7 +25,8 @@ Two faces:
 - `VerifierHttpService` — the HTTP service described in notes/COMMON.md:
   `POST /sasl/start[?host=<h>]` body = client-first BSON -> 200, body = server-first BSON,
   header `X-Conversation-Id`; `POST /sasl/finish?conversation=<id>` body = client-final BSON
-  -> 200 JSON {"arn": ...} or 401 JSON {"error": ..., "code": ..., "status": ...} (what STS
+  -> 200 JSON {"arn": ..., "user": <MongoDB user: the ARN, assumed-role/ROLE/* for a
+  session>} or 401 JSON {"error": ..., "code": ..., "status": ...} (what STS
   said); malformed client messages -> 400 JSON {"error": ...}.
 """
 
@@ -108,8 +112,76 @@ def parse_client_first(data: bytes) -> bytes:
     return r
 
 
-def parse_client_final(data: bytes) -> ClientFinal:
-    """Validate client-final `{a, d, t?}`."""
+#: The only headers a MONGODB-AWS signature may cover (the MongoDB server refuses others,
+#: e.g. channel-binding headers), and the two that bind it to this conversation.
+ALLOWED_SIGNED_HEADERS = frozenset(
+    {
+        "content-length",
+        "content-type",
+        "host",
+        "x-amz-date",
+        "x-amz-security-token",
+        "x-mongodb-gs2-cb-flag",
+        "x-mongodb-server-nonce",
+    }
+)
+REQUIRED_SIGNED_HEADERS = frozenset({"host", "x-amz-date", "x-mongodb-gs2-cb-flag", "x-mongodb-server-nonce"})
+
+
+def check_authorization(authorization: str, has_token: bool) -> list[str]:
+    """Check `a` as the MongoDB server does before asking STS; return its SignedHeaders.
+
+    STS verifies a signature over whatever headers the client chose to sign, so without this
+    a signature that does not cover X-MongoDB-Server-Nonce (a GetCallerIdentity captured
+    anywhere else) would be accepted for any conversation.
+    """
+    if not authorization.startswith("AWS4-HMAC-SHA256 "):
+        raise VerifierProtocolError("client-final a is not an AWS4-HMAC-SHA256 Authorization header")
+    fields: dict[str, str] = {}
+    for part in authorization[len("AWS4-HMAC-SHA256 ") :].split(","):
+        key, sep, value = part.strip().partition("=")
+        if not sep or key in fields:
+            raise VerifierProtocolError(f"client-final a has a malformed or repeated part {key!r}")
+        fields[key] = value
+    if set(fields) != {"Credential", "SignedHeaders", "Signature"}:
+        raise VerifierProtocolError(f"client-final a must have Credential, SignedHeaders, Signature; got {sorted(fields)}")
+    scope = fields["Credential"].split("/")
+    if len(scope) != 5 or scope[3] != "sts" or scope[4] != "aws4_request" or not scope[0]:
+        raise VerifierProtocolError("client-final a has a Credential that is not <key>/<date>/<region>/sts/aws4_request")
+    signed = fields["SignedHeaders"].split(";")
+    extra = set(signed) - ALLOWED_SIGNED_HEADERS
+    if extra:
+        raise VerifierProtocolError(f"client-final a signs headers a MONGODB-AWS request does not have: {sorted(extra)}")
+    missing = REQUIRED_SIGNED_HEADERS - set(signed)
+    if has_token:
+        missing |= {"x-amz-security-token"} - set(signed)
+    elif "x-amz-security-token" in signed:
+        raise VerifierProtocolError("client-final a signs X-Amz-Security-Token but t is absent")
+    if missing:
+        raise VerifierProtocolError(f"client-final a does not sign {sorted(missing)}: not bound to this conversation")
+    return signed
+
+
+def simplified_arn(arn: str) -> str:
+    """The MongoDB user an ARN authenticates as (what the MongoDB server does): an IAM user
+    is itself; an assumed-role session `arn:…:sts::ACCT:assumed-role/ROLE/SESSION` becomes
+    `arn:…:sts::ACCT:assumed-role/ROLE/*`."""
+    parts = arn.split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn":
+        raise ValueError(f"not an ARN: {arn!r}")
+    resource = parts[5]
+    if parts[2] == "sts" and resource.startswith("assumed-role/"):
+        pieces = resource.split("/")
+        if len(pieces) != 3:
+            raise ValueError(f"assumed-role ARN must be assumed-role/ROLE/SESSION: {arn!r}")
+        return ":".join(parts[:5] + [f"assumed-role/{pieces[1]}/*"])
+    if parts[2] == "iam" and resource.startswith("user/"):
+        return arn
+    raise ValueError(f"neither an IAM user nor an assumed role: {arn!r}")
+
+
+def parse_client_final(data: bytes, check_signed_headers: bool = True) -> ClientFinal:
+    """Validate client-final `{a, d, t?}` (and, as the MongoDB server does, `a` itself)."""
     doc = _decode(data, "client-final")
     extra = set(doc) - {"a", "d", "t"}
     if extra:
@@ -120,7 +192,10 @@ def parse_client_final(data: bytes) -> ClientFinal:
     for field, value in doc.items():
         if not isinstance(value, str) or not value:
             raise VerifierProtocolError(f"client-final field {field} must be a non-empty string")
-    return ClientFinal(doc["a"], doc["d"], doc.get("t"))
+    final = ClientFinal(doc["a"], doc["d"], doc.get("t"))
+    if check_signed_headers:
+        check_authorization(final.authorization, final.security_token is not None)
+    return final
 
 
 def server_first_payload(server_nonce: bytes, sts_host: str) -> bytes:
@@ -224,6 +299,7 @@ class VerifierConversation:
         *,
         server_nonce: bytes | None = None,
         sts_host: str | None = None,
+        check_signed_headers: bool = True,
     ) -> StsAnswer:
         """Step 2: rebuild the STS request from our s, h and the client's a, d, t; ask STS.
 
@@ -234,7 +310,7 @@ class VerifierConversation:
             if self._finished:
                 raise VerifierProtocolError("conversation already finished")
             self._finished = True
-        final = parse_client_final(client_final)
+        final = parse_client_final(client_final, check_signed_headers)
         headers = sts_request_headers(
             final,
             self.server_nonce if server_nonce is None else server_nonce,
@@ -294,8 +370,8 @@ class VerifierHttpService:
                         if conv is None:
                             return self._json(404, {"error": f"no open conversation {cid!r}"})
                         answer = conv.finish(body)
-                        if answer.ok:
-                            return self._json(200, {"arn": answer.arn})
+                        if answer.ok and answer.arn is not None:
+                            return self._json(200, {"arn": answer.arn, "user": simplified_arn(answer.arn)})
                         return self._json(
                             401,
                             {

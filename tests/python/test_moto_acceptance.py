@@ -20,7 +20,7 @@ from reference_signer import ReferenceContext
 
 import docauth
 import pymongo_auth_aws
-from peers.verifier import VerifierProtocolError
+from peers.verifier import VerifierProtocolError, simplified_arn
 
 
 def _sign(creds: docauth.Credentials, verifier, sts_host=None):
@@ -42,7 +42,7 @@ def test_long_term_credentials_give_the_iam_user_arn_over_http(peers):
         final = conv.client_final(server_first)
         assert "t" not in bson.decode(final)
         status, answer = client.finish(cid, final)
-    assert (status, answer) == (200, {"arn": peers.user_arn})
+    assert (status, answer) == (200, {"arn": peers.user_arn, "user": peers.user_arn})
 
 
 def test_assume_role_temporary_credentials_give_the_assumed_role_arn_over_http(peers):
@@ -54,8 +54,9 @@ def test_assume_role_temporary_credentials_give_the_assumed_role_arn_over_http(p
         final = conv.client_final(server_first)
         assert bson.decode(final)["t"] == peers.temp_session_token
         status, answer = client.finish(cid, final)
-    assert (status, answer) == (200, {"arn": peers.assumed_role_arn})
-    assert ":assumed-role/teleport-docdb-user/" in answer["arn"]
+    assert status == 200 and answer["arn"] == peers.assumed_role_arn
+    assert answer["arn"].endswith(":assumed-role/teleport-docdb-user/docauth-test-session")
+    assert answer["user"] == peers.assumed_role_arn.rsplit("/", 1)[0] + "/*"
 
 
 @pytest.mark.parametrize(
@@ -174,6 +175,86 @@ def test_replayed_client_final_is_refused_in_a_new_conversation(peers):
             second = verifier.start(conv.client_first())
     assert second.server_nonce != vconv.server_nonce
     _refused(second.finish(final), "SignatureDoesNotMatch")
+
+
+def test_our_signature_covers_exactly_the_mongodb_aws_headers(peers):
+    for key in ((peers.access_key_id, peers.secret_access_key), (peers.temp_access_key_id, peers.temp_secret_access_key, peers.temp_session_token)):
+        with docauth.Credentials(*key) as creds:
+            vconv, final = _sign(creds, peers.verifier())
+        signed = bson.decode(final)["a"].split("SignedHeaders=")[1].split(",")[0].split(";")
+        expected = ["content-length", "content-type", "host", "x-amz-date"]
+        expected += ["x-amz-security-token"] if len(key) == 3 else []
+        expected += ["x-mongodb-gs2-cb-flag", "x-mongodb-server-nonce"]
+        assert signed == expected
+        assert vconv.finish(final).ok
+
+
+def test_a_signature_not_bound_to_the_nonce_is_refused_by_the_verifier_not_by_sts(peers):
+    """A valid GetCallerIdentity signature that does not cover X-MongoDB-Server-Nonce (as
+    any AWS SDK makes one): STS (moto) accepts it, because it verifies whatever was signed —
+    which is why the verifier, like the MongoDB server, checks SignedHeaders first."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials as BotoCredentials
+
+    with docauth.AwsConversation(docauth.Credentials(peers.access_key_id, peers.secret_access_key)) as conv:
+        vconv = peers.verifier().start(conv.client_first())
+    body = "Action=GetCallerIdentity&Version=2011-06-15"
+    request = AWSRequest(
+        method="POST",
+        url="/",
+        data=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Content-Length": "43", "Host": vconv.sts_host},
+    )
+    SigV4Auth(BotoCredentials(peers.access_key_id, peers.secret_access_key), "sts", "us-east-1").add_auth(request)
+    unbound = bson.encode({"a": request.headers["Authorization"], "d": request.headers["X-Amz-Date"]})
+    assert "x-mongodb-server-nonce" not in request.headers["Authorization"]
+
+    with pytest.raises(VerifierProtocolError, match="x-mongodb-server-nonce"):
+        vconv.finish(unbound)
+    # The same bytes, sent to STS without the check: accepted — the check is what binds.
+    with docauth.AwsConversation(docauth.Credentials(peers.access_key_id, peers.secret_access_key)) as conv:
+        other = peers.verifier().start(conv.client_first())
+    answer = other.finish(unbound, check_signed_headers=False)
+    assert answer.ok and answer.arn == peers.user_arn, answer.describe()
+
+
+def test_verifier_checks_the_authorization_header_shape():
+    from peers.verifier import check_authorization
+
+    good = (
+        "AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE/20240101/us-east-1/sts/aws4_request, "
+        "SignedHeaders=content-length;content-type;host;x-amz-date;x-mongodb-gs2-cb-flag;x-mongodb-server-nonce, "
+        "Signature=" + "ab" * 32
+    )
+    assert "x-mongodb-server-nonce" in check_authorization(good, has_token=False)
+    bad = [
+        (good.replace("x-mongodb-gs2-cb-flag;", ""), False),
+        (good.replace(";x-mongodb-server-nonce", ""), False),
+        (good.replace("host;", "host;x-fake-field;"), False),
+        (good.replace("x-amz-date;", "x-amz-date;x-mongodb-channel-binding-data;"), False),
+        (good, True),  # t present but X-Amz-Security-Token not signed
+        (good.replace("x-amz-date;", "x-amz-date;x-amz-security-token;"), False),  # signed, no t
+        (good.replace("/sts/", "/s3/"), False),
+        (good.replace("Credential=AKIAEXAMPLE/20240101/us-east-1/sts/aws4_request", "Credential=AKIAEXAMPLE"), False),
+        (good.replace("AWS4-HMAC-SHA256", "AWS4-HMAC-SHA1"), False),
+        (good.split(", Signature=")[0], False),
+    ]
+    for a, has_token in bad:
+        with pytest.raises(VerifierProtocolError):
+            check_authorization(a, has_token)
+
+
+def test_simplified_arn_is_the_mongodb_user():
+    assert simplified_arn("arn:aws:iam::123456789012:user/a.user") == "arn:aws:iam::123456789012:user/a.user"
+    assert (
+        simplified_arn("arn:aws:sts::123456789012:assumed-role/teleport-docdb-user/i-0abc")
+        == "arn:aws:sts::123456789012:assumed-role/teleport-docdb-user/*"
+    )
+    assert simplified_arn("arn:aws-cn:sts::1:assumed-role/R/s") == "arn:aws-cn:sts::1:assumed-role/R/*"
+    for bad in ("arn:aws:iam::1:role/r", "arn:aws:sts::1:assumed-role/R", "arn:aws:sts::1:assumed-role/R/s/x", "nope"):
+        with pytest.raises(ValueError):
+            simplified_arn(bad)
 
 
 def test_verifier_finishes_a_conversation_once(peers):
