@@ -230,26 +230,23 @@ pub fn client_final_fast(
     creq.update(signed_headers.as_bytes());
     creq.update(b"\n");
     creq.update(STS_BODY_SHA256_HEX.as_bytes());
-    let mut creq_hex = [0u8; 64];
-    hex::encode_to_slice(creq.finalize(), &mut creq_hex).map_err(|e| signing_failed("hash", e))?;
+    let creq_hex = hex_lower(&creq.finalize().into());
 
-    // String to sign.
+    // String to sign, on the stack (at most 17 + 16 + 1 + 8 + 1 + 255 + 17 + 1 + 64 bytes).
     const SCOPE_TAIL: &[u8] = b"/sts/aws4_request";
-    let mut string_to_sign = Vec::with_capacity(
-        17 + 16 + 1 + 8 + 1 + region.len() + SCOPE_TAIL.len() + 1 + creq_hex.len(),
-    );
-    string_to_sign.extend_from_slice(b"AWS4-HMAC-SHA256\n");
-    string_to_sign.extend_from_slice(&amz_date);
-    string_to_sign.push(b'\n');
-    string_to_sign.extend_from_slice(date);
-    string_to_sign.push(b'/');
-    string_to_sign.extend_from_slice(region);
-    string_to_sign.extend_from_slice(SCOPE_TAIL);
-    string_to_sign.push(b'\n');
-    string_to_sign.extend_from_slice(&creq_hex);
+    let mut string_to_sign = StackBuf::<400>::new();
+    string_to_sign.push(b"AWS4-HMAC-SHA256\n")?;
+    string_to_sign.push(&amz_date)?;
+    string_to_sign.push(b"\n")?;
+    string_to_sign.push(date)?;
+    string_to_sign.push(b"/")?;
+    string_to_sign.push(region)?;
+    string_to_sign.push(SCOPE_TAIL)?;
+    string_to_sign.push(b"\n")?;
+    string_to_sign.push(&creq_hex)?;
 
     let key = credentials.sts_signing_key(date, time, host.region());
-    let signature = aws_sigv4::sign::v4::calculate_signature(&key[..], &string_to_sign);
+    let signature = aws_sigv4::sign::v4::calculate_signature(&key[..], string_to_sign.as_slice());
     drop(key);
 
     // Authorization header, written straight into the BSON buffer's string.
@@ -297,9 +294,56 @@ pub fn client_final_fast(
     Ok(doc.into_bytes())
 }
 
+/// Lower-case hex of a SHA-256 digest.
+fn hex_lower(digest: &[u8; 32]) -> [u8; 64] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 64];
+    for (i, byte) in digest.iter().enumerate() {
+        out[2 * i] = DIGITS[(byte >> 4) as usize];
+        out[2 * i + 1] = DIGITS[(byte & 0x0f) as usize];
+    }
+    out
+}
+
+/// A fixed-capacity byte buffer on the stack; overflow is an error, never a panic.
+struct StackBuf<const N: usize> {
+    bytes: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> StackBuf<N> {
+    fn new() -> Self {
+        StackBuf {
+            bytes: [0u8; N],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, data: &[u8]) -> Result<(), Error> {
+        let end = self.len + data.len();
+        let slot = self
+            .bytes
+            .get_mut(self.len..end)
+            .ok_or_else(|| signing_failed("string to sign", "longer than expected"))?;
+        slot.copy_from_slice(data);
+        self.len = end;
+        Ok(())
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_lower_matches_the_hex_crate() {
+        let digest: [u8; 32] = Sha256::digest(b"abc").into();
+        assert_eq!(&hex_lower(&digest)[..], hex::encode(digest).as_bytes());
+    }
 
     #[test]
     fn body_hash_constant_is_the_body_hash() {
