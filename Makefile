@@ -75,7 +75,7 @@ C_VALGRIND := $(VALGRIND) -q --leak-check=full --errors-for-leak-kinds=definite,
 stage = @printf '\n==> %s\n' "$(1)"
 
 .PHONY: all tools venv lib header test test-header test-rust test-c test-install \
-	test-python test-go demo install uninstall bench clean distclean help
+	test-python test-go demo install uninstall bench clean distclean help ferretdb
 
 all: lib
 
@@ -92,6 +92,10 @@ tools:
 	fi
 
 venv: $(VENV_STAMP)
+
+# FerretDB v1.24.2 (SQLite backend) for the DocumentDB stand-in: .tools/bin/ferretdb, built once.
+ferretdb:
+	tests/peers/docdb/build_ferretdb.sh
 
 # Re-run only when the Python package's metadata or the test requirements change
 # (the package itself is installed editable).
