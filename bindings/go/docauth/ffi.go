@@ -1,6 +1,5 @@
 package docauth
 
-// #cgo CFLAGS: -I${SRCDIR}/../../../include
 // #include <stdlib.h>
 // #include <string.h>
 // #include "docauth.h"
