@@ -22,7 +22,8 @@ What it does, the way Amazon DocumentDB 5.0 does it:
 * After authentication, every message except the handshake/auth commands above is relayed
   byte for byte over one plain-TCP backend connection per client connection (request ids
   are untouched, so replies carry the client's `responseTo`); an OP_MSG with `moreToCome`
-  expects no reply; a backend reply with `moreToCome` (exhaust) is followed by more replies.
+  expects no reply (a backend that answers one anyway, like FerretDB 1.x, has that answer
+  dropped); a backend reply with `moreToCome` (exhaust) is followed by more replies.
 * OP_COMPRESSED (never negotiated) and the removed legacy opcodes close the connection.
 
 Command line (prints one JSON line `{"listening": "127.0.0.1:PORT", ...}` on stdout when ready):
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import dataclasses
 import datetime
 import itertools
@@ -186,6 +188,8 @@ class _ClientConnection:
         self.conversation: _Conversation | None = None
         self.conversation_ids = itertools.count(1)
         self.backend: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        # Request ids of relayed moreToCome messages (no reply owed to the client).
+        self.unanswered: collections.deque[int] = collections.deque(maxlen=1024)
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
 
@@ -346,11 +350,18 @@ class _ClientConnection:
         writer.write(msg.raw)
         await writer.drain()
         if msg.op_code == wire.OP_MSG and wire.msg_flags(msg) & wire.MSG_MORE_TO_COME:
-            return True  # fire-and-forget (w:0): no reply will come
+            # Fire-and-forget (w:0): the client expects no reply. FerretDB 1.x ignores the
+            # flag and answers anyway; such an answer is dropped below, never relayed.
+            self.unanswered.append(msg.request_id)
+            return True
         while True:
             reply = await wire.read_message(reader, self.standin.max_message_size)
             if reply is None:
                 raise _BackendClosed("EOF while the client waited for a reply")
+            if reply.response_to in self.unanswered and reply.response_to != msg.request_id:
+                self.unanswered.remove(reply.response_to)
+                log.debug("conn %d: dropped the backend's reply to moreToCome request %d", self.cid, reply.response_to)
+                continue
             if reply.op_code == wire.OP_COMPRESSED:
                 raise _BackendClosed("backend sent OP_COMPRESSED though compression was never negotiated")
             await self.send(reply.raw)
@@ -506,6 +517,13 @@ class StandInThread:
         self._ready.set()
         self._loop.run_forever()
         self._loop.run_until_complete(self.standin.stop())
+        # Also end what the server does not track (e.g. TLS handshakes still in progress).
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
         self._loop.close()
 
     def start(self) -> "StandInThread":
