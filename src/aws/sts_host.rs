@@ -41,14 +41,30 @@ impl<'a> StsHost<'a> {
                 ),
             ));
         }
-        if let Some(offset) = host.bytes().position(|b| !b.is_ascii_graphic()) {
-            return Err(Error::new(
-                ResultCode::SaslMalformedServerFirst,
-                format!(
-                    "the server named an STS host containing byte 0x{:02x} at offset {offset}; only visible ASCII characters can be signed as a Host header",
-                    host.as_bytes()[offset]
-                ),
-            ));
+        // One pass: characters, label boundaries, and where the second label is.
+        let bytes = host.as_bytes();
+        let mut empty_label = false;
+        let mut first_dot = None;
+        let mut second_dot = None;
+        for (offset, &b) in bytes.iter().enumerate() {
+            if !b.is_ascii_graphic() {
+                return Err(Error::new(
+                    ResultCode::SaslMalformedServerFirst,
+                    format!(
+                        "the server named an STS host containing byte 0x{b:02x} at offset {offset}; only visible ASCII characters can be signed as a Host header"
+                    ),
+                ));
+            }
+            if b == b'.' {
+                if offset > 0 && bytes[offset - 1] == b'.' {
+                    empty_label = true;
+                }
+                if first_dot.is_none() {
+                    first_dot = Some(offset);
+                } else if second_dot.is_none() {
+                    second_dot = Some(offset);
+                }
+            }
         }
         if host.starts_with('.') || host.ends_with('.') {
             return Err(Error::new(
@@ -56,17 +72,20 @@ impl<'a> StsHost<'a> {
                 format!("the server named the STS host {host:?}, which starts or ends with a dot"),
             ));
         }
-        if host.contains("..") {
+        if empty_label {
             return Err(Error::new(
                 ResultCode::SaslHostEmptyLabel,
                 format!("the server named the STS host {host:?}, which has an empty label"),
             ));
         }
-        let region = if host == "sts.amazonaws.com" {
-            DEFAULT_REGION
-        } else {
-            // Labels are non-empty now, so a second label exists whenever there is a dot.
-            host.split('.').nth(1).unwrap_or(DEFAULT_REGION)
+        let region = match first_dot {
+            _ if host == "sts.amazonaws.com" => DEFAULT_REGION,
+            None => DEFAULT_REGION,
+            // Labels are non-empty now, so the second label is between the first two dots
+            // (or runs to the end).
+            Some(first) => host
+                .get(first + 1..second_dot.unwrap_or(host.len()))
+                .unwrap_or(DEFAULT_REGION),
         };
         Ok(StsHost { host, region })
     }
@@ -136,6 +155,13 @@ mod tests {
         );
         // Length counts bytes: 128 two-byte characters are 256 bytes.
         assert_eq!(region(&"é".repeat(128)), Err(ResultCode::SaslHostLength));
+    }
+
+    #[test]
+    fn region_is_the_second_label_like_split_says() {
+        for host in ["a.b", "a.bc.d", "sts.x.y.z", "a-1.b_2.c", "x.y"] {
+            assert_eq!(region(host), Ok(host.split('.').nth(1).unwrap()), "{host}");
+        }
     }
 
     #[test]
