@@ -275,3 +275,36 @@ fn sixteen_megabytes_of_junk_is_an_error() {
         assert_eq!(e.code(), ResultCode::SaslMalformedServerFirst);
     }
 }
+
+#[test]
+fn threads_sharing_credentials_and_their_key_cache_sign_correctly() {
+    // Several threads fill and read one credentials' signing-key cache at once, across more
+    // (date, region) pairs than it keeps; every payload must equal the reference.
+    let credentials = Credentials::new("AKIDEXAMPLE", "secret/key+", Some("to/ken=")).unwrap();
+    let hosts = [
+        "sts.amazonaws.com",
+        "sts.eu-west-1.amazonaws.com",
+        "sts.cn-north-1.amazonaws.com.cn",
+        "sts.ap-south-1.amazonaws.com",
+    ];
+    std::thread::scope(|scope| {
+        for worker in 0..4u64 {
+            let credentials = credentials.clone();
+            scope.spawn(move || {
+                for i in 0..300u64 {
+                    let nonce = [(worker * 31 + i) as u8; 32];
+                    let host = hosts[((worker + i) % 4) as usize];
+                    let time = UNIX_EPOCH + Duration::from_secs(1_700_000_000 + (i % 5) * 86_400);
+                    let sf = server_first(&nonce, &[7u8; 32], host);
+                    let fast = started(credentials.clone(), nonce, time)
+                        .client_final(&sf)
+                        .unwrap();
+                    let reference = started(credentials.clone(), nonce, time)
+                        .client_final_reference(&sf)
+                        .unwrap();
+                    assert_eq!(fast, reference, "worker {worker} step {i}");
+                }
+            });
+        }
+    });
+}
