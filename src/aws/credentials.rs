@@ -63,6 +63,34 @@ fn check_header_safe(access_key_id: &str, session_token: Option<&str>) -> Result
     Ok(())
 }
 
+/// The checks every credentials pass, whether built by [`Credentials::new`] or converted from
+/// the SDK type.
+fn validate(
+    access_key_id: &str,
+    secret_access_key: &str,
+    session_token: Option<&str>,
+) -> Result<(), Error> {
+    if access_key_id.trim().is_empty() {
+        return Err(Error::new(
+            ResultCode::AwsInvalidCredentials,
+            "the AWS access key id is empty",
+        ));
+    }
+    if secret_access_key.is_empty() {
+        return Err(Error::new(
+            ResultCode::AwsInvalidCredentials,
+            format!("the AWS secret access key for access key id {access_key_id} is empty"),
+        ));
+    }
+    if session_token.is_some_and(str::is_empty) {
+        return Err(Error::new(
+            ResultCode::AwsInvalidCredentials,
+            format!("the AWS session token for access key id {access_key_id} is empty; pass none for long-term credentials"),
+        ));
+    }
+    check_header_safe(access_key_id, session_token)
+}
+
 impl Credentials {
     /// Static credentials. An empty access key id or secret is refused: it can only produce
     /// a signature that every verifier rejects, so say so now rather than at the server.
@@ -83,25 +111,7 @@ impl Credentials {
         session_token: Option<&str>,
         expires_after: Option<SystemTime>,
     ) -> Result<Self, Error> {
-        if access_key_id.trim().is_empty() {
-            return Err(Error::new(
-                ResultCode::AwsInvalidCredentials,
-                "the AWS access key id is empty",
-            ));
-        }
-        if secret_access_key.is_empty() {
-            return Err(Error::new(
-                ResultCode::AwsInvalidCredentials,
-                format!("the AWS secret access key for access key id {access_key_id} is empty"),
-            ));
-        }
-        if session_token.is_some_and(str::is_empty) {
-            return Err(Error::new(
-                ResultCode::AwsInvalidCredentials,
-                format!("the AWS session token for access key id {access_key_id} is empty; pass none for long-term credentials"),
-            ));
-        }
-        check_header_safe(access_key_id, session_token)?;
+        validate(access_key_id, secret_access_key, session_token)?;
         Ok(Self::from_parts(
             aws_credential_types::Credentials::new(
                 access_key_id,
@@ -214,7 +224,12 @@ impl Credentials {
 
 impl From<aws_credential_types::Credentials> for Credentials {
     fn from(aws: aws_credential_types::Credentials) -> Self {
-        let unusable = check_header_safe(aws.access_key_id(), aws.session_token()).err();
+        let unusable = validate(
+            aws.access_key_id(),
+            aws.secret_access_key(),
+            aws.session_token(),
+        )
+        .err();
         Credentials::from_parts(aws, unusable)
     }
 }
@@ -284,6 +299,18 @@ mod tests {
             c.check_usable().unwrap_err().code(),
             ResultCode::AwsInvalidCredentials
         );
+        let c = Credentials::from(aws_credential_types::Credentials::new(
+            "AKID", "", None, None, "test",
+        ));
+        assert!(c
+            .check_usable()
+            .unwrap_err()
+            .message()
+            .contains("secret access key"));
+        let c = Credentials::from(aws_credential_types::Credentials::new(
+            "AKID", "s", None, None, "test",
+        ));
+        c.check_usable().unwrap();
     }
 
     #[test]
