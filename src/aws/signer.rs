@@ -54,6 +54,11 @@ const SIGNED_HEADERS: &str =
     "content-length;content-type;host;x-amz-date;x-mongodb-gs2-cb-flag;x-mongodb-server-nonce";
 const SIGNED_HEADERS_WITH_TOKEN: &str = "content-length;content-type;host;x-amz-date;x-amz-security-token;x-mongodb-gs2-cb-flag;x-mongodb-server-nonce";
 
+/// The canonical request after the nonce header's value: a blank line ending the headers, the
+/// signed headers, the body hash. A unit test checks them against their parts.
+const CANONICAL_SUFFIX: &str = "\n\ncontent-length;content-type;host;x-amz-date;x-mongodb-gs2-cb-flag;x-mongodb-server-nonce\nab821ae955788b0e33ebd34c208442ccfc2d406e2edc5e7a39bd6458fbb4f843";
+const CANONICAL_SUFFIX_WITH_TOKEN: &str = "\n\ncontent-length;content-type;host;x-amz-date;x-amz-security-token;x-mongodb-gs2-cb-flag;x-mongodb-server-nonce\nab821ae955788b0e33ebd34c208442ccfc2d406e2edc5e7a39bd6458fbb4f843";
+
 /// The canonical request up to the host value: constant, hashed once.
 const CANONICAL_PREFIX: &str =
     "POST\n/\n\ncontent-length:43\ncontent-type:application/x-www-form-urlencoded\nhost:";
@@ -204,32 +209,36 @@ pub fn client_final_fast(
     let region = host.region().as_bytes();
     let token = credentials.session_token();
 
-    // base64 of at most 64 bytes is at most 88 characters.
-    let mut nonce_b64 = [0u8; 88];
-    let nonce_b64_len = BASE64
-        .encode_slice(server_nonce, &mut nonce_b64)
-        .map_err(|e| signing_failed("nonce", e))?;
-    let nonce_b64 = &nonce_b64[..nonce_b64_len];
-
-    // Canonical request, streamed into SHA-256 from the pre-hashed constant prefix.
-    let mut creq = CANONICAL_PREFIX_STATE.clone();
-    creq.update(host.host().as_bytes());
-    creq.update(b"\nx-amz-date:");
-    creq.update(amz_date);
-    let signed_headers = match token {
-        Some(token) => {
-            creq.update(b"\nx-amz-security-token:");
-            creq.update(token.as_bytes());
-            SIGNED_HEADERS_WITH_TOKEN
+    // Canonical request, hashed from the pre-hashed constant prefix in three updates: the
+    // host and date (and the token header's name), the token, then the nonce header and the
+    // constant tail.
+    let mut head = StackBuf::<{ 255 + 12 + 16 + 22 }>::new();
+    head.push(host.host().as_bytes())?;
+    head.push(b"\nx-amz-date:")?;
+    head.push(&amz_date)?;
+    let (signed_headers, canonical_suffix) = match token {
+        Some(_) => {
+            head.push(b"\nx-amz-security-token:")?;
+            (SIGNED_HEADERS_WITH_TOKEN, CANONICAL_SUFFIX_WITH_TOKEN)
         }
-        None => SIGNED_HEADERS,
+        None => (SIGNED_HEADERS, CANONICAL_SUFFIX),
     };
-    creq.update(b"\nx-mongodb-gs2-cb-flag:n\nx-mongodb-server-nonce:");
-    creq.update(nonce_b64);
-    creq.update(b"\n\n");
-    creq.update(signed_headers.as_bytes());
-    creq.update(b"\n");
-    creq.update(STS_BODY_SHA256_HEX.as_bytes());
+    const NONCE_HEADER: &[u8] = b"\nx-mongodb-gs2-cb-flag:n\nx-mongodb-server-nonce:";
+    let mut tail = StackBuf::<{ 48 + 88 + 256 }>::new();
+    tail.push(NONCE_HEADER)?;
+    // base64 of the 64-byte nonce: 88 characters, written in place.
+    let nonce_b64_len = BASE64
+        .encode_slice(server_nonce, tail.spare())
+        .map_err(|e| signing_failed("nonce", e))?;
+    tail.advance(nonce_b64_len)?;
+    tail.push(canonical_suffix.as_bytes())?;
+
+    let mut creq = CANONICAL_PREFIX_STATE.clone();
+    creq.update(head.as_slice());
+    if let Some(token) = token {
+        creq.update(token.as_bytes());
+    }
+    creq.update(tail.as_slice());
     let creq_hex = hex_lower(&creq.finalize().into());
 
     // String to sign, on the stack (at most 17 + 16 + 1 + 8 + 1 + 255 + 17 + 1 + 64 bytes).
@@ -330,6 +339,19 @@ impl<const N: usize> StackBuf<N> {
         Ok(())
     }
 
+    /// The unused capacity, to write into before [`advance`](Self::advance).
+    fn spare(&mut self) -> &mut [u8] {
+        &mut self.bytes[self.len..]
+    }
+
+    fn advance(&mut self, written: usize) -> Result<(), Error> {
+        if written > N - self.len {
+            return Err(signing_failed("buffer", "overflow"));
+        }
+        self.len += written;
+        Ok(())
+    }
+
     fn as_slice(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
@@ -343,6 +365,18 @@ mod tests {
     fn hex_lower_matches_the_hex_crate() {
         let digest: [u8; 32] = Sha256::digest(b"abc").into();
         assert_eq!(&hex_lower(&digest)[..], hex::encode(digest).as_bytes());
+    }
+
+    #[test]
+    fn canonical_suffixes_are_their_parts() {
+        assert_eq!(
+            CANONICAL_SUFFIX,
+            format!("\n\n{SIGNED_HEADERS}\n{STS_BODY_SHA256_HEX}")
+        );
+        assert_eq!(
+            CANONICAL_SUFFIX_WITH_TOKEN,
+            format!("\n\n{SIGNED_HEADERS_WITH_TOKEN}\n{STS_BODY_SHA256_HEX}")
+        );
     }
 
     #[test]
