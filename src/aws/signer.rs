@@ -46,7 +46,9 @@ pub const GS2_CB_FLAG: &str = "n";
 /// cbindgen:ignore
 pub const STS_SERVICE: &str = "sts";
 
-/// Hex SHA-256 of [`STS_BODY`] (a unit test recomputes it).
+/// Hex SHA-256 of [`STS_BODY`] (a unit test recomputes it; it is spelled out inside
+/// `CANONICAL_SUFFIX*`).
+#[cfg(test)]
 const STS_BODY_SHA256_HEX: &str =
     "ab821ae955788b0e33ebd34c208442ccfc2d406e2edc5e7a39bd6458fbb4f843";
 
