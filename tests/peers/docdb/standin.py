@@ -233,6 +233,11 @@ class _ClientConnection:
         if msg.op_code not in (wire.OP_MSG, wire.OP_QUERY):
             log.warning("conn %d: opcode %d is not supported; closing", self.cid, msg.op_code)
             return False
+        if self.user is not None:
+            # Authenticated: relay without decoding, unless it is one of our own commands.
+            name = wire.peek_command_name(msg)
+            if name is not None and name not in LOCAL_COMMANDS:
+                return await self.forward(msg)
         cmd = wire.parse_command(msg)
         if cmd is None:  # OP_QUERY on a collection (legacy find)
             if self.user is None:

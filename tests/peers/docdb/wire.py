@@ -127,6 +127,39 @@ def msg_flags(msg: Message) -> int:
     return struct.unpack_from("<I", msg.raw, HEADER_LEN)[0]
 
 
+def peek_command_name(msg: Message) -> str | None:
+    """The first key of an OP_MSG's body section, without decoding the document (None if the
+    message is not a well-formed OP_MSG as far as this look goes)."""
+    if msg.op_code != OP_MSG:
+        return None
+    body = msg.body
+    end = len(body)
+    if end < 5:
+        return None
+    (flags,) = struct.unpack_from("<I", body, 0)
+    if flags & MSG_CHECKSUM_PRESENT:
+        end -= 4
+    pos = 4
+    while pos < end:
+        kind = body[pos]
+        pos += 1
+        if kind == 1:
+            if end - pos < 4:
+                return None
+            (size,) = struct.unpack_from("<i", body, pos)
+            if size < 4:
+                return None
+            pos += size
+            continue
+        if kind != 0 or end - pos < 6 or body[pos + 4] == 0:
+            return None
+        try:
+            return _cstring_at(body, pos + 5, end)[0]
+        except WireError:
+            return None
+    return None
+
+
 def parse_op_msg(msg: Message) -> Command:
     body = msg.body
     end = len(body)
