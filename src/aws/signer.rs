@@ -84,17 +84,36 @@ pub(crate) fn amz_date(time: SystemTime) -> Result<[u8; 16], Error> {
     if secs > MAX_UNIX_SECONDS {
         return Err(time_out_of_range());
     }
-    let t =
-        time::OffsetDateTime::from_unix_timestamp(secs as i64).map_err(|_| time_out_of_range())?;
+    Ok(amz_date_from_secs(secs))
+}
+
+/// `YYYYMMDD'T'HHMMSS'Z'` for `secs` (at most [`MAX_UNIX_SECONDS`]) since the Unix epoch, UTC.
+/// Civil date from day number: Howard Hinnant's `civil_from_days` (proleptic Gregorian).
+fn amz_date_from_secs(secs: u64) -> [u8; 16] {
+    let days = secs / 86_400;
+    let in_day = secs % 86_400;
+    let z = days + 719_468; // days since 0000-03-01
+    let era = z / 146_097;
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
     let mut out = *b"00000000T000000Z";
-    let year = t.year() as u32; // 1970..=9999, checked above
-    put_digits(&mut out[0..4], year);
-    put_digits(&mut out[4..6], u8::from(t.month()) as u32);
-    put_digits(&mut out[6..8], t.day() as u32);
-    put_digits(&mut out[9..11], t.hour() as u32);
-    put_digits(&mut out[11..13], t.minute() as u32);
-    put_digits(&mut out[13..15], t.second() as u32);
-    Ok(out)
+    put_digits(&mut out[0..4], year as u32);
+    put_digits(&mut out[4..6], month as u32);
+    put_digits(&mut out[6..8], day as u32);
+    put_digits(&mut out[9..11], (in_day / 3_600) as u32);
+    put_digits(&mut out[11..13], (in_day / 60 % 60) as u32);
+    put_digits(&mut out[13..15], (in_day % 60) as u32);
+    out
 }
 
 fn put_digits(out: &mut [u8], mut value: u32) {
@@ -260,31 +279,33 @@ pub fn client_final_fast(
     let signature = aws_sigv4::sign::v4::calculate_signature(&key[..], string_to_sign.as_slice());
     drop(key);
 
-    // Authorization header, written straight into the BSON buffer's string.
-    let access_key_id = credentials.access_key_id();
-    let mut authorization = String::with_capacity(
-        28 + access_key_id.len()
-            + 1
-            + 8
-            + 1
-            + region.len()
-            + SCOPE_TAIL.len()
-            + 16
-            + signed_headers.len()
-            + 12
-            + signature.len(),
-    );
-    authorization.push_str("AWS4-HMAC-SHA256 Credential=");
-    authorization.push_str(access_key_id);
-    authorization.push('/');
-    // `date` and the region are ASCII: checked by amz_date and StsHost.
-    authorization.push_str(std::str::from_utf8(date).map_err(|e| signing_failed("date", e))?);
-    authorization.push('/');
-    authorization.push_str(host.region());
-    authorization.push_str("/sts/aws4_request, SignedHeaders=");
-    authorization.push_str(signed_headers);
-    authorization.push_str(", Signature=");
-    authorization.push_str(&signature);
+    // Authorization header: on the stack unless the access key id is unusually long.
+    let parts: [&[u8]; 10] = [
+        b"AWS4-HMAC-SHA256 Credential=",
+        credentials.access_key_id().as_bytes(),
+        b"/",
+        date,
+        b"/",
+        region,
+        b"/sts/aws4_request, SignedHeaders=",
+        signed_headers.as_bytes(),
+        b", Signature=",
+        signature.as_bytes(),
+    ];
+    let mut on_stack = StackBuf::<768>::new();
+    let on_heap: Vec<u8>;
+    let authorization = if parts.iter().map(|p| p.len()).sum::<usize>() <= 768 {
+        for part in parts {
+            on_stack.push(part)?;
+        }
+        on_stack.as_slice()
+    } else {
+        on_heap = parts.concat();
+        &on_heap
+    };
+    // Every part is ASCII (checked by Credentials, amz_date and StsHost).
+    let authorization =
+        std::str::from_utf8(authorization).map_err(|e| signing_failed("authorization", e))?;
 
     let amz_date = std::str::from_utf8(&amz_date).map_err(|e| signing_failed("date", e))?;
     let capacity = 4
@@ -297,7 +318,7 @@ pub fn client_final_fast(
     buffer.push(0);
     let mut doc =
         RawDocumentBuf::from_bytes(buffer).map_err(|e| signing_failed("BSON encoding", e))?;
-    doc.append_ref("a", RawBsonRef::String(&authorization));
+    doc.append_ref("a", RawBsonRef::String(authorization));
     doc.append_ref("d", RawBsonRef::String(amz_date));
     if let Some(token) = token {
         doc.append_ref("t", RawBsonRef::String(token));
@@ -367,6 +388,58 @@ mod tests {
     fn hex_lower_matches_the_hex_crate() {
         let digest: [u8; 32] = Sha256::digest(b"abc").into();
         assert_eq!(&hex_lower(&digest)[..], hex::encode(digest).as_bytes());
+    }
+
+    #[test]
+    fn amz_date_agrees_with_the_time_crate() {
+        let check = |secs: u64| {
+            let t = time::OffsetDateTime::from_unix_timestamp(secs as i64).unwrap();
+            let expected = format!(
+                "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            );
+            assert_eq!(
+                std::str::from_utf8(&amz_date_from_secs(secs)).unwrap(),
+                expected,
+                "{secs}"
+            );
+        };
+        // Every day up to year 9999 at a varying time of day; midnight and the last second
+        // of the day on a sample of days.
+        let mut day = 0u64;
+        while day * 86_400 <= MAX_UNIX_SECONDS {
+            check(day * 86_400 + (day * 7_919) % 86_400);
+            if day % 97 == 0 {
+                check(day * 86_400);
+                check(day * 86_400 + 86_399);
+            }
+            day += 1;
+        }
+    }
+
+    #[test]
+    fn long_access_key_ids_and_hosts_take_the_heap_path_and_still_match() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let nonce = [9u8; 64];
+        let long_host = format!("sts.{}.example", "r".repeat(240));
+        for akid in ["A".repeat(20), "A".repeat(500), "A".repeat(2_000)] {
+            for host in ["sts.amazonaws.com", long_host.as_str()] {
+                let c = Credentials::new(&akid, "secret", Some("token")).unwrap();
+                let host = StsHost::parse(host).unwrap();
+                assert_eq!(
+                    client_final_fast(&c, &host, &nonce, t).unwrap(),
+                    client_final_reference(&c, &host, &nonce, t).unwrap(),
+                    "akid {} bytes, host {} bytes",
+                    akid.len(),
+                    host.host().len()
+                );
+            }
+        }
     }
 
     #[test]
