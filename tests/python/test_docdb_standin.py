@@ -250,3 +250,54 @@ def test_certificates_as_presented(docdb):
     with pymongo.MongoClient(docdb.host, docdb.port, directConnection=True, serverSelectionTimeoutMS=1500) as c:
         with pytest.raises(ServerSelectionTimeoutError):
             c.admin.command("ping")
+
+
+def _op_msg(doc: dict, request_id: int, flags: int = 0) -> bytes:
+    payload = struct.pack("<I", flags) + b"\x00" + bson.encode(doc)
+    return wire.HEADER.pack(16 + len(payload), request_id, 0, wire.OP_MSG) + payload
+
+
+def test_sasl_protocol_errors(docdb):
+    with _tls_socket(docdb, docdb.port) as s:
+        cases = [
+            ({"saslContinue": 1, "conversationId": 1, "payload": b"x", "$db": "$external"}, 17),
+            ({"saslStart": 1, "mechanism": "SCRAM-SHA-1", "payload": b"x", "$db": "admin"}, 334),
+            ({"saslStart": 1, "mechanism": "MONGODB-AWS", "payload": bson.encode({"r": b"\0" * 32, "p": 110}), "$db": "admin"}, 18),
+            ({"saslStart": 1, "mechanism": "MONGODB-AWS", "payload": bson.encode({"r": b"\0" * 31, "p": 110}), "$db": "$external"}, 18),
+        ]
+        for i, (doc, code) in enumerate(cases):
+            reply = wire.decode_reply(_roundtrip(s, _op_msg(doc, 100 + i)))
+            assert reply["ok"] == 0 and reply["code"] == code, (doc, reply)
+        # a good client-first gets {s, h}; a garbage client-final is refused with 18
+        start = wire.decode_reply(
+            _roundtrip(s, _op_msg({"saslStart": 1, "mechanism": "MONGODB-AWS", "payload": bson.encode({"r": b"\1" * 32, "p": 110}), "$db": "$external"}, 200))
+        )
+        assert start["ok"] == 1 and start["done"] is False
+        server_first = bson.decode(start["payload"])
+        assert server_first["s"][:32] == b"\1" * 32 and len(server_first["s"]) == 64 and server_first["h"] == "sts.amazonaws.com"
+        final = wire.decode_reply(
+            _roundtrip(s, _op_msg({"saslContinue": 1, "conversationId": start["conversationId"], "payload": bson.encode({"a": "x", "d": "y"}), "$db": "$external"}, 201))
+        )
+        assert final["ok"] == 0 and final["code"] == 18
+        assert not last_event(docdb).ok
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(wire.HEADER.pack(5, 1, 0, wire.OP_MSG), id="length-below-header"),
+        pytest.param(wire.HEADER.pack(100_000_000, 1, 0, wire.OP_MSG), id="100MB-length-claim"),
+        pytest.param(wire.HEADER.pack(16 + 10, 1, 0, wire.OP_MSG) + b"\0\0\0\0\0" + b"\x05\0\0\0\x01", id="invalid-bson"),
+        pytest.param(wire.HEADER.pack(16 + 4, 1, 0, 9999) + b"abcd", id="unknown-opcode"),
+        pytest.param(wire.HEADER.pack(16 + 9, 1, 0, wire.OP_COMPRESSED) + struct.pack("<iiB", wire.OP_MSG, 0, 0), id="op-compressed"),
+        pytest.param(_op_msg({"ping": 1, "$db": "admin"}, 1, flags=1 << 5), id="unknown-required-flag"),
+    ],
+)
+def test_malformed_traffic_closes_the_connection(docdb, data):
+    with _tls_socket(docdb, docdb.port) as s:
+        s.sendall(data)
+        s.settimeout(10)
+        assert s.recv(1) == b""  # closed, no reply
+    # other connections are unaffected
+    with client(docdb, None, None) as c:
+        assert c.admin.command("ping")["ok"] == 1.0
