@@ -301,3 +301,15 @@ def test_malformed_traffic_closes_the_connection(docdb, data):
     # other connections are unaffected
     with client(docdb, None, None) as c:
         assert c.admin.command("ping")["ok"] == 1.0
+
+
+def test_broken_servers_for_timeout_and_mid_handshake_cases(docdb):
+    ctx = ssl.create_default_context(cafile=str(docdb.pki.bundle))
+    raw = socket.create_connection((docdb.host, docdb.faults.silent_port), timeout=1)
+    with pytest.raises(TimeoutError):  # TCP is up, the TLS handshake never completes
+        ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+    raw.close()
+    raw = socket.create_connection((docdb.host, docdb.faults.closing_port), timeout=5)
+    with pytest.raises((ssl.SSLError, ConnectionError)):  # closed mid-handshake
+        ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+    raw.close()

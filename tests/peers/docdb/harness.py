@@ -10,8 +10,10 @@
 One backend process (SecantusDB or FerretDB) serves four stand-ins that differ only in the
 certificate they present (see certs.py): the main one (`server.pem`, SANs), and for the
 TLS troubleshooting cases `legacy.pem` (CN only, no SAN), `untrusted.pem` (CA not in the
-bundle) and `expired.pem`. `DocDb.env()` gives the DOCAUTH_TEST_DOCDB_* variables
-(documented in README.md).
+bundle) and `expired.pem`. Two more loopback ports play broken servers: `silent` accepts TCP
+and never answers (a TLS handshake that times out) and `closing` closes every connection as
+soon as it is accepted (server closed mid-handshake). `DocDb.env()` gives the
+DOCAUTH_TEST_DOCDB_* variables (documented in README.md).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import socket
 import tempfile
+import threading
 import urllib.parse
 from pathlib import Path
 from typing import Iterable
@@ -40,6 +44,7 @@ class DocDb:
     untrusted: DocDbStandIn  # untrusted.pem: issued by a CA that is not in the bundle
     expired: DocDbStandIn  # expired.pem
     db_user: str  # the $external user a Teleport db_user names (the role ARN)
+    faults: "FaultListeners"
     _threads: list[StandInThread]
     _workdir: Path
 
@@ -70,6 +75,8 @@ class DocDb:
             "DOCAUTH_TEST_DOCDB_LEGACY_CN_PORT": str(self.legacy.port),
             "DOCAUTH_TEST_DOCDB_UNTRUSTED_PORT": str(self.untrusted.port),
             "DOCAUTH_TEST_DOCDB_EXPIRED_PORT": str(self.expired.port),
+            "DOCAUTH_TEST_DOCDB_SILENT_PORT": str(self.faults.silent_port),
+            "DOCAUTH_TEST_DOCDB_CLOSING_PORT": str(self.faults.closing_port),
             "DOCAUTH_TEST_DOCDB_PKI_DIR": str(self.pki.directory),
             "DOCAUTH_TEST_DOCDB_BACKEND_HOST": self.backend.host,
             "DOCAUTH_TEST_DOCDB_BACKEND_PORT": str(self.backend.port),
@@ -78,8 +85,41 @@ class DocDb:
     def stop(self) -> None:
         for t in self._threads:
             t.stop()
+        self.faults.stop()
         self.backend.stop()
         shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+class FaultListeners:
+    """Two broken servers on loopback: `silent_port` completes TCP (the kernel's backlog) but
+    never reads or answers, so a TLS handshake waits until the client's timeout;
+    `closing_port` accepts and closes at once (the server closed mid-handshake)."""
+
+    def __init__(self) -> None:
+        self._silent = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self._closing = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self.silent_port = self._silent.getsockname()[1]
+        self.closing_port = self._closing.getsockname()[1]
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._close_all, name="docdb-closing", daemon=True)
+        self._thread.start()
+
+    def _close_all(self) -> None:
+        self._closing.settimeout(0.2)
+        while not self._stopped.is_set():
+            try:
+                conn, _ = self._closing.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            conn.close()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(5)
+        self._closing.close()
+        self._silent.close()
 
 
 def uri_for(host: str, port: int, ca_file: str | Path) -> str:
@@ -120,11 +160,13 @@ def start_docdb(
     workdir = Path(tempfile.mkdtemp(prefix="docauth-docdb-"))
     threads: list[StandInThread] = []
     backend_proc: Backend | None = None
+    faults: FaultListeners | None = None
     try:
         pki = make_test_pki(workdir / "pki")
         users_file = write_users(workdir / "users.json", arns)
         users = UserDirectory.load(users_file)
         backend_proc = start_backend(backend)
+        faults = FaultListeners()
         verifier = MongoDbAwsVerifier(sts_endpoint, sts_host)
 
         def standin(cert: Path, key: Path) -> DocDbStandIn:
@@ -148,12 +190,15 @@ def start_docdb(
             untrusted=standin(pki.untrusted_cert, pki.untrusted_key),
             expired=standin(pki.expired_cert, pki.expired_key),
             db_user=arns[0],
+            faults=faults,
             _threads=threads,
             _workdir=workdir,
         )
     except BaseException:
         for t in threads:
             t.stop()
+        if faults is not None:
+            faults.stop()
         if backend_proc is not None:
             backend_proc.stop()
         shutil.rmtree(workdir, ignore_errors=True)
