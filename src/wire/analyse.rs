@@ -8,7 +8,7 @@
 
 use bson::raw::{RawBsonRef, RawDocument};
 
-use super::doc::{first_field, truthy, unique_field};
+use super::doc::{first_field, shown, truthy, unique_field};
 use super::frame::op;
 use super::message::{Message, OpMsg};
 use crate::{Error, Result, ResultCode};
@@ -332,7 +332,10 @@ fn bad(msg: impl Into<String>) -> Error {
 fn duplicate(key: &str) -> Error {
     Error::new(
         ResultCode::WireDuplicateKey,
-        format!("the field `{key}` is given both in the body and as a document sequence; refused"),
+        format!(
+            "the field `{}` is given both in the body and as a document sequence; refused",
+            shown(key)
+        ),
     )
 }
 
@@ -354,7 +357,8 @@ fn split_namespace(ns: &str, what: &str) -> Result<(String, String)> {
             Ok((db.to_owned(), coll.to_owned()))
         }
         _ => Err(bad(format!(
-            "{what} must be a full namespace `db.collection`, got `{ns}`"
+            "{what} must be a full namespace `db.collection`, got `{}`",
+            shown(ns)
         ))),
     }
 }
@@ -500,7 +504,7 @@ pub fn analyse(message: &Message) -> Result<CommandAccess> {
                 ResultCode::WireRefusedQuery,
                 format!(
                     "legacy OP_QUERY on `{}` refused: only `<db>.$cmd` commands are relayed",
-                    q.full_collection_name
+                    shown(q.full_collection_name)
                 ),
             ));
         }
@@ -620,7 +624,10 @@ fn reach(
                 }
                 if AUTH_COMMANDS.contains(&inner_name) || CONNECTION_COMMANDS.contains(&inner_name)
                 {
-                    a.everything(format!("explain of `{inner_name}` is not analysed"));
+                    a.everything(format!(
+                        "explain of `{}` is not analysed",
+                        shown(inner_name)
+                    ));
                 } else {
                     reach(a, Cmd::plain(inner), inner_name, inner_value, db)?;
                 }
@@ -735,7 +742,7 @@ fn reach(
             a.everything(format!("`{n}` reaches every database"));
         }
         n if SAME_DATABASE_COMMANDS.contains(&n) => {}
-        n => a.everything(format!("unknown command `{n}` cannot be analysed")),
+        n => a.everything(format!("unknown command `{}` cannot be analysed", shown(n))),
     }
     Ok(())
 }
@@ -831,7 +838,10 @@ fn apply_ops(a: &mut Analysis, cmd: Cmd<'_>, value: RawBsonRef<'_>) -> Result<()
                     a.everything(reason);
                 }
             }
-            other => a.everything(format!("applyOps op type `{other}` is not analysed")),
+            other => a.everything(format!(
+                "applyOps op type `{}` is not analysed",
+                shown(other)
+            )),
         }
     }
     if let Some(items) = cmd.items("preCondition")? {
@@ -890,7 +900,8 @@ fn pipeline<'a>(
             .map_err(|e| super::doc::invalid("pipeline stage", e))?;
         if keys.next().is_some() {
             return Err(bad(format!(
-                "pipeline stage `{name}` must have exactly one field"
+                "pipeline stage `{}` must have exactly one field",
+                shown(name)
             )));
         }
         stage_reach(a, name, spec, db)?;
@@ -1001,7 +1012,8 @@ fn stage_reach(a: &mut Analysis, name: &str, spec: RawBsonRef<'_>, db: &str) -> 
         }
         n if SAME_DATABASE_STAGES.contains(&n) => {}
         n => a.everything(format!(
-            "unknown aggregation stage `{n}` cannot be analysed"
+            "unknown aggregation stage `{}` cannot be analysed",
+            shown(n)
         )),
     }
     Ok(())

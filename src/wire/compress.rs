@@ -129,7 +129,9 @@ pub(crate) fn decompress(
             }
         }
         Compressor::Zlib => {
-            let mut decoder = flate2::read::ZlibDecoder::new(payload);
+            // bufread: the decoder consumes the slice itself, so what is left is exactly
+            // what follows the zlib stream.
+            let mut decoder = flate2::bufread::ZlibDecoder::new(payload);
             read_exact_then_end(&mut decoder, dest, "zlib")?;
             if !decoder.get_ref().is_empty() {
                 return Err(failed("zlib stream is followed by extra bytes"));
@@ -141,6 +143,14 @@ pub(crate) fn decompress(
             let mut decoder = ruzstd::decoding::StreamingDecoder::new(&mut source)
                 .map_err(|e| failed(format!("zstd data is corrupt: {e}")))?;
             read_exact_then_end(&mut decoder, dest, "zstd")?;
+            if let (Some(sent), Some(computed)) = (
+                decoder.decoder.get_checksum_from_data(),
+                decoder.decoder.get_calculated_checksum(),
+            ) {
+                if sent != computed {
+                    return Err(failed("zstd content checksum does not match"));
+                }
+            }
             drop(decoder);
             if !source.is_empty() {
                 return Err(failed("zstd frame is followed by extra bytes"));

@@ -108,7 +108,10 @@ pub fn first_field(doc: &RawDocument) -> Result<Option<(&str, RawBsonRef<'_>)>> 
         if k == key {
             return Err(Error::new(
                 ResultCode::WireDuplicateKey,
-                format!("the command name `{key}` appears more than once; refused"),
+                format!(
+                    "the command name `{}` appears more than once; refused",
+                    shown(key)
+                ),
             ));
         }
     }
@@ -130,4 +133,18 @@ pub fn truthy(value: RawBsonRef<'_>) -> bool {
         RawBsonRef::Null | RawBsonRef::Undefined => false,
         _ => true,
     }
+}
+
+/// A client-supplied name as shown in an error or reason: at most 64 bytes (cut at a
+/// character boundary, with "…"), so a huge key never ends up in a message or a log.
+pub(crate) fn shown(s: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 64;
+    if s.len() <= MAX {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…", &s[..end]))
 }

@@ -16,6 +16,23 @@
 //!
 //! Nothing here panics on any input, and nothing is allocated in proportion to a claimed
 //! size before that size is checked.
+//!
+//! A `tokio_util::codec::Decoder` is a thin wrapper (the crate does not depend on tokio-util):
+//!
+//! ```ignore
+//! struct WireCodec { limit: usize }
+//! impl tokio_util::codec::Decoder for WireCodec {
+//!     type Item = docauth::wire::Frame;
+//!     type Error = std::io::Error;
+//!     fn decode(&mut self, buf: &mut bytes::BytesMut) -> std::io::Result<Option<Frame>> {
+//!         match docauth::wire::frame_status(buf, self.limit) {
+//!             Ok(docauth::wire::FrameStatus::NeedMore(n)) => { buf.reserve(n); Ok(None) }
+//!             Ok(_) => docauth::wire::try_frame(buf, self.limit).map_err(std::io::Error::other),
+//!             Err(e) => Err(std::io::Error::other(e)),
+//!         }
+//!     }
+//! }
+//! ```
 
 mod analyse;
 mod compress;

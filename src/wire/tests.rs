@@ -1266,3 +1266,68 @@ fn error_codes_are_in_the_wire_group() {
         }
     }
 }
+
+/// Streams made by independent implementations (the `zstd` CLI with `--check`, Python's
+/// zlib) of the OP_MSG `{find: "c", $db: "other", pad: "q" * 300}` (347 bytes after the
+/// header).
+const ZSTD_CLI: &str = "28b52ffd645b0085010002c30911904d07e0e77ef380eeff6fa93b1b932405ff1e8cb3b80e918aed0f9b14fdfc3dd94a7d40fe0f0100465141198f896ced";
+const PY_ZLIB: &str = "78da6360008230460606a6b4ccbc140626202f998149252589810dc8cc2fc9482d62602a484c61d005aa291c05440306060083e08b45";
+
+fn compressed_fixture(compressor: Compressor, payload: &[u8]) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    MessageHeader {
+        length: 0,
+        request_id: 4,
+        response_to: 0,
+        op_code: op::OP_COMPRESSED,
+    }
+    .write(&mut b);
+    b.put_i32_le(op::OP_MSG);
+    b.put_i32_le(347);
+    b.put_u8(compressor.id());
+    b.put_slice(payload);
+    let len = b.len() as i32;
+    b[..4].copy_from_slice(&len.to_le_bytes());
+    b.to_vec()
+}
+
+#[test]
+fn streams_from_independent_compressors_are_accepted() {
+    for (c, hex_stream) in [(Compressor::Zstd, ZSTD_CLI), (Compressor::Zlib, PY_ZLIB)] {
+        let stream = hex::decode(hex_stream).unwrap();
+        let m = parse(compressed_fixture(c, &stream)).unwrap();
+        assert_eq!(m.header().length, 16 + 347);
+        assert_eq!(m.header().request_id, 4);
+        let a = analyse(&m).unwrap();
+        assert_eq!(
+            (a.command.as_str(), a.databases()),
+            ("find", vec!["other"]),
+            "{c:?}"
+        );
+        // Trailing bytes after the stream are refused.
+        let mut extra = stream.clone();
+        extra.extend_from_slice(b"XYZ");
+        let e = parse(compressed_fixture(c, &extra)).unwrap_err();
+        assert_eq!(e.code(), ResultCode::WireDecompressionFailed, "{c:?}");
+    }
+    // A wrong zstd content checksum (the frame's last 4 bytes) is refused.
+    let mut stream = hex::decode(ZSTD_CLI).unwrap();
+    let n = stream.len();
+    stream[n - 1] ^= 0x55;
+    let e = parse(compressed_fixture(Compressor::Zstd, &stream)).unwrap_err();
+    assert_eq!(e.code(), ResultCode::WireDecompressionFailed);
+    assert!(e.message().contains("checksum"), "{e:?}");
+}
+
+#[test]
+fn client_names_in_reasons_are_cut_short() {
+    let long = "x".repeat(10_000);
+    let mut d = Document::new();
+    d.insert(long.clone(), 1);
+    d.insert("$db", "test");
+    let reason = everything(d);
+    assert!(reason.len() < 200, "{}", reason.len());
+    assert!(reason.contains('…'));
+    let e = analyse(&op_query(&format!("test.{long}"), doc! {"a": 1})).unwrap_err();
+    assert!(e.message().len() < 200);
+}
