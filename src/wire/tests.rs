@@ -1331,3 +1331,31 @@ fn client_names_in_reasons_are_cut_short() {
     let e = analyse(&op_query(&format!("test.{long}"), doc! {"a": 1})).unwrap_err();
     assert!(e.message().len() < 200);
 }
+
+/// Messages encoded by pymongo 4.20.1 (`pymongo.message._op_msg`, the driver's own encoder),
+/// the third one zlib-compressed by pymongo's `ZlibContext`.
+const PYMONGO_INSERT: &str = "7d00000067458b6b00000000dd07000000000000002b00000002696e7365727400020000006300086f7264657265640001022464620005000000746573740000013c000000646f63756d656e74730017000000105f696400010000000261000200000078000017000000105f6964000200000002610002000000790000";
+const PYMONGO_AGGREGATE: &str = "0d010000c6237b3200000000dd0700000000000000f8000000026167677265676174650002000000630004706970656c696e6500930000000330005100000003246c6f6f6b757000430000000366726f6d001f00000002646200060000006f746865720002636f6c6c000200000064000002617300020000006a0004706970656c696e6500050000000000000331003700000003246d65726765002a00000003696e746f001f000000026462000600000074686972640002636f6c6c00020000006d000000000003637572736f720005000000000224646200050000007465737400032472656164507265666572656e63650019000000026d6f6465000a0000007365636f6e64617279000000";
+const PYMONGO_RENAME_ZLIB: &str = "60000000469012b000000000dc070000dd0700004600000002789c636000024720662a4acd4bcc4d75cecfc9494d2ec9cccf6360078a96a41697e825323095e4337000b9f92519a9457a490c4c2a29490c6c4081c494dccc3c060600295c0fb8";
+
+#[test]
+fn messages_encoded_by_pymongo() {
+    let m = parse(hex::decode(PYMONGO_INSERT).unwrap()).unwrap();
+    let msg = m.op_msg().unwrap();
+    let seq = msg.sequence("documents").unwrap();
+    assert_eq!(seq.documents().count(), 2);
+    let a = analyse(&m).unwrap();
+    assert_eq!(
+        (a.command.as_str(), a.databases()),
+        ("insert", vec!["test"])
+    );
+
+    let a = analyse(&parse(hex::decode(PYMONGO_AGGREGATE).unwrap()).unwrap()).unwrap();
+    assert_eq!(a.databases(), vec!["test", "other", "third"]);
+    assert!(a.unanalysable.is_none());
+
+    let m = parse(hex::decode(PYMONGO_RENAME_ZLIB).unwrap()).unwrap();
+    assert_eq!(m.compressor(), Some(Compressor::Zlib));
+    let a = analyse(&m).unwrap();
+    assert_eq!(a.databases(), vec!["admin", "test", "other"]);
+}
