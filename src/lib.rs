@@ -4,10 +4,13 @@
 //! place with raw pointers.
 //!
 //! - [`aws`] signs MONGODB-AWS SASL payloads (SigV4 STS GetCallerIdentity).
+//! - [`wire`] parses MongoDB wire messages and names every database a command can reach.
 
 pub mod aws;
 mod error;
 pub mod ffi;
+/// cbindgen:ignore
+pub mod wire;
 
 pub use error::{Error, Result, ResultCode};
 
