@@ -42,6 +42,21 @@ pub enum ResultCode {
     SaslHostEdgeDot = 106,
     /// aws-sigv4 refused to sign the STS request.
     SigningFailed = 107,
+
+    /// A policy config, role or request document is not well-formed JSON/YAML (the message names the file, line and problem).
+    PolicyConfigSyntax = 200,
+    /// A role document is not a valid Teleport role (unknown version, bad template or regex, duplicate name).
+    PolicyRoleInvalid = 201,
+    /// A Rego module does not parse or compile, or operator modules lack `package docauth.operator`.
+    PolicyRegoInvalid = 202,
+    /// A policy config or a file it names is larger than the limit (16 MiB each, 64 MiB total).
+    PolicyConfigTooLarge = 203,
+    /// A policy config or role document nests deeper than the limit (64 levels).
+    PolicyConfigTooDeep = 204,
+    /// A file named by the policy config could not be read.
+    PolicyConfigUnreadable = 205,
+    /// A decision request document is malformed (not a decision: the request could not be understood).
+    PolicyRequestInvalid = 206,
 }
 
 impl ResultCode {
@@ -63,6 +78,13 @@ impl ResultCode {
             ResultCode::SaslHostEmptyLabel,
             ResultCode::SaslHostEdgeDot,
             ResultCode::SigningFailed,
+            ResultCode::PolicyConfigSyntax,
+            ResultCode::PolicyRoleInvalid,
+            ResultCode::PolicyRegoInvalid,
+            ResultCode::PolicyConfigTooLarge,
+            ResultCode::PolicyConfigTooDeep,
+            ResultCode::PolicyConfigUnreadable,
+            ResultCode::PolicyRequestInvalid,
         ]
     }
 
@@ -96,6 +118,13 @@ impl ResultCode {
             ResultCode::SaslHostEmptyLabel => c"DOCAUTH_RESULT_SASL_HOST_EMPTY_LABEL",
             ResultCode::SaslHostEdgeDot => c"DOCAUTH_RESULT_SASL_HOST_EDGE_DOT",
             ResultCode::SigningFailed => c"DOCAUTH_RESULT_SIGNING_FAILED",
+            ResultCode::PolicyConfigSyntax => c"DOCAUTH_RESULT_POLICY_CONFIG_SYNTAX",
+            ResultCode::PolicyRoleInvalid => c"DOCAUTH_RESULT_POLICY_ROLE_INVALID",
+            ResultCode::PolicyRegoInvalid => c"DOCAUTH_RESULT_POLICY_REGO_INVALID",
+            ResultCode::PolicyConfigTooLarge => c"DOCAUTH_RESULT_POLICY_CONFIG_TOO_LARGE",
+            ResultCode::PolicyConfigTooDeep => c"DOCAUTH_RESULT_POLICY_CONFIG_TOO_DEEP",
+            ResultCode::PolicyConfigUnreadable => c"DOCAUTH_RESULT_POLICY_CONFIG_UNREADABLE",
+            ResultCode::PolicyRequestInvalid => c"DOCAUTH_RESULT_POLICY_REQUEST_INVALID",
         }
     }
 }

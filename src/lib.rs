@@ -4,10 +4,12 @@
 //! place with raw pointers.
 //!
 //! - [`aws`] signs MONGODB-AWS SASL payloads (SigV4 STS GetCallerIdentity).
+//! - [`policy`] decides database access: Teleport-compatible roles, evaluated by Rego.
 
 pub mod aws;
 mod error;
 pub mod ffi;
+pub mod policy;
 
 pub use error::{Error, Result, ResultCode};
 

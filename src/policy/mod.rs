@@ -1,0 +1,562 @@
+//! Database access decisions: Teleport-compatible roles evaluated by a Rego policy.
+//!
+//! - [`role`]: role documents (`db_labels`, `db_users`, `db_names`), validated and compiled
+//!   when loaded;
+//! - [`labels`] and [`template`]: label selectors and trait templates, Teleport's semantics;
+//! - [`rego`]: the built-in Rego policy (`builtin.rego`) and operator modules (`regorus`);
+//! - [`config`]: the engine configuration and its limits;
+//! - this module: [`PolicyEngine`], built once from a [`Config`], shareable across threads,
+//!   reloaded by swapping in a new generation atomically; each generation has its own
+//!   decision cache.
+//!
+//! The Rego input document is a stable contract, documented in `docs/policy.md`.
+
+pub mod config;
+pub mod labels;
+pub mod model;
+pub mod rego;
+pub mod role;
+pub mod template;
+
+mod cache;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use regorus::Value;
+
+pub use config::Config;
+pub use model::{AwsMetadata, Database, Decision, Identity, IdentitySpec, Request};
+pub use role::Role;
+
+use crate::Error;
+use cache::DecisionCache;
+use labels::LabelSelector;
+use rego::{obj, str_list, str_map, traits_value, OperatorModules};
+use role::ExpandedRole;
+
+/// Version of the Rego input document (`input.version`).
+pub const INPUT_VERSION: i64 = 1;
+
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+struct DatabaseEntry {
+    db: Database,
+    /// The `input.database` value, built once.
+    value: Value,
+}
+
+struct LoadedRole {
+    role: Role,
+    /// The expansion, when the role does not depend on traits.
+    fixed: Option<ExpandedRole>,
+}
+
+/// One immutable set of rules with its own decision cache.
+struct Generation {
+    id: u64,
+    roles: HashMap<String, LoadedRole>,
+    databases: HashMap<String, DatabaseEntry>,
+    identities: HashMap<String, Arc<Identity>>,
+    operator: Option<OperatorModules>,
+    cache: DecisionCache,
+}
+
+/// The policy engine. `Send + Sync`: share it (e.g. in an `Arc`) between sessions.
+///
+/// [`decide`](Self::decide) may run on any number of threads while
+/// [`reload`](Self::reload) swaps in new rules: each decision sees either the old or the
+/// new rules, never a mix, and the next decision after a reload sees the new ones.
+pub struct PolicyEngine {
+    current: ArcSwap<Generation>,
+}
+
+impl std::fmt::Debug for PolicyEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let g = self.current.load();
+        f.debug_struct("PolicyEngine")
+            .field("generation", &g.id)
+            .field("roles", &g.roles.len())
+            .field("databases", &g.databases.len())
+            .finish()
+    }
+}
+
+impl PolicyEngine {
+    /// Builds an engine. Errors only for bad configuration (invalid Rego, …).
+    pub fn new(config: Config) -> Result<PolicyEngine, Error> {
+        Ok(PolicyEngine {
+            current: ArcSwap::from_pointee(Generation::build(config)?),
+        })
+    }
+
+    /// Builds an engine from a config file (JSON or YAML).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<PolicyEngine, Error> {
+        PolicyEngine::new(Config::from_file(path)?)
+    }
+
+    /// Builds an engine from config text; `source` names it in error messages.
+    pub fn from_config_str(
+        source: &str,
+        text: &str,
+        base_dir: Option<&Path>,
+    ) -> Result<PolicyEngine, Error> {
+        PolicyEngine::new(Config::from_str(source, text, base_dir)?)
+    }
+
+    /// Replaces the rules atomically. On error the current rules stay in force.
+    pub fn reload(&self, config: Config) -> Result<(), Error> {
+        let next = Generation::build(config)?;
+        self.current.store(Arc::new(next));
+        Ok(())
+    }
+
+    /// A number that changes with every successful reload.
+    pub fn generation(&self) -> u64 {
+        self.current.load().id
+    }
+
+    /// A configured identity (config `identities`), by user name.
+    pub fn identity(&self, user: &str) -> Option<Arc<Identity>> {
+        self.current.load().identities.get(user).cloned()
+    }
+
+    /// A configured database, by name.
+    pub fn database(&self, name: &str) -> Option<Database> {
+        self.current
+            .load()
+            .databases
+            .get(name)
+            .map(|e| e.db.clone())
+    }
+
+    /// Decides, answering from the cache of the current generation when it can.
+    pub fn decide(&self, request: &Request) -> Arc<Decision> {
+        let generation = self.current.load();
+        let hash = request.cache_hash();
+        if let Some(hit) = generation.cache.get(hash, request) {
+            return hit;
+        }
+        let decision = Arc::new(generation.decide(request));
+        generation
+            .cache
+            .insert(hash, request.clone(), Arc::clone(&decision));
+        decision
+    }
+
+    /// Only the verdict: the cheapest per-message check.
+    pub fn is_allowed(&self, request: &Request) -> bool {
+        let generation = self.current.load();
+        let hash = request.cache_hash();
+        if let Some(allowed) = generation.cache.allowed(hash, request) {
+            return allowed;
+        }
+        let decision = Arc::new(generation.decide(request));
+        let allowed = decision.allowed;
+        generation.cache.insert(hash, request.clone(), decision);
+        allowed
+    }
+
+    /// Decides without reading or filling the cache.
+    pub fn decide_uncached(&self, request: &Request) -> Decision {
+        self.current.load().decide(request)
+    }
+
+    /// The Rego input document the built-in policy and operator modules see for `request`
+    /// (for `docauth-check --explain` and the documentation).
+    pub fn input_json(&self, request: &Request) -> String {
+        let generation = self.current.load();
+        match generation.facts(request) {
+            Ok((input, _)) => input.to_json_str().unwrap_or_default(),
+            Err(d) => serde_json::json!({ "decision": d }).to_string(),
+        }
+    }
+
+    /// Number of cached decisions in the current generation.
+    pub fn cached_decisions(&self) -> usize {
+        self.current.load().cache.len()
+    }
+}
+
+// -- matching -------------------------------------------------------------------------
+
+/// The IAM alias of a db user on a database with AWS metadata (DocumentDB): the full role
+/// ARN for a role name, the role name for a role ARN of the database's account.
+fn iam_alias(db: &Database, user: &str) -> Option<String> {
+    let account = db.aws.account_id.as_str();
+    if account.is_empty() || user.is_empty() {
+        return None;
+    }
+    let partition = if db.aws.region.starts_with("cn-") {
+        "aws-cn"
+    } else if db.aws.region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    };
+    if let Some(rest) = user.strip_prefix("arn:") {
+        // arn:<partition>:iam::<account>:role/<path/>name
+        let mut parts = rest.splitn(5, ':');
+        let (p, service, region, acct, resource) = (
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+        );
+        let name = resource.strip_prefix("role/")?;
+        if service != "iam" || !region.is_empty() || acct != account || p != partition {
+            return None;
+        }
+        if name.is_empty() || name.ends_with('/') {
+            return None;
+        }
+        return Some(name.to_string());
+    }
+    if user.contains(':') {
+        return None;
+    }
+    let name = user.strip_prefix("role/").unwrap_or(user);
+    if name.is_empty() {
+        return None;
+    }
+    Some(format!("arn:{partition}:iam::{account}:role/{name}"))
+}
+
+/// `db_users`: exact or `*` for the requested user; exact only for its IAM alias
+/// (Teleport's `databaseUserMatcher` with `matchWildcard=false` for alternative names).
+fn user_matches(selectors: &[String], user: &str, alias: Option<&str>) -> bool {
+    selectors
+        .iter()
+        .any(|s| s == "*" || s == user || alias.is_some_and(|a| s == a))
+}
+
+/// `db_names`: exact or `*` (Teleport's `MatchDatabaseName`).
+fn name_matches(selectors: &[String], name: &str) -> bool {
+    selectors.iter().any(|s| s == "*" || s == name)
+}
+
+fn labels_match(
+    sel: &Result<LabelSelector, String>,
+    labels: &BTreeMap<String, String>,
+    role: &str,
+    side: &str,
+    errors: &mut Vec<String>,
+) -> bool {
+    match sel {
+        Ok(s) => s.matches(labels),
+        Err(e) => {
+            errors.push(format!(
+                "role {role:?}: {side}.db_labels cannot be evaluated for this identity: {e}"
+            ));
+            false
+        }
+    }
+}
+
+impl Generation {
+    fn build(config: Config) -> Result<Generation, Error> {
+        rego::check_builtin()?;
+        let id = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
+        let operator = if config.modules.is_empty() {
+            None
+        } else {
+            Some(OperatorModules::new(id, &config.modules)?)
+        };
+        let roles = config
+            .roles
+            .into_iter()
+            .map(|role| {
+                let fixed = role
+                    .is_static
+                    .then(|| role.expand(&template::Traits::new()));
+                (role.name.clone(), LoadedRole { role, fixed })
+            })
+            .collect();
+        let databases = config
+            .databases
+            .into_iter()
+            .map(|db| {
+                let value = obj([
+                    ("name", Value::from(db.name.as_str())),
+                    ("protocol", Value::from(db.protocol.as_str())),
+                    ("uri", Value::from(db.uri.as_str())),
+                    ("labels", str_map(&db.labels)),
+                    (
+                        "aws",
+                        obj([
+                            ("account_id", Value::from(db.aws.account_id.as_str())),
+                            ("region", Value::from(db.aws.region.as_str())),
+                            (
+                                "assume_role_arn",
+                                Value::from(db.aws.assume_role_arn.as_str()),
+                            ),
+                        ]),
+                    ),
+                ]);
+                (db.name.clone(), DatabaseEntry { db, value })
+            })
+            .collect();
+        let identities = config
+            .identities
+            .into_iter()
+            .map(|spec| (spec.user.clone(), Arc::new(Identity::from_spec(spec))))
+            .collect();
+        Ok(Generation {
+            id,
+            roles,
+            databases,
+            identities,
+            operator,
+            cache: DecisionCache::new(),
+        })
+    }
+
+    /// Runs the matchers and builds the Rego input. `Err` is an immediate decision
+    /// (unknown database).
+    fn facts(&self, req: &Request) -> Result<(Value, Facts), Decision> {
+        let Some(entry) = self.databases.get(&req.database) else {
+            return Err(Decision::deny(
+                format!(
+                    "denied: database {:?} is not configured in the policy engine",
+                    req.database
+                ),
+                vec![],
+            ));
+        };
+        let db = &entry.db;
+        let identity = &req.identity;
+        let alias = iam_alias(db, &req.db_user);
+        let alias = alias.as_deref();
+        let databases = req.databases();
+        let connection_command = req.is_connection_command();
+
+        let mut facts = Facts::default();
+        let mut role_values = Vec::with_capacity(identity.roles().len());
+        let mut expanded_storage;
+        for name in identity.roles() {
+            let Some(loaded) = self.roles.get(name) else {
+                facts.unknown_roles.push(name.clone());
+                continue;
+            };
+            let exp: &ExpandedRole = match &loaded.fixed {
+                Some(e) => e,
+                None => {
+                    expanded_storage = loaded.role.expand(identity.traits());
+                    &expanded_storage
+                }
+            };
+            let deny_labels = labels_match(
+                &exp.deny.labels,
+                &db.labels,
+                name,
+                "deny",
+                &mut facts.errors,
+            );
+            let deny_user = user_matches(&exp.deny.db_users, &req.db_user, alias);
+            let deny_names: Vec<&str> = databases
+                .iter()
+                .copied()
+                .filter(|n| name_matches(&exp.deny.db_names, n))
+                .collect();
+            let allow_labels = labels_match(
+                &exp.allow.labels,
+                &db.labels,
+                name,
+                "allow",
+                &mut facts.errors,
+            );
+            let allow_user = user_matches(&exp.allow.db_users, &req.db_user, alias);
+            let allow_names: Vec<&str> = databases
+                .iter()
+                .copied()
+                .filter(|n| name_matches(&exp.allow.db_names, n))
+                .collect();
+            facts.any_allow_labels |= allow_labels;
+            role_values.push(obj([
+                ("name", Value::from(name.as_str())),
+                (
+                    "allow",
+                    obj([
+                        ("labels", Value::from(allow_labels)),
+                        ("db_user", Value::from(allow_user)),
+                        ("db_names", str_list(&allow_names)),
+                    ]),
+                ),
+                (
+                    "deny",
+                    obj([
+                        ("labels", Value::from(deny_labels)),
+                        ("db_user", Value::from(deny_user)),
+                        ("db_names", str_list(&deny_names)),
+                    ]),
+                ),
+            ]));
+            facts.known_roles.push(name.clone());
+        }
+        let command = match &req.command {
+            Some(c) => Value::from(c.as_str()),
+            None => Value::Null,
+        };
+        let input = obj([
+            ("version", Value::from(INPUT_VERSION)),
+            (
+                "identity",
+                obj([
+                    ("user", Value::from(identity.user())),
+                    ("roles", str_list(identity.roles())),
+                    ("traits", traits_value(identity.traits())),
+                ]),
+            ),
+            ("database", entry.value.clone()),
+            (
+                "request",
+                obj([
+                    ("db_user", Value::from(req.db_user.as_str())),
+                    ("db_name", Value::from(req.db_name.as_str())),
+                    ("command", command),
+                    ("namespaces", str_list(&req.namespaces)),
+                    ("databases", str_list(&databases)),
+                    ("connection_command", Value::from(connection_command)),
+                    ("db_user_alias", alias.map_or(Value::Null, Value::from)),
+                ]),
+            ),
+            (
+                "rbac",
+                obj([
+                    ("roles", Value::from(role_values)),
+                    ("unknown_roles", str_list(&facts.unknown_roles)),
+                    ("errors", str_list(&facts.errors)),
+                ]),
+            ),
+        ]);
+        Ok((input, facts))
+    }
+
+    fn decide(&self, req: &Request) -> Decision {
+        let (input, facts) = match self.facts(req) {
+            Ok(v) => v,
+            Err(d) => return d,
+        };
+        let operator_input = self.operator.as_ref().map(|_| input.clone());
+        let outcome = match rego::eval_builtin(input) {
+            Ok(o) => o,
+            Err(e) => {
+                return Decision::deny(
+                    format!("denied: the built-in policy failed to evaluate ({e})"),
+                    vec![],
+                )
+            }
+        };
+        let user = req.identity.user();
+        let db = &req.database;
+        if !outcome.deny_reasons.is_empty() {
+            let mut reasons = outcome.deny_reasons;
+            reasons.sort();
+            return Decision::deny(
+                format!("denied: {}", reasons.join("; ")),
+                outcome.deny_roles,
+            );
+        }
+        if !outcome.allow {
+            let reason = if facts.known_roles.is_empty() {
+                format!("denied: identity {user:?} holds no roles")
+            } else if !facts.any_allow_labels {
+                format!(
+                    "denied: no allow.db_labels of roles [{}] match database {db:?}",
+                    facts.known_roles.join(", ")
+                )
+            } else if outcome.connect_roles.is_empty() {
+                format!(
+                    "denied: no role among [{}] whose allow.db_labels match database {db:?} allows db user {:?} (allow.db_users)",
+                    facts.known_roles.join(", "),
+                    req.db_user
+                )
+            } else {
+                format!(
+                    "denied: no single role allows db user {:?} on database {db:?} together with database name(s) [{}] (allow.db_names of roles [{}])",
+                    req.db_user,
+                    outcome.missing_names.join(", "),
+                    outcome.connect_roles.join(", ")
+                )
+            };
+            return Decision::deny(reason, vec![]);
+        }
+        if let (Some(op), Some(input)) = (&self.operator, operator_input) {
+            let mut reasons = op.deny_reasons(input);
+            if !reasons.is_empty() {
+                reasons.sort();
+                return Decision::deny(format!("denied: {}", reasons.join("; ")), vec![]);
+            }
+        }
+        let names = req.databases();
+        let what = if names.is_empty() {
+            format!(
+                "connection command {:?}",
+                req.command.as_deref().unwrap_or("")
+            )
+        } else {
+            format!("database name(s) [{}]", names.join(", "))
+        };
+        Decision {
+            allowed: true,
+            reason: format!(
+                "allowed by role(s) [{}]: allow.db_labels match database {db:?}, allow.db_users match {:?}, allow.db_names match {what}",
+                outcome.allow_roles.join(", "),
+                req.db_user
+            ),
+            matched_roles: outcome.allow_roles,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Facts {
+    known_roles: Vec<String>,
+    unknown_roles: Vec<String>,
+    errors: Vec<String>,
+    any_allow_labels: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn engine_is_send_and_sync() {
+        assert_send_sync::<PolicyEngine>();
+    }
+
+    #[test]
+    fn iam_aliases() {
+        let db = Database {
+            name: "d".into(),
+            protocol: "mongodb".into(),
+            uri: String::new(),
+            labels: Default::default(),
+            aws: AwsMetadata {
+                account_id: "123456789012".into(),
+                region: "us-east-1".into(),
+                ..Default::default()
+            },
+        };
+        assert_eq!(
+            iam_alias(&db, "teleport-docdb-user").as_deref(),
+            Some("arn:aws:iam::123456789012:role/teleport-docdb-user")
+        );
+        assert_eq!(
+            iam_alias(&db, "arn:aws:iam::123456789012:role/teleport-docdb-user").as_deref(),
+            Some("teleport-docdb-user")
+        );
+        assert_eq!(
+            iam_alias(&db, "arn:aws:iam::999999999999:role/teleport-docdb-user"),
+            None
+        );
+        assert_eq!(iam_alias(&db, "arn:aws:iam::123456789012:user/bob"), None);
+    }
+}
