@@ -1,24 +1,39 @@
 # libdocauth built-in database access policy: Teleport's RBAC rules for databases.
 #
-# The library's matchers (Rust, compiled when the roles are loaded) fill input.rbac with,
-# for every role the identity holds, whether its allow/deny db_labels match the database,
-# whether its db_users match the db user (or the IAM alias of it), and which of the
-# request's database names its db_names match. This module combines those facts the way
-# Teleport's RoleSet.checkAccess does:
+# The library's matchers (Rust, compiled when the roles are loaded) evaluate every role the
+# identity holds against the request, as Teleport's RoleSet.checkAccess matchers do, and
+# fill input.rbac with:
 #
-#   1. deny first: a deny rule whose db_labels match the database denies it; deny db_users
-#      and db_names are greedy and apply whatever that role's deny labels say;
-#   2. then allow: one single role must match the labels, the db user and the db name
-#      together (per database name the request touches);
-#   3. default deny.
+#   deny           one entry per matching deny rule: a role whose deny.db_labels match the
+#                  database ("db_labels"), whose deny.db_users match the db user
+#                  ("db_users"), or whose deny.db_names match a database name the request
+#                  touches ("db_names"); deny db_users/db_names are greedy and apply
+#                  whatever that role's deny labels say;
+#   connect_roles  roles whose allow.db_labels AND allow.db_users both match;
+#   allow          for each database name the request touches, the roles whose
+#                  allow.db_labels, allow.db_users AND allow.db_names all match
+#                  (one single role must match all three: never combined across roles);
+#   unknown_roles  role names the identity holds that are not loaded;
+#   errors         roles that could not be evaluated for this identity.
 #
-# Operator modules never run in this engine: they are evaluated separately and can only
-# add deny reasons (see docs/policy.md).
+# This module combines them: deny first, then allow, default deny. Operator modules never
+# run in this engine: they are evaluated separately and can only add deny reasons
+# (see docs/policy.md).
 package docauth.builtin
 
 import rego.v1
 
 default allow := false
+
+allow if {
+	count(input.rbac.deny) == 0
+	count(input.rbac.unknown_roles) == 0
+	count(input.rbac.errors) == 0
+	count(input.rbac.connect_roles) > 0
+	every n in input.request.databases {
+		count(input.rbac.allow[n]) > 0
+	}
+}
 
 deny_reasons contains msg if {
 	some r in input.rbac.unknown_roles
@@ -30,82 +45,35 @@ deny_reasons contains msg if {
 }
 
 deny_reasons contains msg if {
-	some r in input.rbac.roles
-	r.deny.labels
-	msg := sprintf("role %q: deny.db_labels match database %q", [r.name, input.database.name])
+	some d in input.rbac.deny
+	d.rule == "db_labels"
+	msg := sprintf("role %q: deny.db_labels match database %q", [d.role, input.database.name])
 }
 
 deny_reasons contains msg if {
-	some r in input.rbac.roles
-	r.deny.db_user
-	msg := sprintf("role %q: deny.db_users match db user %q", [r.name, input.request.db_user])
+	some d in input.rbac.deny
+	d.rule == "db_users"
+	msg := sprintf("role %q: deny.db_users match db user %q", [d.role, d.value])
 }
 
 deny_reasons contains msg if {
-	some r in input.rbac.roles
-	some n in r.deny.db_names
-	msg := sprintf("role %q: deny.db_names match database name %q", [r.name, n])
+	some d in input.rbac.deny
+	d.rule == "db_names"
+	msg := sprintf("role %q: deny.db_names match database name %q", [d.role, d.value])
 }
 
-deny_roles contains r.name if {
-	some r in input.rbac.roles
-	r.deny.labels
+deny_reasons contains msg if {
+	count(deny_entries) == 0
+	count(input.rbac.connect_roles) == 0
+	msg := sprintf("no role allows db user %q on database %q (allow.db_labels and allow.db_users of one role)", [input.request.db_user, input.database.name])
 }
 
-deny_roles contains r.name if {
-	some r in input.rbac.roles
-	r.deny.db_user
-}
-
-deny_roles contains r.name if {
-	some r in input.rbac.roles
-	count(r.deny.db_names) > 0
-}
-
-# Roles whose allow side matches the database labels and the db user.
-connect_roles contains r.name if {
-	some r in input.rbac.roles
-	r.allow.labels
-	r.allow.db_user
-}
-
-name_allowed(n) if {
-	some r in input.rbac.roles
-	r.allow.labels
-	r.allow.db_user
-	n in r.allow.db_names
-}
-
-missing_names contains n if {
+deny_reasons contains msg if {
+	count(deny_entries) == 0
+	count(input.rbac.connect_roles) > 0
 	some n in input.request.databases
-	not name_allowed(n)
+	count(input.rbac.allow[n]) == 0
+	msg := sprintf("no single role allows db user %q on database %q with database name %q (allow.db_names of roles %v)", [input.request.db_user, input.database.name, n, input.rbac.connect_roles])
 }
 
-# The allowing roles: connect roles that also allow a database name the request touches
-# (all connect roles for a connection command, which touches no database name).
-allow_roles contains r.name if {
-	some r in input.rbac.roles
-	r.name in connect_roles
-	count(input.request.databases) == 0
-}
-
-allow_roles contains r.name if {
-	some r in input.rbac.roles
-	r.name in connect_roles
-	count(r.allow.db_names) > 0
-}
-
-allow if {
-	count(deny_reasons) == 0
-	count(connect_roles) > 0
-	count(missing_names) == 0
-}
-
-decision := {
-	"allow": allow,
-	"deny_reasons": deny_reasons,
-	"deny_roles": deny_roles,
-	"allow_roles": allow_roles,
-	"connect_roles": connect_roles,
-	"missing_names": missing_names,
-}
+deny_entries := array.concat(array.concat(input.rbac.deny, input.rbac.unknown_roles), input.rbac.errors)

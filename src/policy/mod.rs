@@ -36,7 +36,7 @@ use crate::Error;
 use cache::DecisionCache;
 use labels::LabelSelector;
 use rego::{obj, str_list, str_map, traits_value, OperatorModules};
-use role::ExpandedRole;
+use template::{Template, Traits};
 
 /// Version of the Rego input document (`input.version`).
 pub const INPUT_VERSION: i64 = 1;
@@ -51,8 +51,6 @@ struct DatabaseEntry {
 
 struct LoadedRole {
     role: Role,
-    /// The expansion, when the role does not depend on traits.
-    fixed: Option<ExpandedRole>,
 }
 
 /// One immutable set of rules with its own decision cache.
@@ -228,19 +226,23 @@ fn iam_alias(db: &Database, user: &str) -> Option<String> {
 
 /// `db_users`: exact or `*` for the requested user; exact only for its IAM alias
 /// (Teleport's `databaseUserMatcher` with `matchWildcard=false` for alternative names).
-fn user_matches(selectors: &[String], user: &str, alias: Option<&str>) -> bool {
-    selectors
-        .iter()
-        .any(|s| s == "*" || s == user || alias.is_some_and(|a| s == a))
+fn user_matches(selectors: &[Template], traits: &Traits, user: &str, alias: Option<&str>) -> bool {
+    selectors.iter().any(|t| {
+        t.any_expansion(traits, |s| {
+            s == "*" || s == user || alias.is_some_and(|a| s == a)
+        })
+    })
 }
 
 /// `db_names`: exact or `*` (Teleport's `MatchDatabaseName`).
-fn name_matches(selectors: &[String], name: &str) -> bool {
-    selectors.iter().any(|s| s == "*" || s == name)
+fn name_matches(selectors: &[Template], traits: &Traits, name: &str) -> bool {
+    selectors
+        .iter()
+        .any(|t| t.any_expansion(traits, |s| s == "*" || s == name))
 }
 
 fn labels_match(
-    sel: &Result<LabelSelector, String>,
+    sel: &Result<std::borrow::Cow<'_, LabelSelector>, String>,
     labels: &BTreeMap<String, String>,
     role: &str,
     side: &str,
@@ -269,12 +271,7 @@ impl Generation {
         let roles = config
             .roles
             .into_iter()
-            .map(|role| {
-                let fixed = role
-                    .is_static
-                    .then(|| role.expand(&template::Traits::new()));
-                (role.name.clone(), LoadedRole { role, fixed })
-            })
+            .map(|role| (role.name.clone(), LoadedRole { role }))
             .collect();
         let databases = config
             .databases
@@ -332,70 +329,65 @@ impl Generation {
         let alias = iam_alias(db, &req.db_user);
         let alias = alias.as_deref();
         let databases = req.databases();
-        let connection_command = req.is_connection_command();
 
         let mut facts = Facts::default();
-        let mut role_values = Vec::with_capacity(identity.roles().len());
-        let mut expanded_storage;
+        let mut allow_by_name: Vec<Vec<&str>> = vec![Vec::new(); databases.len()];
+        let mut deny_values = Vec::new();
         for name in identity.roles() {
             let Some(loaded) = self.roles.get(name) else {
                 facts.unknown_roles.push(name.clone());
                 continue;
             };
-            let exp: &ExpandedRole = match &loaded.fixed {
-                Some(e) => e,
-                None => {
-                    expanded_storage = loaded.role.expand(identity.traits());
-                    &expanded_storage
+            facts.known_roles.push(name.clone());
+            let role = &loaded.role;
+            let traits = identity.traits();
+            // Deny: greedy, each rule on its own (Teleport: labels match, or MatchAny).
+            let mut push_deny = |rule: &'static str, value: &str, facts: &mut Facts| {
+                deny_values.push(obj([
+                    ("role", Value::from(name.as_str())),
+                    ("rule", Value::from(rule)),
+                    ("value", Value::from(value)),
+                ]));
+                if !facts.deny_roles.contains(name) {
+                    facts.deny_roles.push(name.clone());
                 }
             };
-            let deny_labels = labels_match(
-                &exp.deny.labels,
-                &db.labels,
-                name,
-                "deny",
-                &mut facts.errors,
-            );
-            let deny_user = user_matches(&exp.deny.db_users, &req.db_user, alias);
-            let deny_names: Vec<&str> = databases
-                .iter()
-                .copied()
-                .filter(|n| name_matches(&exp.deny.db_names, n))
-                .collect();
-            let allow_labels = labels_match(
-                &exp.allow.labels,
-                &db.labels,
-                name,
-                "allow",
-                &mut facts.errors,
-            );
-            let allow_user = user_matches(&exp.allow.db_users, &req.db_user, alias);
-            let allow_names: Vec<&str> = databases
-                .iter()
-                .copied()
-                .filter(|n| name_matches(&exp.allow.db_names, n))
-                .collect();
-            facts.any_allow_labels |= allow_labels;
-            role_values.push(obj([
-                ("name", Value::from(name.as_str())),
-                (
-                    "allow",
-                    obj([
-                        ("labels", Value::from(allow_labels)),
-                        ("db_user", Value::from(allow_user)),
-                        ("db_names", str_list(&allow_names)),
-                    ]),
-                ),
-                (
-                    "deny",
-                    obj([
-                        ("labels", Value::from(deny_labels)),
-                        ("db_user", Value::from(deny_user)),
-                        ("db_names", str_list(&deny_names)),
-                    ]),
-                ),
-            ]));
-            facts.known_roles.push(name.clone());
+            let deny_labels = role.deny.labels_for(traits);
+            if labels_match(&deny_labels, &db.labels, name, "deny", &mut facts.errors) {
+                push_deny("db_labels", &db.name, &mut facts);
+            }
+            if user_matches(&role.deny.db_users, traits, &req.db_user, alias) {
+                push_deny("db_users", &req.db_user, &mut facts);
+            }
+            for n in &databases {
+                if name_matches(&role.deny.db_names, traits, n) {
+                    push_deny("db_names", n, &mut facts);
+                }
+            }
+            // Allow: one role must match labels, db user and db name together.
+            let allow_labels = role.allow.labels_for(traits);
+            if !labels_match(&allow_labels, &db.labels, name, "allow", &mut facts.errors) {
+                continue;
+            }
+            facts.any_allow_labels = true;
+            if !user_matches(&role.allow.db_users, traits, &req.db_user, alias) {
+                continue;
+            }
+            facts.connect_roles.push(name.clone());
+            let mut allows_a_name = databases.is_empty();
+            for (i, n) in databases.iter().enumerate() {
+                if name_matches(&role.allow.db_names, traits, n) {
+                    allow_by_name[i].push(name.as_str());
+                    allows_a_name = true;
+                }
+            }
+            if allows_a_name {
+                facts.allow_roles.push(name.clone());
+            }
+        }
+        let mut allow_map = BTreeMap::new();
+        for (i, n) in databases.iter().enumerate() {
+            allow_map.insert(Value::from(*n), str_list(&allow_by_name[i]));
         }
         let command = match &req.command {
             Some(c) => Value::from(c.as_str()),
@@ -420,14 +412,19 @@ impl Generation {
                     ("command", command),
                     ("namespaces", str_list(&req.namespaces)),
                     ("databases", str_list(&databases)),
-                    ("connection_command", Value::from(connection_command)),
+                    (
+                        "connection_command",
+                        Value::from(req.is_connection_command()),
+                    ),
                     ("db_user_alias", alias.map_or(Value::Null, Value::from)),
                 ]),
             ),
             (
                 "rbac",
                 obj([
-                    ("roles", Value::from(role_values)),
+                    ("deny", Value::from(deny_values)),
+                    ("connect_roles", str_list(&facts.connect_roles)),
+                    ("allow", Value::from(allow_map)),
                     ("unknown_roles", str_list(&facts.unknown_roles)),
                     ("errors", str_list(&facts.errors)),
                 ]),
@@ -441,9 +438,8 @@ impl Generation {
             Ok(v) => v,
             Err(d) => return d,
         };
-        let operator_input = self.operator.as_ref().map(|_| input.clone());
-        let outcome = match rego::eval_builtin(input) {
-            Ok(o) => o,
+        let allowed = match rego::eval_allow(input.clone()) {
+            Ok(a) => a,
             Err(e) => {
                 return Decision::deny(
                     format!("denied: the built-in policy failed to evaluate ({e})"),
@@ -453,39 +449,30 @@ impl Generation {
         };
         let user = req.identity.user();
         let db = &req.database;
-        if !outcome.deny_reasons.is_empty() {
-            let mut reasons = outcome.deny_reasons;
-            reasons.sort();
-            return Decision::deny(
-                format!("denied: {}", reasons.join("; ")),
-                outcome.deny_roles,
-            );
-        }
-        if !outcome.allow {
-            let reason = if facts.known_roles.is_empty() {
-                format!("denied: identity {user:?} holds no roles")
-            } else if !facts.any_allow_labels {
-                format!(
-                    "denied: no allow.db_labels of roles [{}] match database {db:?}",
-                    facts.known_roles.join(", ")
-                )
-            } else if outcome.connect_roles.is_empty() {
-                format!(
-                    "denied: no role among [{}] whose allow.db_labels match database {db:?} allows db user {:?} (allow.db_users)",
-                    facts.known_roles.join(", "),
-                    req.db_user
-                )
-            } else {
-                format!(
-                    "denied: no single role allows db user {:?} on database {db:?} together with database name(s) [{}] (allow.db_names of roles [{}])",
-                    req.db_user,
-                    outcome.missing_names.join(", "),
-                    outcome.connect_roles.join(", ")
-                )
+        if !allowed {
+            let mut reasons = match rego::eval_deny_reasons(input) {
+                Ok(r) => r,
+                Err(e) => vec![format!("the built-in policy failed to explain ({e})")],
             };
-            return Decision::deny(reason, vec![]);
+            if facts.known_roles.is_empty() && facts.unknown_roles.is_empty() {
+                reasons = vec![format!("identity {user:?} holds no roles")];
+            } else if facts.deny_roles.is_empty()
+                && facts.unknown_roles.is_empty()
+                && facts.errors.is_empty()
+                && !facts.any_allow_labels
+            {
+                reasons = vec![format!(
+                    "no allow.db_labels of roles [{}] match database {db:?}",
+                    facts.known_roles.join(", ")
+                )];
+            }
+            if reasons.is_empty() {
+                reasons.push("no allow rule matched (default deny)".to_string());
+            }
+            reasons.sort();
+            return Decision::deny(format!("denied: {}", reasons.join("; ")), facts.deny_roles);
         }
-        if let (Some(op), Some(input)) = (&self.operator, operator_input) {
+        if let Some(op) = &self.operator {
             let mut reasons = op.deny_reasons(input);
             if !reasons.is_empty() {
                 reasons.sort();
@@ -495,7 +482,7 @@ impl Generation {
         let names = req.databases();
         let what = if names.is_empty() {
             format!(
-                "connection command {:?}",
+                "connection command {:?} (no database name needed)",
                 req.command.as_deref().unwrap_or("")
             )
         } else {
@@ -505,10 +492,10 @@ impl Generation {
             allowed: true,
             reason: format!(
                 "allowed by role(s) [{}]: allow.db_labels match database {db:?}, allow.db_users match {:?}, allow.db_names match {what}",
-                outcome.allow_roles.join(", "),
+                facts.allow_roles.join(", "),
                 req.db_user
             ),
-            matched_roles: outcome.allow_roles,
+            matched_roles: facts.allow_roles,
         }
     }
 }
@@ -518,6 +505,9 @@ struct Facts {
     known_roles: Vec<String>,
     unknown_roles: Vec<String>,
     errors: Vec<String>,
+    deny_roles: Vec<String>,
+    connect_roles: Vec<String>,
+    allow_roles: Vec<String>,
     any_allow_labels: bool,
 }
 

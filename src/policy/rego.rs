@@ -3,7 +3,8 @@
 //! change, shadow or extend a built-in rule. Operators contribute only to
 //! `data.docauth.operator.deny`.
 //!
-//! Engines are per thread: a prepared engine is cloned once per thread (and, for operator
+//! The hot `allow` query runs on regorus' compiled VM (RVM); deny reasons are asked only for
+//! a deny, from the interpreter. Engines are per thread: a prepared engine is cloned once per thread (and, for operator
 //! modules, once per engine generation) and then reused, so a decision does not pay for
 //! parsing or cloning.
 
@@ -11,19 +12,23 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use regorus::languages::rego::compiler::Compiler;
+use regorus::rvm::vm::RegoVM;
 use regorus::Value;
 
 use crate::{Error, ResultCode};
 
 /// The built-in policy source.
 pub const BUILTIN_REGO: &str = include_str!("builtin.rego");
-const BUILTIN_RULE: &str = "data.docauth.builtin.decision";
+const ALLOW_RULE: &str = "data.docauth.builtin.allow";
+const DENY_REASONS_RULE: &str = "data.docauth.builtin.deny_reasons";
 /// The only rule read from operator modules.
 pub const OPERATOR_PACKAGE: &str = "data.docauth.operator";
 const OPERATOR_RULE: &str = "data.docauth.operator.deny";
 
 thread_local! {
     static BUILTIN: RefCell<Option<regorus::Engine>> = const { RefCell::new(None) };
+    static BUILTIN_VM: RefCell<Option<RegoVM>> = const { RefCell::new(None) };
     static OPERATOR: RefCell<Option<(u64, regorus::Engine)>> = const { RefCell::new(None) };
 }
 
@@ -41,49 +46,64 @@ fn new_builtin_engine() -> Result<regorus::Engine, Error> {
     Ok(engine)
 }
 
-/// Checks once, at engine construction, that the built-in policy compiles.
+/// Checks once, at engine construction, that the built-in policy compiles for both the
+/// interpreter and the VM.
 pub(crate) fn check_builtin() -> Result<(), Error> {
-    let mut e = new_builtin_engine()?;
-    e.set_input(Value::new_object());
-    e.eval_rule(BUILTIN_RULE.to_string()).map_err(|err| {
+    let invalid = |err: String| {
         Error::new(
             ResultCode::PolicyRegoInvalid,
             format!("built-in policy: {err}"),
         )
+    };
+    BUILTIN_VM.with(|cell| -> Result<(), Error> {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(new_builtin_vm().map_err(invalid)?);
+        }
+        Ok(())
     })?;
+    let mut e = new_builtin_engine()?;
+    e.set_input(Value::new_object());
+    e.eval_rule(DENY_REASONS_RULE.to_string())
+        .map_err(|err| invalid(err.to_string()))?;
     Ok(())
 }
 
-/// The built-in policy's answer.
-#[derive(Debug, Default)]
-pub(crate) struct BuiltinOutcome {
-    pub allow: bool,
-    pub deny_reasons: Vec<String>,
-    pub deny_roles: Vec<String>,
-    pub allow_roles: Vec<String>,
-    pub connect_roles: Vec<String>,
-    pub missing_names: Vec<String>,
+/// The built-in policy compiled to regorus' VM (RVM) for the hot `allow` query.
+fn new_builtin_vm() -> Result<RegoVM, String> {
+    let mut engine = new_builtin_engine().map_err(|e| e.message().to_string())?;
+    let entry: regorus::Rc<str> = regorus::Rc::from(ALLOW_RULE);
+    let compiled = engine
+        .compile_with_entrypoint(&entry)
+        .map_err(|e| e.to_string())?;
+    let program =
+        Compiler::compile_from_policy(&compiled, &[ALLOW_RULE]).map_err(|e| e.to_string())?;
+    let mut vm = RegoVM::new_with_policy(compiled);
+    vm.load_program(program);
+    vm.set_data(Value::new_object())
+        .map_err(|e| e.to_string())?;
+    Ok(vm)
 }
 
-fn strings(v: &Value, key: &str) -> Vec<String> {
-    let field = &v[key];
-    let mut out = Vec::new();
-    if let Ok(set) = field.as_set() {
-        out.extend(
-            set.iter()
-                .filter_map(|s| s.as_string().ok().map(|s| s.to_string())),
-        );
-    } else if let Ok(arr) = field.as_array() {
-        out.extend(
-            arr.iter()
-                .filter_map(|s| s.as_string().ok().map(|s| s.to_string())),
-        );
-    }
-    out
+/// `data.docauth.builtin.allow` for `input`, on this thread's VM.
+pub(crate) fn eval_allow(input: Value) -> Result<bool, String> {
+    BUILTIN_VM.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(new_builtin_vm()?);
+        }
+        let vm = slot.as_mut().ok_or("no VM")?;
+        vm.set_input(input);
+        let v = vm
+            .execute_entry_point_by_name(ALLOW_RULE)
+            .map_err(|e| e.to_string())?;
+        Ok(v == Value::Bool(true))
+    })
 }
 
-/// Evaluates the built-in policy on `input` with this thread's engine.
-pub(crate) fn eval_builtin(input: Value) -> Result<BuiltinOutcome, String> {
+/// `data.docauth.builtin.deny_reasons` for `input` (only asked when `allow` is false), on
+/// this thread's interpreter.
+pub(crate) fn eval_deny_reasons(input: Value) -> Result<Vec<String>, String> {
     BUILTIN.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
@@ -92,17 +112,16 @@ pub(crate) fn eval_builtin(input: Value) -> Result<BuiltinOutcome, String> {
         let engine = slot.as_mut().ok_or("no engine")?;
         engine.set_input(input);
         let v = engine
-            .eval_rule(BUILTIN_RULE.to_string())
+            .eval_rule(DENY_REASONS_RULE.to_string())
             .map_err(|e| e.to_string())?;
-        let allow = matches!(v["allow"].as_bool(), Ok(true));
-        Ok(BuiltinOutcome {
-            allow,
-            deny_reasons: strings(&v, "deny_reasons"),
-            deny_roles: strings(&v, "deny_roles"),
-            allow_roles: strings(&v, "allow_roles"),
-            connect_roles: strings(&v, "connect_roles"),
-            missing_names: strings(&v, "missing_names"),
-        })
+        let mut out = Vec::new();
+        if let Ok(set) = v.as_set() {
+            out.extend(
+                set.iter()
+                    .filter_map(|s| s.as_string().ok().map(|s| s.to_string())),
+            );
+        }
+        Ok(out)
     })
 }
 

@@ -2,6 +2,7 @@
 //! them, reduced to what database access needs: `spec.allow` / `spec.deny` `db_labels`,
 //! `db_users`, `db_names`. Every other field is ignored.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
@@ -70,15 +71,13 @@ pub struct Role {
     pub version: String,
     pub allow: Condition,
     pub deny: Condition,
-    /// True when no part of the role depends on traits (the expansion can be shared).
+    /// True when `db_users` and `db_names` do not depend on traits (the expansion is shared).
     pub is_static: bool,
 }
 
 /// A role's condition after trait expansion for one identity.
 #[derive(Debug, Clone)]
 pub struct ExpandedCondition {
-    /// `Err` holds the message of a trait-expanded label value that is not a valid regex.
-    pub labels: Result<LabelSelector, String>,
     pub db_users: Vec<String>,
     pub db_names: Vec<String>,
 }
@@ -140,7 +139,7 @@ impl Role {
             .map_err(|e| ctx("allow", e))?;
         let deny = Condition::new(deny_labels, deny_raw.db_users, deny_raw.db_names)
             .map_err(|e| ctx("deny", e))?;
-        let is_static = allow.is_static() && deny.is_static();
+        let is_static = allow.is_static_lists() && deny.is_static_lists();
         Ok(Role {
             name,
             version,
@@ -180,9 +179,17 @@ impl Condition {
         })
     }
 
-    fn is_static(&self) -> bool {
-        matches!(self.labels, RoleLabels::Static(_))
-            && self.db_users.iter().all(Template::is_literal)
+    /// The label selector for an identity: borrowed when it has no templates. `Err` holds
+    /// the message of a trait-expanded value that is not a valid regex.
+    pub fn labels_for(&self, traits: &Traits) -> Result<Cow<'_, LabelSelector>, String> {
+        match &self.labels {
+            RoleLabels::Static(s) => Ok(Cow::Borrowed(s)),
+            templated => templated.for_traits(traits).map(Cow::Owned),
+        }
+    }
+
+    fn is_static_lists(&self) -> bool {
+        self.db_users.iter().all(Template::is_literal)
             && self.db_names.iter().all(Template::is_literal)
     }
 
@@ -197,7 +204,6 @@ impl Condition {
             out
         };
         ExpandedCondition {
-            labels: self.labels.for_traits(traits),
             db_users: expand_list(&self.db_users),
             db_names: expand_list(&self.db_names),
         }

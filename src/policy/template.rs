@@ -144,6 +144,31 @@ impl Template {
     }
 }
 
+impl Template {
+    /// True when some expansion of this template satisfies `pred`, without allocating for
+    /// a literal or a plain `{{ns.name}}` template.
+    pub fn any_expansion(&self, traits: &Traits, mut pred: impl FnMut(&str) -> bool) -> bool {
+        match self {
+            Template::Literal(s) => pred(s),
+            Template::Trait {
+                prefix,
+                suffix,
+                name,
+                transform: Transform::None,
+                unsupported: false,
+                ..
+            } if prefix.is_empty() && suffix.is_empty() => traits
+                .get(name)
+                .is_some_and(|values| values.iter().any(|v| !v.is_empty() && pred(v))),
+            _ => {
+                let mut out = Vec::new();
+                self.expand_into(traits, &mut out);
+                out.iter().any(|v| pred(v))
+            }
+        }
+    }
+}
+
 /// `local@domain` → `local`; anything that is not a plain address gives nothing.
 fn email_local(v: &str) -> Option<String> {
     let addr = match (v.find('<'), v.rfind('>')) {
