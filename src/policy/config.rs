@@ -23,8 +23,8 @@
 //! ```
 //!
 //! Relative paths are resolved against the directory of the config file. Limits: every
-//! document (the config and each file it names) at most [`MAX_DOCUMENT_BYTES`], all of them
-//! together at most [`MAX_TOTAL_BYTES`], nesting at most [`MAX_DEPTH`] levels.
+//! document (the config and each file it names) at most 16 MiB, all of them together at most
+//! 64 MiB, nesting at most 64 levels.
 
 use std::path::{Path, PathBuf};
 
@@ -35,11 +35,11 @@ use super::role::{RawRole, Role};
 use crate::{Error, ResultCode};
 
 /// Largest config or role/module file accepted.
-pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
 /// Largest total of the config and every file it names.
-pub const MAX_TOTAL_BYTES: usize = 64 * 1024 * 1024;
+pub(crate) const MAX_TOTAL_BYTES: usize = 64 * 1024 * 1024;
 /// Deepest nesting of arrays/objects accepted in a config or role document.
-pub const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 
 /// A loaded, validated configuration (roles compiled, modules read but not yet compiled).
 #[derive(Debug, Clone, Default)]

@@ -39,7 +39,7 @@ use rego::{obj, str_list, str_map, traits_value, OperatorModules};
 use template::{Template, Traits};
 
 /// Version of the Rego input document (`input.version`).
-pub const INPUT_VERSION: i64 = 1;
+pub(crate) const INPUT_VERSION: i64 = 1;
 
 static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
 
@@ -171,6 +171,72 @@ impl PolicyEngine {
             Ok((input, _)) => input.to_json_str().unwrap_or_default(),
             Err(d) => serde_json::json!({ "decision": d }).to_string(),
         }
+    }
+
+    /// Parses a decision request document (the C ABI's `request_json`):
+    ///
+    /// ```json
+    /// {"identity": {"user": "alice", "roles": ["access"], "traits": {"db_users": ["*"]}},
+    ///  "database": "my-docdb", "db_user": "teleport-docdb-user", "db_name": "test",
+    ///  "command": "find", "namespaces": ["test.orders"]}
+    /// ```
+    ///
+    /// `identity` may also be the user name of an identity from the config. `command` and
+    /// `namespaces` are optional.
+    pub fn request_from_json(&self, json: &str) -> Result<Request, Error> {
+        use crate::ResultCode;
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum IdentityRef {
+            Name(String),
+            Spec(IdentitySpec),
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct RawRequest {
+            identity: IdentityRef,
+            database: String,
+            db_user: String,
+            #[serde(default)]
+            db_name: String,
+            #[serde(default)]
+            command: Option<String>,
+            #[serde(default)]
+            namespaces: Vec<String>,
+        }
+        const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+        if json.len() > MAX_REQUEST_BYTES {
+            return Err(Error::new(
+                ResultCode::PolicyRequestInvalid,
+                format!(
+                    "request is {} bytes, larger than the limit of {MAX_REQUEST_BYTES}",
+                    json.len()
+                ),
+            ));
+        }
+        let raw: RawRequest = serde_json::from_str(json).map_err(|e| {
+            Error::new(
+                ResultCode::PolicyRequestInvalid,
+                format!("request: line {} column {}: {e}", e.line(), e.column()),
+            )
+        })?;
+        let identity = match raw.identity {
+            IdentityRef::Spec(spec) => Arc::new(Identity::from_spec(spec)),
+            IdentityRef::Name(name) => self.identity(&name).ok_or_else(|| {
+                Error::new(
+                    ResultCode::PolicyRequestInvalid,
+                    format!("request: identity {name:?} is not in the config's identities"),
+                )
+            })?,
+        };
+        Ok(Request {
+            identity,
+            database: raw.database,
+            db_user: raw.db_user,
+            db_name: raw.db_name,
+            command: raw.command,
+            namespaces: raw.namespaces,
+        })
     }
 
     /// Number of cached decisions in the current generation.
