@@ -86,6 +86,34 @@ typedef enum docauth_result {
    */
   DOCAUTH_RESULT_SIGNING_FAILED = 107,
   /**
+   * A policy config, role or request document is not well-formed JSON/YAML (the message names the file, line and problem).
+   */
+  DOCAUTH_RESULT_POLICY_CONFIG_SYNTAX = 200,
+  /**
+   * A role document is not a valid Teleport role (unknown version, bad template or regex, duplicate name).
+   */
+  DOCAUTH_RESULT_POLICY_ROLE_INVALID = 201,
+  /**
+   * A Rego module does not parse or compile, or operator modules lack `package docauth.operator`.
+   */
+  DOCAUTH_RESULT_POLICY_REGO_INVALID = 202,
+  /**
+   * A policy config or a file it names is larger than the limit (16 MiB each, 64 MiB total).
+   */
+  DOCAUTH_RESULT_POLICY_CONFIG_TOO_LARGE = 203,
+  /**
+   * A policy config or role document nests deeper than the limit (64 levels).
+   */
+  DOCAUTH_RESULT_POLICY_CONFIG_TOO_DEEP = 204,
+  /**
+   * A file named by the policy config could not be read.
+   */
+  DOCAUTH_RESULT_POLICY_CONFIG_UNREADABLE = 205,
+  /**
+   * A decision request document is malformed (not a decision: the request could not be understood).
+   */
+  DOCAUTH_RESULT_POLICY_REQUEST_INVALID = 206,
+  /**
    * A wire message's header length was below the minimum for its opcode or malformed.
    */
   DOCAUTH_RESULT_WIRE_BAD_LENGTH = 400,
@@ -162,6 +190,26 @@ typedef struct docauth_bytes docauth_bytes;
  * Secrets: copied into zeroizing storage, wiped when the last reference goes; never printed.
  */
 typedef struct docauth_credentials docauth_credentials;
+
+/**
+ * One decision: allowed or denied, a reason, the roles that decided.
+ *
+ * Ownership: created by `docauth_engine_decide`, owned by the caller, freed by
+ * `docauth_decision_free`. Strings it returns are valid until then.
+ * Threads: immutable; may be read from any thread.
+ */
+typedef struct docauth_decision docauth_decision;
+
+/**
+ * A policy engine: roles, databases and operator Rego modules, compiled once.
+ *
+ * Ownership: created by `docauth_engine_new` / `docauth_engine_new_from_file`, freed by
+ * `docauth_engine_free` (after every other call on it has returned).
+ * Threads: shareable. `docauth_engine_decide` and `docauth_engine_reload` may be called
+ * from any number of threads at once; a reload swaps the rules atomically and each decision
+ * sees either the old or the new rules, never a mix.
+ */
+typedef struct docauth_engine docauth_engine;
 
 /**
  * An error: a `docauth_result` code and a human-readable message.
@@ -326,6 +374,104 @@ const char *docauth_error_message(const struct docauth_error *err);
  * Frees an error. `NULL` is a no-op. Must not be called twice on the same pointer.
  */
 void docauth_error_free(struct docauth_error *err);
+
+/**
+ * Builds an engine from a configuration document (JSON or YAML text; see docs/policy.md):
+ * `roles` (inline role documents or file paths, relative to the current directory),
+ * `databases`, optional `identities` and `modules` (operator Rego).
+ *
+ * Errors: DOCAUTH_RESULT_NULL_PARAMETER, DOCAUTH_RESULT_INVALID_UTF8,
+ * DOCAUTH_RESULT_POLICY_CONFIG_SYNTAX (the message names the file, line and problem),
+ * DOCAUTH_RESULT_POLICY_ROLE_INVALID, DOCAUTH_RESULT_POLICY_REGO_INVALID,
+ * DOCAUTH_RESULT_POLICY_CONFIG_TOO_LARGE, DOCAUTH_RESULT_POLICY_CONFIG_TOO_DEEP,
+ * DOCAUTH_RESULT_POLICY_CONFIG_UNREADABLE, DOCAUTH_RESULT_INVALID_CONFIG.
+ * On success `*out` receives an engine the caller frees with `docauth_engine_free`.
+ */
+enum docauth_result docauth_engine_new(const char *config,
+                                       struct docauth_engine **out,
+                                       struct docauth_error **err);
+
+/**
+ * Builds an engine from a configuration file (JSON or YAML); relative paths inside it are
+ * resolved against the file's directory. Errors as `docauth_engine_new`.
+ */
+enum docauth_result docauth_engine_new_from_file(const char *path,
+                                                 struct docauth_engine **out,
+                                                 struct docauth_error **err);
+
+/**
+ * Replaces the engine's rules with those of a new configuration document (as
+ * `docauth_engine_new`). The handle stays valid; decisions running concurrently finish with
+ * the old rules, later ones see the new rules; cached decisions are dropped. On error the
+ * old rules stay in force. Safe to call concurrently with `docauth_engine_decide`.
+ */
+enum docauth_result docauth_engine_reload(const struct docauth_engine *engine,
+                                          const char *config,
+                                          struct docauth_error **err);
+
+/**
+ * As `docauth_engine_reload`, reading the configuration from a file.
+ */
+enum docauth_result docauth_engine_reload_from_file(const struct docauth_engine *engine,
+                                                    const char *path,
+                                                    struct docauth_error **err);
+
+/**
+ * Decides a request (a JSON document):
+ * `{"identity": {"user": "alice", "roles": ["access"], "traits": {"db_users": ["*"]}},
+ *   "database": "my-docdb", "db_user": "teleport-docdb-user", "db_name": "test",
+ *   "command": "find", "namespaces": ["test.orders"]}`
+ * (`identity` may be the name of an identity from the config; `command` and `namespaces`
+ * are optional).
+ *
+ * A deny is a decision (DOCAUTH_RESULT_OK with `docauth_decision_allowed` false), never an
+ * error. Errors: DOCAUTH_RESULT_NULL_PARAMETER, DOCAUTH_RESULT_INVALID_UTF8,
+ * DOCAUTH_RESULT_POLICY_REQUEST_INVALID (malformed request document).
+ * On success `*out` receives a decision the caller frees with `docauth_decision_free`.
+ * Callable from any number of threads at once.
+ */
+enum docauth_result docauth_engine_decide(const struct docauth_engine *engine,
+                                          const char *request_json,
+                                          struct docauth_decision **out,
+                                          struct docauth_error **err);
+
+/**
+ * Frees an engine. `NULL` is a no-op. No other call may be using it.
+ */
+void docauth_engine_free(struct docauth_engine *engine);
+
+/**
+ * True when the decision allows the request; false when it denies it or `decision` is NULL.
+ */
+bool docauth_decision_allowed(const struct docauth_decision *decision);
+
+/**
+ * The reason, naming the deciding role(s) and rule; valid until the decision is freed.
+ * An empty string when `decision` is NULL.
+ */
+const char *docauth_decision_reason(const struct docauth_decision *decision);
+
+/**
+ * How many roles decided (allowing roles, or roles whose deny rules matched); 0 for NULL.
+ */
+size_t docauth_decision_matched_roles_count(const struct docauth_decision *decision);
+
+/**
+ * The `index`-th deciding role name, valid until the decision is freed; NULL when
+ * `decision` is NULL or `index` is out of range.
+ */
+const char *docauth_decision_matched_role(const struct docauth_decision *decision, size_t index);
+
+/**
+ * The decision as JSON: `{"allowed": bool, "reason": "...", "matched_roles": ["..."]}`;
+ * valid until the decision is freed. An empty string when `decision` is NULL.
+ */
+const char *docauth_decision_json(const struct docauth_decision *decision);
+
+/**
+ * Frees a decision. `NULL` is a no-op.
+ */
+void docauth_decision_free(struct docauth_decision *decision);
 
 #ifdef __cplusplus
 }  // extern "C"

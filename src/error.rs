@@ -43,6 +43,20 @@ pub enum ResultCode {
     /// aws-sigv4 refused to sign the STS request.
     SigningFailed = 107,
 
+    /// A policy config, role or request document is not well-formed JSON/YAML (the message names the file, line and problem).
+    PolicyConfigSyntax = 200,
+    /// A role document is not a valid Teleport role (unknown version, bad template or regex, duplicate name).
+    PolicyRoleInvalid = 201,
+    /// A Rego module does not parse or compile, or operator modules lack `package docauth.operator`.
+    PolicyRegoInvalid = 202,
+    /// A policy config or a file it names is larger than the limit (16 MiB each, 64 MiB total).
+    PolicyConfigTooLarge = 203,
+    /// A policy config or role document nests deeper than the limit (64 levels).
+    PolicyConfigTooDeep = 204,
+    /// A file named by the policy config could not be read.
+    PolicyConfigUnreadable = 205,
+    /// A decision request document is malformed (not a decision: the request could not be understood).
+    PolicyRequestInvalid = 206,
     /// A wire message's header length was below the minimum for its opcode or malformed.
     WireBadLength = 400,
     /// A wire message's length exceeded the size limit (48,000,000 or the server's `maxMessageSizeBytes`).
@@ -86,6 +100,13 @@ impl ResultCode {
             ResultCode::SaslHostEmptyLabel,
             ResultCode::SaslHostEdgeDot,
             ResultCode::SigningFailed,
+            ResultCode::PolicyConfigSyntax,
+            ResultCode::PolicyRoleInvalid,
+            ResultCode::PolicyRegoInvalid,
+            ResultCode::PolicyConfigTooLarge,
+            ResultCode::PolicyConfigTooDeep,
+            ResultCode::PolicyConfigUnreadable,
+            ResultCode::PolicyRequestInvalid,
             ResultCode::WireBadLength,
             ResultCode::WireTooLarge,
             ResultCode::WireRefusedOpcode,
@@ -130,6 +151,13 @@ impl ResultCode {
             ResultCode::SaslHostEmptyLabel => c"DOCAUTH_RESULT_SASL_HOST_EMPTY_LABEL",
             ResultCode::SaslHostEdgeDot => c"DOCAUTH_RESULT_SASL_HOST_EDGE_DOT",
             ResultCode::SigningFailed => c"DOCAUTH_RESULT_SIGNING_FAILED",
+            ResultCode::PolicyConfigSyntax => c"DOCAUTH_RESULT_POLICY_CONFIG_SYNTAX",
+            ResultCode::PolicyRoleInvalid => c"DOCAUTH_RESULT_POLICY_ROLE_INVALID",
+            ResultCode::PolicyRegoInvalid => c"DOCAUTH_RESULT_POLICY_REGO_INVALID",
+            ResultCode::PolicyConfigTooLarge => c"DOCAUTH_RESULT_POLICY_CONFIG_TOO_LARGE",
+            ResultCode::PolicyConfigTooDeep => c"DOCAUTH_RESULT_POLICY_CONFIG_TOO_DEEP",
+            ResultCode::PolicyConfigUnreadable => c"DOCAUTH_RESULT_POLICY_CONFIG_UNREADABLE",
+            ResultCode::PolicyRequestInvalid => c"DOCAUTH_RESULT_POLICY_REQUEST_INVALID",
             ResultCode::WireBadLength => c"DOCAUTH_RESULT_WIRE_BAD_LENGTH",
             ResultCode::WireTooLarge => c"DOCAUTH_RESULT_WIRE_TOO_LARGE",
             ResultCode::WireRefusedOpcode => c"DOCAUTH_RESULT_WIRE_REFUSED_OPCODE",

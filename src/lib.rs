@@ -4,11 +4,13 @@
 //! place with raw pointers.
 //!
 //! - [`aws`] signs MONGODB-AWS SASL payloads (SigV4 STS GetCallerIdentity).
+//! - [`policy`] decides database access: Teleport-compatible roles, evaluated by Rego.
 //! - [`wire`] parses MongoDB wire messages and names every database a command can reach.
 
 pub mod aws;
 mod error;
 pub mod ffi;
+pub mod policy;
 /// cbindgen:ignore
 pub mod wire;
 

@@ -18,6 +18,7 @@ mod boundary;
 mod aws;
 mod bytes;
 mod error;
+mod policy;
 
 pub use aws::{
     docauth_aws_conversation, docauth_aws_conversation_client_final,
@@ -27,6 +28,12 @@ pub use aws::{
 };
 pub use bytes::{docauth_bytes, docauth_bytes_data, docauth_bytes_free, docauth_bytes_len};
 pub use error::{docauth_error, docauth_error_code, docauth_error_free, docauth_error_message};
+pub use policy::{
+    docauth_decision, docauth_decision_allowed, docauth_decision_free, docauth_decision_json,
+    docauth_decision_matched_role, docauth_decision_matched_roles_count, docauth_decision_reason,
+    docauth_engine, docauth_engine_decide, docauth_engine_free, docauth_engine_new,
+    docauth_engine_new_from_file, docauth_engine_reload, docauth_engine_reload_from_file,
+};
 
 use std::ffi::c_char;
 
