@@ -42,6 +42,21 @@ pub enum ResultCode {
     SaslHostEdgeDot = 106,
     /// aws-sigv4 refused to sign the STS request.
     SigningFailed = 107,
+
+    /// No AWS credentials were found in any source; the message lists the sources tried.
+    AwsNoCredentials = 300,
+    /// STS refused AssumeRole (AccessDenied): the trust policy or the caller's permissions.
+    AwsAssumeRoleDenied = 301,
+    /// STS could not be reached or did not answer in time.
+    AwsStsUnreachable = 302,
+    /// STS rejected the credentials: expired or invalid token, unknown key, bad signature.
+    AwsInvalidToken = 303,
+    /// A db user or `assume_role_arn` is not a usable IAM role (name or ARN).
+    AwsInvalidRoleArn = 304,
+    /// STS answered with another error.
+    AwsStsError = 305,
+    /// A credentials source (profile, web identity, container, IMDS) failed.
+    AwsCredentialsSourceFailed = 306,
 }
 
 impl ResultCode {
@@ -63,6 +78,13 @@ impl ResultCode {
             ResultCode::SaslHostEmptyLabel,
             ResultCode::SaslHostEdgeDot,
             ResultCode::SigningFailed,
+            ResultCode::AwsNoCredentials,
+            ResultCode::AwsAssumeRoleDenied,
+            ResultCode::AwsStsUnreachable,
+            ResultCode::AwsInvalidToken,
+            ResultCode::AwsInvalidRoleArn,
+            ResultCode::AwsStsError,
+            ResultCode::AwsCredentialsSourceFailed,
         ]
     }
 
@@ -96,6 +118,15 @@ impl ResultCode {
             ResultCode::SaslHostEmptyLabel => c"DOCAUTH_RESULT_SASL_HOST_EMPTY_LABEL",
             ResultCode::SaslHostEdgeDot => c"DOCAUTH_RESULT_SASL_HOST_EDGE_DOT",
             ResultCode::SigningFailed => c"DOCAUTH_RESULT_SIGNING_FAILED",
+            ResultCode::AwsNoCredentials => c"DOCAUTH_RESULT_AWS_NO_CREDENTIALS",
+            ResultCode::AwsAssumeRoleDenied => c"DOCAUTH_RESULT_AWS_ASSUME_ROLE_DENIED",
+            ResultCode::AwsStsUnreachable => c"DOCAUTH_RESULT_AWS_STS_UNREACHABLE",
+            ResultCode::AwsInvalidToken => c"DOCAUTH_RESULT_AWS_INVALID_TOKEN",
+            ResultCode::AwsInvalidRoleArn => c"DOCAUTH_RESULT_AWS_INVALID_ROLE_ARN",
+            ResultCode::AwsStsError => c"DOCAUTH_RESULT_AWS_STS_ERROR",
+            ResultCode::AwsCredentialsSourceFailed => {
+                c"DOCAUTH_RESULT_AWS_CREDENTIALS_SOURCE_FAILED"
+            }
         }
     }
 }

@@ -13,9 +13,17 @@
 #[macro_use]
 mod boundary;
 mod bytes;
+mod credentials_handle;
+mod credentials_provider;
 mod error;
 
 pub use bytes::{docauth_bytes, docauth_bytes_data, docauth_bytes_free, docauth_bytes_len};
+pub use credentials_handle::{docauth_credentials, docauth_credentials_free};
+pub use credentials_provider::{
+    docauth_credentials_provider, docauth_credentials_provider_free,
+    docauth_credentials_provider_invalidate, docauth_credentials_provider_new,
+    docauth_credentials_provider_resolve,
+};
 pub use error::{docauth_error, docauth_error_code, docauth_error_free, docauth_error_message};
 
 use std::ffi::c_char;
