@@ -3,8 +3,8 @@
 
 use std::ffi::c_char;
 
+use super::aws::docauth_credentials;
 use super::boundary::{arg_opt_str, arg_ref, arg_str, free_boxed, Out};
-use super::credentials_handle::docauth_credentials;
 use super::error::docauth_error;
 use crate::aws::CredentialsProvider;
 use crate::ResultCode;
@@ -94,7 +94,7 @@ pub extern "C" fn docauth_credentials_provider_resolve(
         // SAFETY: per this function's contract, NULL or writable storage for one pointer.
         let out = unsafe { Out::new(out, "out") }?;
         let credentials = provider.inner.resolve_blocking(db_user, session_user)?;
-        out.set_boxed(docauth_credentials::new(credentials));
+        out.set_boxed(docauth_credentials { inner: credentials });
         Ok(())
     })
 }
@@ -195,5 +195,5 @@ mod tests {
         docauth_credentials_free(ptr::null_mut());
     }
 
-    use super::super::credentials_handle::docauth_credentials_free;
+    use crate::ffi::docauth_credentials_free;
 }

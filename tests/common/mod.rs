@@ -127,14 +127,36 @@ impl Moto {
 
     /// Minimal HTTP/1.1 client for moto's own API (loopback only).
     pub fn http(&self, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+        let host = format!("127.0.0.1:{}", self.port);
+        self.request(
+            method,
+            path,
+            &[("Host", &host), ("Content-Type", "text/plain")],
+            body,
+        )
+    }
+
+    /// An HTTP/1.1 request to moto with exactly these headers (plus Content-Length and
+    /// Connection: close).
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> std::io::Result<(u16, String)> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
         s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.port,
+        let mut head = format!("{method} {path} HTTP/1.1\r\n");
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
-        )?;
+        ));
+        s.write_all(head.as_bytes())?;
+        s.write_all(body.as_bytes())?;
         let mut raw = Vec::new();
         s.read_to_end(&mut raw)?;
         let text = String::from_utf8_lossy(&raw).into_owned();
