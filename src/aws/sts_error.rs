@@ -209,3 +209,101 @@ pub(crate) fn redact(error: Error, secrets: &[Zeroizing<String>]) -> Error {
         error
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sts::operation::assume_role::AssumeRoleError;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn context(external_id: bool, secrets: &[&str]) -> Context {
+        Context {
+            operation: "AssumeRole",
+            endpoint: "https://sts.us-east-1.amazonaws.com".into(),
+            connect_timeout: Duration::from_millis(3000),
+            operation_timeout: Duration::from_millis(10000),
+            caller: "arn:aws:sts::111111111111:assumed-role/teleport-db-service-role/i-1".into(),
+            role: Some("arn:aws:iam::111111111111:role/db-user-role".into()),
+            external_id,
+            secrets: secrets
+                .iter()
+                .map(|s| Zeroizing::new(s.to_string()))
+                .collect(),
+        }
+    }
+
+    fn service_error(
+        code: Option<&str>,
+        message: &str,
+        status: u16,
+        body: &str,
+    ) -> SdkError<AssumeRoleError, HttpResponse> {
+        let mut meta = ErrorMetadata::builder().message(message);
+        if let Some(code) = code {
+            meta = meta.code(code);
+        }
+        let response = HttpResponse::new(
+            status.try_into().unwrap(),
+            SdkBody::from(body.as_bytes().to_vec()),
+        );
+        SdkError::service_error(AssumeRoleError::generic(meta.build()), response)
+    }
+
+    // Real STS answers an expired session token with ExpiredToken; moto never expires its
+    // tokens, so this mapping is checked on the error value the SDK builds.
+    #[test]
+    fn an_expired_token_is_called_expired() {
+        let e = map(
+            &service_error(
+                Some("ExpiredToken"),
+                "The security token included in the request is expired",
+                403,
+                "",
+            ),
+            &context(false, &[]),
+        );
+        assert_eq!(e.code(), ResultCode::AwsInvalidToken);
+        assert!(e.message().contains("session token has expired"), "{e:?}");
+        assert!(e.message().contains("ExpiredToken"), "{e:?}");
+    }
+
+    #[test]
+    fn access_denied_names_both_arns_and_the_external_id_condition() {
+        let said = "User: arn:aws:sts::111111111111:assumed-role/teleport-db-service-role/i-1 is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::111111111111:role/db-user-role";
+        let e = map(
+            &service_error(Some("AccessDenied"), said, 403, ""),
+            &context(true, &[]),
+        );
+        assert_eq!(e.code(), ResultCode::AwsAssumeRoleDenied);
+        let m = e.message();
+        assert!(m.contains("trust policy of arn:aws:iam::111111111111:role/db-user-role must name arn:aws:sts::111111111111:assumed-role/teleport-db-service-role/i-1"), "{m}");
+        assert!(m.contains("sts:ExternalId"), "{m}");
+        assert!(
+            m.contains(
+                "aws sts assume-role --role-arn arn:aws:iam::111111111111:role/db-user-role"
+            ),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn errors_wrapped_in_errors_are_read_from_the_body_and_secrets_are_removed() {
+        let body = "<ErrorResponse><Errors><Error><Code>SignatureDoesNotMatch</Code><Message>bad signature for TOKENxTOKENxTOKEN</Message></Error></Errors></ErrorResponse>";
+        let e = map(
+            &service_error(None, "", 403, body),
+            &context(false, &["SECRETxSECRET", "TOKENxTOKENxTOKEN"]),
+        );
+        assert_eq!(e.code(), ResultCode::AwsInvalidToken);
+        assert!(e.message().contains("SignatureDoesNotMatch"), "{e:?}");
+        assert!(!e.message().contains("TOKENxTOKENxTOKEN"), "{e:?}");
+        assert!(e.message().contains("** redacted **"), "{e:?}");
+
+        let e = map(
+            &service_error(None, "", 500, "not xml"),
+            &context(false, &[]),
+        );
+        assert_eq!(e.code(), ResultCode::AwsStsError);
+        assert!(e.message().contains("HTTP status 500"), "{e:?}");
+    }
+}
