@@ -131,7 +131,7 @@ test-header: tools
 	$(call stage,test-header: committed include/docauth.h == cbindgen $(CBINDGEN_VERSION) output)
 	CBINDGEN="$(CBINDGEN)" CBINDGEN_VERSION=$(CBINDGEN_VERSION) tests/check-header.sh
 
-test-rust:
+test-rust: venv
 	$(call stage,test-rust: cargo fmt --check)
 	$(CARGO) fmt --all -- --check
 	$(call stage,test-rust: cargo clippy -D warnings)

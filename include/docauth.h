@@ -114,6 +114,34 @@ typedef enum docauth_result {
    */
   DOCAUTH_RESULT_POLICY_REQUEST_INVALID = 206,
   /**
+   * No AWS credentials were found in any source; the message lists the sources tried.
+   */
+  DOCAUTH_RESULT_AWS_NO_CREDENTIALS = 300,
+  /**
+   * STS refused AssumeRole (AccessDenied): the trust policy or the caller's permissions.
+   */
+  DOCAUTH_RESULT_AWS_ASSUME_ROLE_DENIED = 301,
+  /**
+   * STS could not be reached or did not answer in time.
+   */
+  DOCAUTH_RESULT_AWS_STS_UNREACHABLE = 302,
+  /**
+   * STS rejected the credentials: expired or invalid token, unknown key, bad signature.
+   */
+  DOCAUTH_RESULT_AWS_INVALID_TOKEN = 303,
+  /**
+   * A db user or `assume_role_arn` is not a usable IAM role (name or ARN).
+   */
+  DOCAUTH_RESULT_AWS_INVALID_ROLE_ARN = 304,
+  /**
+   * STS answered with another error.
+   */
+  DOCAUTH_RESULT_AWS_STS_ERROR = 305,
+  /**
+   * A credentials source (profile, web identity, container, IMDS) failed.
+   */
+  DOCAUTH_RESULT_AWS_CREDENTIALS_SOURCE_FAILED = 306,
+  /**
    * A wire message's header length was below the minimum for its opcode or malformed.
    */
   DOCAUTH_RESULT_WIRE_BAD_LENGTH = 400,
@@ -190,6 +218,23 @@ typedef struct docauth_bytes docauth_bytes;
  * Secrets: copied into zeroizing storage, wiped when the last reference goes; never printed.
  */
 typedef struct docauth_credentials docauth_credentials;
+
+/**
+ * A credentials provider for one database: where the service's own AWS credentials come
+ * from, the STS/IMDS endpoints and timeouts, and the database's AWS metadata
+ * (`account_id`, `region`, `assume_role_arn`, `external_id`). It caches the temporary
+ * credentials of each (source, role chain, session name) until five minutes before they
+ * expire.
+ *
+ * Ownership: created by `docauth_credentials_provider_new`, owned by the caller, freed
+ * with `docauth_credentials_provider_free`.
+ * Threads: shareable. `docauth_credentials_provider_resolve` and
+ * `docauth_credentials_provider_invalidate` may be called from several threads at once on
+ * the same provider; concurrent resolutions of the same db user wait for one STS call.
+ * Free it once, when no call on it is running. The blocking calls run on a small
+ * library-owned thread pool; do not call them from a callback the library is running.
+ */
+typedef struct docauth_credentials_provider docauth_credentials_provider;
 
 /**
  * One decision: allowed or denied, a reason, the roles that decided.
@@ -358,6 +403,69 @@ size_t docauth_bytes_len(const struct docauth_bytes *b);
  * Frees a buffer. `NULL` is a no-op. Must not be called twice on the same pointer.
  */
 void docauth_bytes_free(struct docauth_bytes *b);
+
+/**
+ * Creates a credentials provider from a JSON configuration, for example:
+ *
+ * ```json
+ * {"source": {"type": "default"},            // or {"type": "static", "access_key_id": ..,
+ *                                            //  "secret_access_key": .., "session_token": ..}
+ *                                            // or {"type": "profile", "name": ".."}
+ *  "region": "us-east-1",
+ *  "sts_endpoint": "https://sts.us-east-1.amazonaws.com",  // else AWS_ENDPOINT_URL_STS
+ *  "imds_endpoint": "http://169.254.169.254",
+ *  "connect_timeout_ms": 3000, "operation_timeout_ms": 10000, "imds_timeout_ms": 1000,
+ *  "session_duration_seconds": 3600,
+ *  "database": {"account_id": "123456789012", "region": "us-east-1",
+ *               "assume_role_arn": "arn:aws:iam::123456789012:role/docdb-access",
+ *               "external_id": "example-external-id"}}
+ * ```
+ *
+ * Every field is optional; unknown fields are refused. No network call is made.
+ * Errors: NULL_PARAMETER, INVALID_UTF8, INVALID_CONFIG (the message names the field),
+ * AWS_INVALID_ROLE_ARN (`assume_role_arn`), AWS_INVALID_CREDENTIALS (empty static keys).
+ * A static secret key in `config_json` is copied into zeroizing storage.
+ */
+enum docauth_result docauth_credentials_provider_new(const char *config_json,
+                                                     struct docauth_credentials_provider **out,
+                                                     struct docauth_error **err);
+
+/**
+ * Resolves `db_user` — an IAM role name (`teleport-docdb-user`) or a full role ARN — to
+ * temporary credentials of that role: the service's own credentials assume
+ * `assume_role_arn` first when the database has one (with `external_id`), then the db
+ * user's role. `session_user` (NULL allowed) is the identity's user name; it becomes the
+ * STS role session name (sanitised to 2–64 characters of `[A-Za-z0-9+=,.@_-]`).
+ *
+ * Blocks the calling thread until the credentials are cached or STS answers (bounded by
+ * the configured timeouts). On success `*out` receives credentials the caller frees with
+ * `docauth_credentials_free`; they may be passed to the MONGODB-AWS conversation.
+ * Errors: NULL_PARAMETER, INVALID_UTF8, AWS_INVALID_ROLE_ARN, AWS_NO_CREDENTIALS (lists
+ * the sources tried), AWS_ASSUME_ROLE_DENIED (names both ARNs and the trust policy fix),
+ * AWS_STS_UNREACHABLE (endpoint and timeout), AWS_INVALID_TOKEN, AWS_STS_ERROR,
+ * AWS_CREDENTIALS_SOURCE_FAILED, INVALID_STATE (called from inside an async runtime).
+ */
+enum docauth_result docauth_credentials_provider_resolve(const struct docauth_credentials_provider *provider,
+                                                         const char *db_user,
+                                                         const char *session_user,
+                                                         struct docauth_credentials **out,
+                                                         struct docauth_error **err);
+
+/**
+ * Drops the cached credentials of `db_user` (role name or ARN), e.g. after DocumentDB
+ * rejected an authentication made with them; the next resolve calls STS again. The
+ * shared `assume_role_arn` hop stays cached. Unknown db users are not an error.
+ * Errors: NULL_PARAMETER, INVALID_UTF8.
+ */
+enum docauth_result docauth_credentials_provider_invalidate(const struct docauth_credentials_provider *provider,
+                                                            const char *db_user,
+                                                            struct docauth_error **err);
+
+/**
+ * Frees a provider and its cached credentials (zeroized). `NULL` is a no-op. Must not be
+ * called twice, nor while another thread is using the provider.
+ */
+void docauth_credentials_provider_free(struct docauth_credentials_provider *provider);
 
 /**
  * The error's code. Returns `DOCAUTH_RESULT_NULL_PARAMETER` when `err` is NULL.

@@ -57,6 +57,20 @@ pub enum ResultCode {
     PolicyConfigUnreadable = 205,
     /// A decision request document is malformed (not a decision: the request could not be understood).
     PolicyRequestInvalid = 206,
+    /// No AWS credentials were found in any source; the message lists the sources tried.
+    AwsNoCredentials = 300,
+    /// STS refused AssumeRole (AccessDenied): the trust policy or the caller's permissions.
+    AwsAssumeRoleDenied = 301,
+    /// STS could not be reached or did not answer in time.
+    AwsStsUnreachable = 302,
+    /// STS rejected the credentials: expired or invalid token, unknown key, bad signature.
+    AwsInvalidToken = 303,
+    /// A db user or `assume_role_arn` is not a usable IAM role (name or ARN).
+    AwsInvalidRoleArn = 304,
+    /// STS answered with another error.
+    AwsStsError = 305,
+    /// A credentials source (profile, web identity, container, IMDS) failed.
+    AwsCredentialsSourceFailed = 306,
     /// A wire message's header length was below the minimum for its opcode or malformed.
     WireBadLength = 400,
     /// A wire message's length exceeded the size limit (48,000,000 or the server's `maxMessageSizeBytes`).
@@ -107,6 +121,13 @@ impl ResultCode {
             ResultCode::PolicyConfigTooDeep,
             ResultCode::PolicyConfigUnreadable,
             ResultCode::PolicyRequestInvalid,
+            ResultCode::AwsNoCredentials,
+            ResultCode::AwsAssumeRoleDenied,
+            ResultCode::AwsStsUnreachable,
+            ResultCode::AwsInvalidToken,
+            ResultCode::AwsInvalidRoleArn,
+            ResultCode::AwsStsError,
+            ResultCode::AwsCredentialsSourceFailed,
             ResultCode::WireBadLength,
             ResultCode::WireTooLarge,
             ResultCode::WireRefusedOpcode,
@@ -158,6 +179,15 @@ impl ResultCode {
             ResultCode::PolicyConfigTooDeep => c"DOCAUTH_RESULT_POLICY_CONFIG_TOO_DEEP",
             ResultCode::PolicyConfigUnreadable => c"DOCAUTH_RESULT_POLICY_CONFIG_UNREADABLE",
             ResultCode::PolicyRequestInvalid => c"DOCAUTH_RESULT_POLICY_REQUEST_INVALID",
+            ResultCode::AwsNoCredentials => c"DOCAUTH_RESULT_AWS_NO_CREDENTIALS",
+            ResultCode::AwsAssumeRoleDenied => c"DOCAUTH_RESULT_AWS_ASSUME_ROLE_DENIED",
+            ResultCode::AwsStsUnreachable => c"DOCAUTH_RESULT_AWS_STS_UNREACHABLE",
+            ResultCode::AwsInvalidToken => c"DOCAUTH_RESULT_AWS_INVALID_TOKEN",
+            ResultCode::AwsInvalidRoleArn => c"DOCAUTH_RESULT_AWS_INVALID_ROLE_ARN",
+            ResultCode::AwsStsError => c"DOCAUTH_RESULT_AWS_STS_ERROR",
+            ResultCode::AwsCredentialsSourceFailed => {
+                c"DOCAUTH_RESULT_AWS_CREDENTIALS_SOURCE_FAILED"
+            }
             ResultCode::WireBadLength => c"DOCAUTH_RESULT_WIRE_BAD_LENGTH",
             ResultCode::WireTooLarge => c"DOCAUTH_RESULT_WIRE_TOO_LARGE",
             ResultCode::WireRefusedOpcode => c"DOCAUTH_RESULT_WIRE_REFUSED_OPCODE",

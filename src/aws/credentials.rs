@@ -234,6 +234,13 @@ impl From<aws_credential_types::Credentials> for Credentials {
     }
 }
 
+/// The same credentials for an AWS SDK client (e.g. to call STS with resolved credentials).
+impl From<&Credentials> for aws_credential_types::Credentials {
+    fn from(c: &Credentials) -> Self {
+        c.as_aws().clone()
+    }
+}
+
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")

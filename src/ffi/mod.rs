@@ -17,6 +17,7 @@
 mod boundary;
 mod aws;
 mod bytes;
+mod credentials_provider;
 mod error;
 mod policy;
 
@@ -27,6 +28,11 @@ pub use aws::{
     docauth_credentials_free, docauth_credentials_new,
 };
 pub use bytes::{docauth_bytes, docauth_bytes_data, docauth_bytes_free, docauth_bytes_len};
+pub use credentials_provider::{
+    docauth_credentials_provider, docauth_credentials_provider_free,
+    docauth_credentials_provider_invalidate, docauth_credentials_provider_new,
+    docauth_credentials_provider_resolve,
+};
 pub use error::{docauth_error, docauth_error_code, docauth_error_free, docauth_error_message};
 pub use policy::{
     docauth_decision, docauth_decision_allowed, docauth_decision_free, docauth_decision_json,

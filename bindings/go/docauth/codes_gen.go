@@ -34,6 +34,56 @@ const (
 	ResultSaslHostEdgeDot Result = 106
 	// aws-sigv4 refused to sign the STS request.
 	ResultSigningFailed Result = 107
+	// A policy config, role or request document is not well-formed JSON/YAML (the message names the file, line and problem).
+	ResultPolicyConfigSyntax Result = 200
+	// A role document is not a valid Teleport role (unknown version, bad template or regex, duplicate name).
+	ResultPolicyRoleInvalid Result = 201
+	// A Rego module does not parse or compile, or operator modules lack `package docauth.operator`.
+	ResultPolicyRegoInvalid Result = 202
+	// A policy config or a file it names is larger than the limit (16 MiB each, 64 MiB total).
+	ResultPolicyConfigTooLarge Result = 203
+	// A policy config or role document nests deeper than the limit (64 levels).
+	ResultPolicyConfigTooDeep Result = 204
+	// A file named by the policy config could not be read.
+	ResultPolicyConfigUnreadable Result = 205
+	// A decision request document is malformed (not a decision: the request could not be understood).
+	ResultPolicyRequestInvalid Result = 206
+	// No AWS credentials were found in any source; the message lists the sources tried.
+	ResultAwsNoCredentials Result = 300
+	// STS refused AssumeRole (AccessDenied): the trust policy or the caller's permissions.
+	ResultAwsAssumeRoleDenied Result = 301
+	// STS could not be reached or did not answer in time.
+	ResultAwsStsUnreachable Result = 302
+	// STS rejected the credentials: expired or invalid token, unknown key, bad signature.
+	ResultAwsInvalidToken Result = 303
+	// A db user or `assume_role_arn` is not a usable IAM role (name or ARN).
+	ResultAwsInvalidRoleArn Result = 304
+	// STS answered with another error.
+	ResultAwsStsError Result = 305
+	// A credentials source (profile, web identity, container, IMDS) failed.
+	ResultAwsCredentialsSourceFailed Result = 306
+	// A wire message's header length was below the minimum for its opcode or malformed.
+	ResultWireBadLength Result = 400
+	// A wire message's length exceeded the size limit (48,000,000 or the server's `maxMessageSizeBytes`).
+	ResultWireTooLarge Result = 401
+	// A wire message used an opcode the proxy refuses (legacy OP_INSERT/OP_UPDATE/OP_DELETE/OP_GET_MORE/OP_KILL_CURSORS, or unknown).
+	ResultWireRefusedOpcode Result = 402
+	// A wire message's structure was invalid (truncated or extra bytes, bad section kind, missing or repeated body section).
+	ResultWireMalformed Result = 403
+	// A document inside a wire message was not valid BSON (or nested too deeply).
+	ResultWireInvalidBson Result = 404
+	// An OP_MSG carried a CRC-32C checksum that did not match its bytes.
+	ResultWireChecksumMismatch Result = 405
+	// An OP_MSG set a required flag bit (0–15) this library does not know.
+	ResultWireUnknownRequiredFlag Result = 406
+	// An OP_COMPRESSED message could not be decompressed within its declared size (unknown compressor, corrupt data, size lie, nested compression).
+	ResultWireDecompressionFailed Result = 407
+	// A key that an access decision reads (`$db`, the command name, a namespace field) appeared more than once.
+	ResultWireDuplicateKey Result = 408
+	// A command could not be analysed because a field it needs was missing or had the wrong type.
+	ResultWireMalformedCommand Result = 409
+	// A legacy OP_QUERY addressed something other than `<db>.$cmd` (legacy find or a pseudo-command).
+	ResultWireRefusedQuery Result = 410
 )
 
 // Sentinel errors for errors.Is, one per failure code (every code but OK).
@@ -67,41 +117,141 @@ var (
 	ErrSaslHostEdgeDot = &Error{Code: ResultSaslHostEdgeDot, Name: "DOCAUTH_RESULT_SASL_HOST_EDGE_DOT", Message: "The STS host `h` started or ended with a dot."}
 	// aws-sigv4 refused to sign the STS request.
 	ErrSigningFailed = &Error{Code: ResultSigningFailed, Name: "DOCAUTH_RESULT_SIGNING_FAILED", Message: "aws-sigv4 refused to sign the STS request."}
+	// A policy config, role or request document is not well-formed JSON/YAML (the message names the file, line and problem).
+	ErrPolicyConfigSyntax = &Error{Code: ResultPolicyConfigSyntax, Name: "DOCAUTH_RESULT_POLICY_CONFIG_SYNTAX", Message: "A policy config, role or request document is not well-formed JSON/YAML (the message names the file, line and problem)."}
+	// A role document is not a valid Teleport role (unknown version, bad template or regex, duplicate name).
+	ErrPolicyRoleInvalid = &Error{Code: ResultPolicyRoleInvalid, Name: "DOCAUTH_RESULT_POLICY_ROLE_INVALID", Message: "A role document is not a valid Teleport role (unknown version, bad template or regex, duplicate name)."}
+	// A Rego module does not parse or compile, or operator modules lack `package docauth.operator`.
+	ErrPolicyRegoInvalid = &Error{Code: ResultPolicyRegoInvalid, Name: "DOCAUTH_RESULT_POLICY_REGO_INVALID", Message: "A Rego module does not parse or compile, or operator modules lack `package docauth.operator`."}
+	// A policy config or a file it names is larger than the limit (16 MiB each, 64 MiB total).
+	ErrPolicyConfigTooLarge = &Error{Code: ResultPolicyConfigTooLarge, Name: "DOCAUTH_RESULT_POLICY_CONFIG_TOO_LARGE", Message: "A policy config or a file it names is larger than the limit (16 MiB each, 64 MiB total)."}
+	// A policy config or role document nests deeper than the limit (64 levels).
+	ErrPolicyConfigTooDeep = &Error{Code: ResultPolicyConfigTooDeep, Name: "DOCAUTH_RESULT_POLICY_CONFIG_TOO_DEEP", Message: "A policy config or role document nests deeper than the limit (64 levels)."}
+	// A file named by the policy config could not be read.
+	ErrPolicyConfigUnreadable = &Error{Code: ResultPolicyConfigUnreadable, Name: "DOCAUTH_RESULT_POLICY_CONFIG_UNREADABLE", Message: "A file named by the policy config could not be read."}
+	// A decision request document is malformed (not a decision: the request could not be understood).
+	ErrPolicyRequestInvalid = &Error{Code: ResultPolicyRequestInvalid, Name: "DOCAUTH_RESULT_POLICY_REQUEST_INVALID", Message: "A decision request document is malformed (not a decision: the request could not be understood)."}
+	// No AWS credentials were found in any source; the message lists the sources tried.
+	ErrAwsNoCredentials = &Error{Code: ResultAwsNoCredentials, Name: "DOCAUTH_RESULT_AWS_NO_CREDENTIALS", Message: "No AWS credentials were found in any source; the message lists the sources tried."}
+	// STS refused AssumeRole (AccessDenied): the trust policy or the caller's permissions.
+	ErrAwsAssumeRoleDenied = &Error{Code: ResultAwsAssumeRoleDenied, Name: "DOCAUTH_RESULT_AWS_ASSUME_ROLE_DENIED", Message: "STS refused AssumeRole (AccessDenied): the trust policy or the caller's permissions."}
+	// STS could not be reached or did not answer in time.
+	ErrAwsStsUnreachable = &Error{Code: ResultAwsStsUnreachable, Name: "DOCAUTH_RESULT_AWS_STS_UNREACHABLE", Message: "STS could not be reached or did not answer in time."}
+	// STS rejected the credentials: expired or invalid token, unknown key, bad signature.
+	ErrAwsInvalidToken = &Error{Code: ResultAwsInvalidToken, Name: "DOCAUTH_RESULT_AWS_INVALID_TOKEN", Message: "STS rejected the credentials: expired or invalid token, unknown key, bad signature."}
+	// A db user or `assume_role_arn` is not a usable IAM role (name or ARN).
+	ErrAwsInvalidRoleArn = &Error{Code: ResultAwsInvalidRoleArn, Name: "DOCAUTH_RESULT_AWS_INVALID_ROLE_ARN", Message: "A db user or `assume_role_arn` is not a usable IAM role (name or ARN)."}
+	// STS answered with another error.
+	ErrAwsStsError = &Error{Code: ResultAwsStsError, Name: "DOCAUTH_RESULT_AWS_STS_ERROR", Message: "STS answered with another error."}
+	// A credentials source (profile, web identity, container, IMDS) failed.
+	ErrAwsCredentialsSourceFailed = &Error{Code: ResultAwsCredentialsSourceFailed, Name: "DOCAUTH_RESULT_AWS_CREDENTIALS_SOURCE_FAILED", Message: "A credentials source (profile, web identity, container, IMDS) failed."}
+	// A wire message's header length was below the minimum for its opcode or malformed.
+	ErrWireBadLength = &Error{Code: ResultWireBadLength, Name: "DOCAUTH_RESULT_WIRE_BAD_LENGTH", Message: "A wire message's header length was below the minimum for its opcode or malformed."}
+	// A wire message's length exceeded the size limit (48,000,000 or the server's `maxMessageSizeBytes`).
+	ErrWireTooLarge = &Error{Code: ResultWireTooLarge, Name: "DOCAUTH_RESULT_WIRE_TOO_LARGE", Message: "A wire message's length exceeded the size limit (48,000,000 or the server's `maxMessageSizeBytes`)."}
+	// A wire message used an opcode the proxy refuses (legacy OP_INSERT/OP_UPDATE/OP_DELETE/OP_GET_MORE/OP_KILL_CURSORS, or unknown).
+	ErrWireRefusedOpcode = &Error{Code: ResultWireRefusedOpcode, Name: "DOCAUTH_RESULT_WIRE_REFUSED_OPCODE", Message: "A wire message used an opcode the proxy refuses (legacy OP_INSERT/OP_UPDATE/OP_DELETE/OP_GET_MORE/OP_KILL_CURSORS, or unknown)."}
+	// A wire message's structure was invalid (truncated or extra bytes, bad section kind, missing or repeated body section).
+	ErrWireMalformed = &Error{Code: ResultWireMalformed, Name: "DOCAUTH_RESULT_WIRE_MALFORMED", Message: "A wire message's structure was invalid (truncated or extra bytes, bad section kind, missing or repeated body section)."}
+	// A document inside a wire message was not valid BSON (or nested too deeply).
+	ErrWireInvalidBson = &Error{Code: ResultWireInvalidBson, Name: "DOCAUTH_RESULT_WIRE_INVALID_BSON", Message: "A document inside a wire message was not valid BSON (or nested too deeply)."}
+	// An OP_MSG carried a CRC-32C checksum that did not match its bytes.
+	ErrWireChecksumMismatch = &Error{Code: ResultWireChecksumMismatch, Name: "DOCAUTH_RESULT_WIRE_CHECKSUM_MISMATCH", Message: "An OP_MSG carried a CRC-32C checksum that did not match its bytes."}
+	// An OP_MSG set a required flag bit (0–15) this library does not know.
+	ErrWireUnknownRequiredFlag = &Error{Code: ResultWireUnknownRequiredFlag, Name: "DOCAUTH_RESULT_WIRE_UNKNOWN_REQUIRED_FLAG", Message: "An OP_MSG set a required flag bit (0–15) this library does not know."}
+	// An OP_COMPRESSED message could not be decompressed within its declared size (unknown compressor, corrupt data, size lie, nested compression).
+	ErrWireDecompressionFailed = &Error{Code: ResultWireDecompressionFailed, Name: "DOCAUTH_RESULT_WIRE_DECOMPRESSION_FAILED", Message: "An OP_COMPRESSED message could not be decompressed within its declared size (unknown compressor, corrupt data, size lie, nested compression)."}
+	// A key that an access decision reads (`$db`, the command name, a namespace field) appeared more than once.
+	ErrWireDuplicateKey = &Error{Code: ResultWireDuplicateKey, Name: "DOCAUTH_RESULT_WIRE_DUPLICATE_KEY", Message: "A key that an access decision reads (`$db`, the command name, a namespace field) appeared more than once."}
+	// A command could not be analysed because a field it needs was missing or had the wrong type.
+	ErrWireMalformedCommand = &Error{Code: ResultWireMalformedCommand, Name: "DOCAUTH_RESULT_WIRE_MALFORMED_COMMAND", Message: "A command could not be analysed because a field it needs was missing or had the wrong type."}
+	// A legacy OP_QUERY addressed something other than `<db>.$cmd` (legacy find or a pseudo-command).
+	ErrWireRefusedQuery = &Error{Code: ResultWireRefusedQuery, Name: "DOCAUTH_RESULT_WIRE_REFUSED_QUERY", Message: "A legacy OP_QUERY addressed something other than `<db>.$cmd` (legacy find or a pseudo-command)."}
 )
 
 // resultNames maps every known code to its C constant name.
 var resultNames = map[Result]string{
-	ResultOk:                       "DOCAUTH_RESULT_OK",
-	ResultNullParameter:            "DOCAUTH_RESULT_NULL_PARAMETER",
-	ResultInvalidUtf8:              "DOCAUTH_RESULT_INVALID_UTF8",
-	ResultInvalidConfig:            "DOCAUTH_RESULT_INVALID_CONFIG",
-	ResultInvalidArgument:          "DOCAUTH_RESULT_INVALID_ARGUMENT",
-	ResultInvalidState:             "DOCAUTH_RESULT_INVALID_STATE",
-	ResultPanic:                    "DOCAUTH_RESULT_PANIC",
-	ResultAwsInvalidCredentials:    "DOCAUTH_RESULT_AWS_INVALID_CREDENTIALS",
-	ResultSaslMalformedServerFirst: "DOCAUTH_RESULT_SASL_MALFORMED_SERVER_FIRST",
-	ResultSaslServerNonceLength:    "DOCAUTH_RESULT_SASL_SERVER_NONCE_LENGTH",
-	ResultSaslServerNonceMismatch:  "DOCAUTH_RESULT_SASL_SERVER_NONCE_MISMATCH",
-	ResultSaslHostLength:           "DOCAUTH_RESULT_SASL_HOST_LENGTH",
-	ResultSaslHostEmptyLabel:       "DOCAUTH_RESULT_SASL_HOST_EMPTY_LABEL",
-	ResultSaslHostEdgeDot:          "DOCAUTH_RESULT_SASL_HOST_EDGE_DOT",
-	ResultSigningFailed:            "DOCAUTH_RESULT_SIGNING_FAILED",
+	ResultOk:                         "DOCAUTH_RESULT_OK",
+	ResultNullParameter:              "DOCAUTH_RESULT_NULL_PARAMETER",
+	ResultInvalidUtf8:                "DOCAUTH_RESULT_INVALID_UTF8",
+	ResultInvalidConfig:              "DOCAUTH_RESULT_INVALID_CONFIG",
+	ResultInvalidArgument:            "DOCAUTH_RESULT_INVALID_ARGUMENT",
+	ResultInvalidState:               "DOCAUTH_RESULT_INVALID_STATE",
+	ResultPanic:                      "DOCAUTH_RESULT_PANIC",
+	ResultAwsInvalidCredentials:      "DOCAUTH_RESULT_AWS_INVALID_CREDENTIALS",
+	ResultSaslMalformedServerFirst:   "DOCAUTH_RESULT_SASL_MALFORMED_SERVER_FIRST",
+	ResultSaslServerNonceLength:      "DOCAUTH_RESULT_SASL_SERVER_NONCE_LENGTH",
+	ResultSaslServerNonceMismatch:    "DOCAUTH_RESULT_SASL_SERVER_NONCE_MISMATCH",
+	ResultSaslHostLength:             "DOCAUTH_RESULT_SASL_HOST_LENGTH",
+	ResultSaslHostEmptyLabel:         "DOCAUTH_RESULT_SASL_HOST_EMPTY_LABEL",
+	ResultSaslHostEdgeDot:            "DOCAUTH_RESULT_SASL_HOST_EDGE_DOT",
+	ResultSigningFailed:              "DOCAUTH_RESULT_SIGNING_FAILED",
+	ResultPolicyConfigSyntax:         "DOCAUTH_RESULT_POLICY_CONFIG_SYNTAX",
+	ResultPolicyRoleInvalid:          "DOCAUTH_RESULT_POLICY_ROLE_INVALID",
+	ResultPolicyRegoInvalid:          "DOCAUTH_RESULT_POLICY_REGO_INVALID",
+	ResultPolicyConfigTooLarge:       "DOCAUTH_RESULT_POLICY_CONFIG_TOO_LARGE",
+	ResultPolicyConfigTooDeep:        "DOCAUTH_RESULT_POLICY_CONFIG_TOO_DEEP",
+	ResultPolicyConfigUnreadable:     "DOCAUTH_RESULT_POLICY_CONFIG_UNREADABLE",
+	ResultPolicyRequestInvalid:       "DOCAUTH_RESULT_POLICY_REQUEST_INVALID",
+	ResultAwsNoCredentials:           "DOCAUTH_RESULT_AWS_NO_CREDENTIALS",
+	ResultAwsAssumeRoleDenied:        "DOCAUTH_RESULT_AWS_ASSUME_ROLE_DENIED",
+	ResultAwsStsUnreachable:          "DOCAUTH_RESULT_AWS_STS_UNREACHABLE",
+	ResultAwsInvalidToken:            "DOCAUTH_RESULT_AWS_INVALID_TOKEN",
+	ResultAwsInvalidRoleArn:          "DOCAUTH_RESULT_AWS_INVALID_ROLE_ARN",
+	ResultAwsStsError:                "DOCAUTH_RESULT_AWS_STS_ERROR",
+	ResultAwsCredentialsSourceFailed: "DOCAUTH_RESULT_AWS_CREDENTIALS_SOURCE_FAILED",
+	ResultWireBadLength:              "DOCAUTH_RESULT_WIRE_BAD_LENGTH",
+	ResultWireTooLarge:               "DOCAUTH_RESULT_WIRE_TOO_LARGE",
+	ResultWireRefusedOpcode:          "DOCAUTH_RESULT_WIRE_REFUSED_OPCODE",
+	ResultWireMalformed:              "DOCAUTH_RESULT_WIRE_MALFORMED",
+	ResultWireInvalidBson:            "DOCAUTH_RESULT_WIRE_INVALID_BSON",
+	ResultWireChecksumMismatch:       "DOCAUTH_RESULT_WIRE_CHECKSUM_MISMATCH",
+	ResultWireUnknownRequiredFlag:    "DOCAUTH_RESULT_WIRE_UNKNOWN_REQUIRED_FLAG",
+	ResultWireDecompressionFailed:    "DOCAUTH_RESULT_WIRE_DECOMPRESSION_FAILED",
+	ResultWireDuplicateKey:           "DOCAUTH_RESULT_WIRE_DUPLICATE_KEY",
+	ResultWireMalformedCommand:       "DOCAUTH_RESULT_WIRE_MALFORMED_COMMAND",
+	ResultWireRefusedQuery:           "DOCAUTH_RESULT_WIRE_REFUSED_QUERY",
 }
 
 // sentinels maps every failure code to its sentinel error.
 var sentinels = map[Result]*Error{
-	ResultNullParameter:            ErrNullParameter,
-	ResultInvalidUtf8:              ErrInvalidUtf8,
-	ResultInvalidConfig:            ErrInvalidConfig,
-	ResultInvalidArgument:          ErrInvalidArgument,
-	ResultInvalidState:             ErrInvalidState,
-	ResultPanic:                    ErrPanic,
-	ResultAwsInvalidCredentials:    ErrAwsInvalidCredentials,
-	ResultSaslMalformedServerFirst: ErrSaslMalformedServerFirst,
-	ResultSaslServerNonceLength:    ErrSaslServerNonceLength,
-	ResultSaslServerNonceMismatch:  ErrSaslServerNonceMismatch,
-	ResultSaslHostLength:           ErrSaslHostLength,
-	ResultSaslHostEmptyLabel:       ErrSaslHostEmptyLabel,
-	ResultSaslHostEdgeDot:          ErrSaslHostEdgeDot,
-	ResultSigningFailed:            ErrSigningFailed,
+	ResultNullParameter:              ErrNullParameter,
+	ResultInvalidUtf8:                ErrInvalidUtf8,
+	ResultInvalidConfig:              ErrInvalidConfig,
+	ResultInvalidArgument:            ErrInvalidArgument,
+	ResultInvalidState:               ErrInvalidState,
+	ResultPanic:                      ErrPanic,
+	ResultAwsInvalidCredentials:      ErrAwsInvalidCredentials,
+	ResultSaslMalformedServerFirst:   ErrSaslMalformedServerFirst,
+	ResultSaslServerNonceLength:      ErrSaslServerNonceLength,
+	ResultSaslServerNonceMismatch:    ErrSaslServerNonceMismatch,
+	ResultSaslHostLength:             ErrSaslHostLength,
+	ResultSaslHostEmptyLabel:         ErrSaslHostEmptyLabel,
+	ResultSaslHostEdgeDot:            ErrSaslHostEdgeDot,
+	ResultSigningFailed:              ErrSigningFailed,
+	ResultPolicyConfigSyntax:         ErrPolicyConfigSyntax,
+	ResultPolicyRoleInvalid:          ErrPolicyRoleInvalid,
+	ResultPolicyRegoInvalid:          ErrPolicyRegoInvalid,
+	ResultPolicyConfigTooLarge:       ErrPolicyConfigTooLarge,
+	ResultPolicyConfigTooDeep:        ErrPolicyConfigTooDeep,
+	ResultPolicyConfigUnreadable:     ErrPolicyConfigUnreadable,
+	ResultPolicyRequestInvalid:       ErrPolicyRequestInvalid,
+	ResultAwsNoCredentials:           ErrAwsNoCredentials,
+	ResultAwsAssumeRoleDenied:        ErrAwsAssumeRoleDenied,
+	ResultAwsStsUnreachable:          ErrAwsStsUnreachable,
+	ResultAwsInvalidToken:            ErrAwsInvalidToken,
+	ResultAwsInvalidRoleArn:          ErrAwsInvalidRoleArn,
+	ResultAwsStsError:                ErrAwsStsError,
+	ResultAwsCredentialsSourceFailed: ErrAwsCredentialsSourceFailed,
+	ResultWireBadLength:              ErrWireBadLength,
+	ResultWireTooLarge:               ErrWireTooLarge,
+	ResultWireRefusedOpcode:          ErrWireRefusedOpcode,
+	ResultWireMalformed:              ErrWireMalformed,
+	ResultWireInvalidBson:            ErrWireInvalidBson,
+	ResultWireChecksumMismatch:       ErrWireChecksumMismatch,
+	ResultWireUnknownRequiredFlag:    ErrWireUnknownRequiredFlag,
+	ResultWireDecompressionFailed:    ErrWireDecompressionFailed,
+	ResultWireDuplicateKey:           ErrWireDuplicateKey,
+	ResultWireMalformedCommand:       ErrWireMalformedCommand,
+	ResultWireRefusedQuery:           ErrWireRefusedQuery,
 }

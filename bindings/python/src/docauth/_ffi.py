@@ -35,6 +35,10 @@ class docauth_aws_conversation(ctypes.Structure):  # noqa: N801
     """Opaque."""
 
 
+class docauth_credentials_provider(ctypes.Structure):  # noqa: N801
+    """Opaque."""
+
+
 P = ctypes.POINTER
 c_result = ctypes.c_int  # `enum docauth_result`: a C enum is an int
 u8p = P(ctypes.c_uint8)
@@ -79,6 +83,25 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
         [P(docauth_aws_conversation), u8p, ctypes.c_size_t, P(P(docauth_bytes)), ErrOut],
     ),
     "docauth_aws_conversation_free": (None, [P(docauth_aws_conversation)]),
+    "docauth_credentials_provider_new": (
+        c_result,
+        [ctypes.c_char_p, P(P(docauth_credentials_provider)), ErrOut],
+    ),
+    "docauth_credentials_provider_resolve": (
+        c_result,
+        [
+            P(docauth_credentials_provider),
+            ctypes.c_char_p,
+            ctypes.c_char_p,
+            P(P(docauth_credentials)),
+            ErrOut,
+        ],
+    ),
+    "docauth_credentials_provider_invalidate": (
+        c_result,
+        [P(docauth_credentials_provider), ctypes.c_char_p, ErrOut],
+    ),
+    "docauth_credentials_provider_free": (None, [P(docauth_credentials_provider)]),
 }
 
 _REPO_ROOT = Path(__file__).resolve().parents[4]  # <repo>/bindings/python/src/docauth/_ffi.py

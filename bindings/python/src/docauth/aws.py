@@ -78,6 +78,15 @@ class Credentials(OwnedHandle):
         self.access_key_id = akid.decode("utf-8", "replace")
         self.has_session_token = token is not None
 
+    @classmethod
+    def _from_handle(cls, ptr: object, has_session_token: bool) -> "Credentials":
+        """Wrap a `docauth_credentials *` the library returned (e.g. from a provider)."""
+        self = cls.__new__(cls)
+        OwnedHandle.__init__(self, ptr, _ffi.lib().docauth_credentials_free)
+        self.access_key_id = None
+        self.has_session_token = has_session_token
+        return self
+
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("temporary" if self.has_session_token else "long-term")
         return f"<docauth.Credentials {self.access_key_id!r} {state}>"

@@ -25,6 +25,31 @@ __all__ = [
     "SaslHostEmptyLabelError",
     "SaslHostEdgeDotError",
     "SigningFailedError",
+    "PolicyConfigSyntaxError",
+    "PolicyRoleInvalidError",
+    "PolicyRegoInvalidError",
+    "PolicyConfigTooLargeError",
+    "PolicyConfigTooDeepError",
+    "PolicyConfigUnreadableError",
+    "PolicyRequestInvalidError",
+    "AwsNoCredentialsError",
+    "AwsAssumeRoleDeniedError",
+    "AwsStsUnreachableError",
+    "AwsInvalidTokenError",
+    "AwsInvalidRoleArnError",
+    "AwsStsErrorError",
+    "AwsCredentialsSourceFailedError",
+    "WireBadLengthError",
+    "WireTooLargeError",
+    "WireRefusedOpcodeError",
+    "WireMalformedError",
+    "WireInvalidBsonError",
+    "WireChecksumMismatchError",
+    "WireUnknownRequiredFlagError",
+    "WireDecompressionFailedError",
+    "WireDuplicateKeyError",
+    "WireMalformedCommandError",
+    "WireRefusedQueryError",
 ]
 
 
@@ -147,6 +172,181 @@ class SigningFailedError(DocauthError):
     name = "DOCAUTH_RESULT_SIGNING_FAILED"
 
 
+class PolicyConfigSyntaxError(DocauthError):
+    """A policy config, role or request document is not well-formed JSON/YAML (the message names the file, line and problem). (`DOCAUTH_RESULT_POLICY_CONFIG_SYNTAX` = 200)"""
+
+    code = 200
+    name = "DOCAUTH_RESULT_POLICY_CONFIG_SYNTAX"
+
+
+class PolicyRoleInvalidError(DocauthError):
+    """A role document is not a valid Teleport role (unknown version, bad template or regex, duplicate name). (`DOCAUTH_RESULT_POLICY_ROLE_INVALID` = 201)"""
+
+    code = 201
+    name = "DOCAUTH_RESULT_POLICY_ROLE_INVALID"
+
+
+class PolicyRegoInvalidError(DocauthError):
+    """A Rego module does not parse or compile, or operator modules lack `package docauth.operator`. (`DOCAUTH_RESULT_POLICY_REGO_INVALID` = 202)"""
+
+    code = 202
+    name = "DOCAUTH_RESULT_POLICY_REGO_INVALID"
+
+
+class PolicyConfigTooLargeError(DocauthError):
+    """A policy config or a file it names is larger than the limit (16 MiB each, 64 MiB total). (`DOCAUTH_RESULT_POLICY_CONFIG_TOO_LARGE` = 203)"""
+
+    code = 203
+    name = "DOCAUTH_RESULT_POLICY_CONFIG_TOO_LARGE"
+
+
+class PolicyConfigTooDeepError(DocauthError):
+    """A policy config or role document nests deeper than the limit (64 levels). (`DOCAUTH_RESULT_POLICY_CONFIG_TOO_DEEP` = 204)"""
+
+    code = 204
+    name = "DOCAUTH_RESULT_POLICY_CONFIG_TOO_DEEP"
+
+
+class PolicyConfigUnreadableError(DocauthError):
+    """A file named by the policy config could not be read. (`DOCAUTH_RESULT_POLICY_CONFIG_UNREADABLE` = 205)"""
+
+    code = 205
+    name = "DOCAUTH_RESULT_POLICY_CONFIG_UNREADABLE"
+
+
+class PolicyRequestInvalidError(DocauthError):
+    """A decision request document is malformed (not a decision: the request could not be understood). (`DOCAUTH_RESULT_POLICY_REQUEST_INVALID` = 206)"""
+
+    code = 206
+    name = "DOCAUTH_RESULT_POLICY_REQUEST_INVALID"
+
+
+class AwsNoCredentialsError(DocauthError):
+    """No AWS credentials were found in any source; the message lists the sources tried. (`DOCAUTH_RESULT_AWS_NO_CREDENTIALS` = 300)"""
+
+    code = 300
+    name = "DOCAUTH_RESULT_AWS_NO_CREDENTIALS"
+
+
+class AwsAssumeRoleDeniedError(DocauthError):
+    """STS refused AssumeRole (AccessDenied): the trust policy or the caller's permissions. (`DOCAUTH_RESULT_AWS_ASSUME_ROLE_DENIED` = 301)"""
+
+    code = 301
+    name = "DOCAUTH_RESULT_AWS_ASSUME_ROLE_DENIED"
+
+
+class AwsStsUnreachableError(DocauthError):
+    """STS could not be reached or did not answer in time. (`DOCAUTH_RESULT_AWS_STS_UNREACHABLE` = 302)"""
+
+    code = 302
+    name = "DOCAUTH_RESULT_AWS_STS_UNREACHABLE"
+
+
+class AwsInvalidTokenError(DocauthError):
+    """STS rejected the credentials: expired or invalid token, unknown key, bad signature. (`DOCAUTH_RESULT_AWS_INVALID_TOKEN` = 303)"""
+
+    code = 303
+    name = "DOCAUTH_RESULT_AWS_INVALID_TOKEN"
+
+
+class AwsInvalidRoleArnError(DocauthError):
+    """A db user or `assume_role_arn` is not a usable IAM role (name or ARN). (`DOCAUTH_RESULT_AWS_INVALID_ROLE_ARN` = 304)"""
+
+    code = 304
+    name = "DOCAUTH_RESULT_AWS_INVALID_ROLE_ARN"
+
+
+class AwsStsErrorError(DocauthError):
+    """STS answered with another error. (`DOCAUTH_RESULT_AWS_STS_ERROR` = 305)"""
+
+    code = 305
+    name = "DOCAUTH_RESULT_AWS_STS_ERROR"
+
+
+class AwsCredentialsSourceFailedError(DocauthError):
+    """A credentials source (profile, web identity, container, IMDS) failed. (`DOCAUTH_RESULT_AWS_CREDENTIALS_SOURCE_FAILED` = 306)"""
+
+    code = 306
+    name = "DOCAUTH_RESULT_AWS_CREDENTIALS_SOURCE_FAILED"
+
+
+class WireBadLengthError(DocauthError):
+    """A wire message's header length was below the minimum for its opcode or malformed. (`DOCAUTH_RESULT_WIRE_BAD_LENGTH` = 400)"""
+
+    code = 400
+    name = "DOCAUTH_RESULT_WIRE_BAD_LENGTH"
+
+
+class WireTooLargeError(DocauthError):
+    """A wire message's length exceeded the size limit (48,000,000 or the server's `maxMessageSizeBytes`). (`DOCAUTH_RESULT_WIRE_TOO_LARGE` = 401)"""
+
+    code = 401
+    name = "DOCAUTH_RESULT_WIRE_TOO_LARGE"
+
+
+class WireRefusedOpcodeError(DocauthError):
+    """A wire message used an opcode the proxy refuses (legacy OP_INSERT/OP_UPDATE/OP_DELETE/OP_GET_MORE/OP_KILL_CURSORS, or unknown). (`DOCAUTH_RESULT_WIRE_REFUSED_OPCODE` = 402)"""
+
+    code = 402
+    name = "DOCAUTH_RESULT_WIRE_REFUSED_OPCODE"
+
+
+class WireMalformedError(DocauthError):
+    """A wire message's structure was invalid (truncated or extra bytes, bad section kind, missing or repeated body section). (`DOCAUTH_RESULT_WIRE_MALFORMED` = 403)"""
+
+    code = 403
+    name = "DOCAUTH_RESULT_WIRE_MALFORMED"
+
+
+class WireInvalidBsonError(DocauthError):
+    """A document inside a wire message was not valid BSON (or nested too deeply). (`DOCAUTH_RESULT_WIRE_INVALID_BSON` = 404)"""
+
+    code = 404
+    name = "DOCAUTH_RESULT_WIRE_INVALID_BSON"
+
+
+class WireChecksumMismatchError(DocauthError):
+    """An OP_MSG carried a CRC-32C checksum that did not match its bytes. (`DOCAUTH_RESULT_WIRE_CHECKSUM_MISMATCH` = 405)"""
+
+    code = 405
+    name = "DOCAUTH_RESULT_WIRE_CHECKSUM_MISMATCH"
+
+
+class WireUnknownRequiredFlagError(DocauthError):
+    """An OP_MSG set a required flag bit (0–15) this library does not know. (`DOCAUTH_RESULT_WIRE_UNKNOWN_REQUIRED_FLAG` = 406)"""
+
+    code = 406
+    name = "DOCAUTH_RESULT_WIRE_UNKNOWN_REQUIRED_FLAG"
+
+
+class WireDecompressionFailedError(DocauthError):
+    """An OP_COMPRESSED message could not be decompressed within its declared size (unknown compressor, corrupt data, size lie, nested compression). (`DOCAUTH_RESULT_WIRE_DECOMPRESSION_FAILED` = 407)"""
+
+    code = 407
+    name = "DOCAUTH_RESULT_WIRE_DECOMPRESSION_FAILED"
+
+
+class WireDuplicateKeyError(DocauthError):
+    """A key that an access decision reads (`$db`, the command name, a namespace field) appeared more than once. (`DOCAUTH_RESULT_WIRE_DUPLICATE_KEY` = 408)"""
+
+    code = 408
+    name = "DOCAUTH_RESULT_WIRE_DUPLICATE_KEY"
+
+
+class WireMalformedCommandError(DocauthError):
+    """A command could not be analysed because a field it needs was missing or had the wrong type. (`DOCAUTH_RESULT_WIRE_MALFORMED_COMMAND` = 409)"""
+
+    code = 409
+    name = "DOCAUTH_RESULT_WIRE_MALFORMED_COMMAND"
+
+
+class WireRefusedQueryError(DocauthError):
+    """A legacy OP_QUERY addressed something other than `<db>.$cmd` (legacy find or a pseudo-command). (`DOCAUTH_RESULT_WIRE_REFUSED_QUERY` = 410)"""
+
+    code = 410
+    name = "DOCAUTH_RESULT_WIRE_REFUSED_QUERY"
+
+
 class UseAfterCloseError(InvalidStateError):
     """A method was called on an object after its `close()` (raised by the binding itself)."""
 
@@ -168,6 +368,31 @@ CODES: tuple[tuple[int, str, type[DocauthError] | None], ...] = (
     (105, "DOCAUTH_RESULT_SASL_HOST_EMPTY_LABEL", SaslHostEmptyLabelError),
     (106, "DOCAUTH_RESULT_SASL_HOST_EDGE_DOT", SaslHostEdgeDotError),
     (107, "DOCAUTH_RESULT_SIGNING_FAILED", SigningFailedError),
+    (200, "DOCAUTH_RESULT_POLICY_CONFIG_SYNTAX", PolicyConfigSyntaxError),
+    (201, "DOCAUTH_RESULT_POLICY_ROLE_INVALID", PolicyRoleInvalidError),
+    (202, "DOCAUTH_RESULT_POLICY_REGO_INVALID", PolicyRegoInvalidError),
+    (203, "DOCAUTH_RESULT_POLICY_CONFIG_TOO_LARGE", PolicyConfigTooLargeError),
+    (204, "DOCAUTH_RESULT_POLICY_CONFIG_TOO_DEEP", PolicyConfigTooDeepError),
+    (205, "DOCAUTH_RESULT_POLICY_CONFIG_UNREADABLE", PolicyConfigUnreadableError),
+    (206, "DOCAUTH_RESULT_POLICY_REQUEST_INVALID", PolicyRequestInvalidError),
+    (300, "DOCAUTH_RESULT_AWS_NO_CREDENTIALS", AwsNoCredentialsError),
+    (301, "DOCAUTH_RESULT_AWS_ASSUME_ROLE_DENIED", AwsAssumeRoleDeniedError),
+    (302, "DOCAUTH_RESULT_AWS_STS_UNREACHABLE", AwsStsUnreachableError),
+    (303, "DOCAUTH_RESULT_AWS_INVALID_TOKEN", AwsInvalidTokenError),
+    (304, "DOCAUTH_RESULT_AWS_INVALID_ROLE_ARN", AwsInvalidRoleArnError),
+    (305, "DOCAUTH_RESULT_AWS_STS_ERROR", AwsStsErrorError),
+    (306, "DOCAUTH_RESULT_AWS_CREDENTIALS_SOURCE_FAILED", AwsCredentialsSourceFailedError),
+    (400, "DOCAUTH_RESULT_WIRE_BAD_LENGTH", WireBadLengthError),
+    (401, "DOCAUTH_RESULT_WIRE_TOO_LARGE", WireTooLargeError),
+    (402, "DOCAUTH_RESULT_WIRE_REFUSED_OPCODE", WireRefusedOpcodeError),
+    (403, "DOCAUTH_RESULT_WIRE_MALFORMED", WireMalformedError),
+    (404, "DOCAUTH_RESULT_WIRE_INVALID_BSON", WireInvalidBsonError),
+    (405, "DOCAUTH_RESULT_WIRE_CHECKSUM_MISMATCH", WireChecksumMismatchError),
+    (406, "DOCAUTH_RESULT_WIRE_UNKNOWN_REQUIRED_FLAG", WireUnknownRequiredFlagError),
+    (407, "DOCAUTH_RESULT_WIRE_DECOMPRESSION_FAILED", WireDecompressionFailedError),
+    (408, "DOCAUTH_RESULT_WIRE_DUPLICATE_KEY", WireDuplicateKeyError),
+    (409, "DOCAUTH_RESULT_WIRE_MALFORMED_COMMAND", WireMalformedCommandError),
+    (410, "DOCAUTH_RESULT_WIRE_REFUSED_QUERY", WireRefusedQueryError),
 )
 
 _BY_CODE: dict[int, type[DocauthError]] = {num: cls for num, _, cls in CODES if cls is not None}

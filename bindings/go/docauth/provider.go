@@ -1,0 +1,131 @@
+package docauth
+
+// #include <stdlib.h>
+// #include "docauth.h"
+import "C"
+
+import (
+	"runtime"
+	"sync"
+)
+
+// CredentialsProvider resolves db users (IAM role names such as "teleport-docdb-user", or
+// full role ARNs) to temporary AWS credentials: the service's own credentials (the AWS
+// default chain, static keys, or a profile) assume the database's assume_role_arn first
+// when it has one (with its external_id), then the db user's role.
+//
+// A *CredentialsProvider may be shared by any number of goroutines: Resolve and
+// Invalidate may run concurrently, and concurrent resolutions of the same db user wait for
+// one STS call. Credentials are cached per db user and session until five minutes before
+// they expire. Resolve blocks its goroutine's OS thread until STS answers (bounded by the
+// configured timeouts).
+type CredentialsProvider struct {
+	mu  sync.RWMutex // readers: calls using ptr; writer: Close
+	ptr *C.docauth_credentials_provider
+}
+
+// NewCredentialsProvider creates a provider from the JSON configuration documented in
+// include/docauth.h (docauth_credentials_provider_new), for example
+//
+//	{"source": {"type": "default"}, "region": "us-east-1",
+//	 "database": {"assume_role_arn": "arn:aws:iam::123456789012:role/docdb-access",
+//	              "external_id": "example-external-id"}}
+//
+// Unknown fields return ErrInvalidConfig. No network call is made.
+func NewCredentialsProvider(configJSON string) (*CredentialsProvider, error) {
+	cConfig, err := cString("configuration", configJSON)
+	if err != nil {
+		return nil, err
+	}
+	defer freeCString(cConfig) // wiped: it may hold a static secret key
+	var out *C.docauth_credentials_provider
+	var cerr *C.docauth_error
+	rc := C.docauth_credentials_provider_new(cConfig, &out, &cerr)
+	if err := takeError(rc, cerr); err != nil {
+		return nil, err
+	}
+	p := &CredentialsProvider{ptr: out}
+	runtime.SetFinalizer(p, (*CredentialsProvider).finalize)
+	return p, nil
+}
+
+// Resolve returns temporary credentials of the IAM role dbUser names. sessionUser (the
+// identity's user name; "" for none) becomes the STS role session name. Errors match
+// ErrAwsNoCredentials, ErrAwsAssumeRoleDenied, ErrAwsStsUnreachable, ErrAwsInvalidToken,
+// ErrAwsInvalidRoleArn, ErrAwsStsError, ErrAwsCredentialsSourceFailed with errors.Is;
+// their messages say what to fix.
+func (p *CredentialsProvider) Resolve(dbUser, sessionUser string) (*Credentials, error) {
+	cUser, err := cString("db user", dbUser)
+	if err != nil {
+		return nil, err
+	}
+	defer freeCString(cUser)
+	var cSession *C.char // NULL: no session user
+	if sessionUser != "" {
+		if cSession, err = cString("session user", sessionUser); err != nil {
+			return nil, err
+		}
+		defer freeCString(cSession)
+	}
+	var out *C.docauth_credentials
+	err = p.use(func(ptr *C.docauth_credentials_provider) error {
+		var cerr *C.docauth_error
+		rc := C.docauth_credentials_provider_resolve(ptr, cUser, cSession, &out, &cerr)
+		return takeError(rc, cerr)
+	})
+	if err != nil {
+		return nil, err
+	}
+	c := &Credentials{ptr: out, temporary: true}
+	runtime.SetFinalizer(c, (*Credentials).finalize)
+	return c, nil
+}
+
+// Invalidate drops the cached credentials of dbUser (name or ARN), e.g. after DocumentDB
+// rejected an authentication made with them; the next Resolve calls STS again.
+func (p *CredentialsProvider) Invalidate(dbUser string) error {
+	cUser, err := cString("db user", dbUser)
+	if err != nil {
+		return err
+	}
+	defer freeCString(cUser)
+	return p.use(func(ptr *C.docauth_credentials_provider) error {
+		var cerr *C.docauth_error
+		rc := C.docauth_credentials_provider_invalidate(ptr, cUser, &cerr)
+		return takeError(rc, cerr)
+	})
+}
+
+// Close frees the provider and its cached credentials. It waits for running calls, is
+// idempotent, and always returns nil.
+func (p *CredentialsProvider) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ptr != nil {
+		C.docauth_credentials_provider_free(p.ptr)
+		p.ptr = nil
+		runtime.SetFinalizer(p, nil)
+	}
+	return nil
+}
+
+func (p *CredentialsProvider) finalize() {
+	if p.ptr != nil {
+		C.docauth_credentials_provider_free(p.ptr)
+		p.ptr = nil
+	}
+}
+
+func (p *CredentialsProvider) use(f func(*C.docauth_credentials_provider) error) error {
+	if p == nil {
+		return newGoError(ResultNullParameter, "credentials provider is nil", nil)
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.ptr == nil {
+		return closedError("CredentialsProvider")
+	}
+	err := f(p.ptr)
+	runtime.KeepAlive(p)
+	return err
+}
