@@ -451,6 +451,7 @@ impl Generation {
                 facts.allow_roles.push(name.clone());
             }
         }
+        facts.all_names_allowed = allow_by_name.iter().all(|roles| !roles.is_empty());
         let mut allow_map = BTreeMap::new();
         for (i, n) in databases.iter().enumerate() {
             allow_map.insert(Value::from(*n), str_list(&allow_by_name[i]));
@@ -515,6 +516,19 @@ impl Generation {
         };
         let user = req.identity.user();
         let db = &req.database;
+        // Defense in depth: the Rust facts must agree with the Rego verdict; a disagreement
+        // (a bug in either) denies.
+        let facts_allow = facts.deny_roles.is_empty()
+            && facts.unknown_roles.is_empty()
+            && facts.errors.is_empty()
+            && !facts.connect_roles.is_empty()
+            && facts.all_names_allowed;
+        if allowed && !facts_allow {
+            return Decision::deny(
+                "denied: internal consistency check failed (the Rego verdict allows what the matchers do not); please report this bug",
+                vec![],
+            );
+        }
         if !allowed {
             let mut reasons = match rego::eval_deny_reasons(input) {
                 Ok(r) => r,
@@ -575,6 +589,7 @@ struct Facts {
     connect_roles: Vec<String>,
     allow_roles: Vec<String>,
     any_allow_labels: bool,
+    all_names_allowed: bool,
 }
 
 #[cfg(test)]
