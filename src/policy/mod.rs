@@ -35,7 +35,7 @@ pub use role::Role;
 use crate::Error;
 use cache::DecisionCache;
 use labels::LabelSelector;
-use rego::{obj, str_list, str_map, traits_value, OperatorModules};
+use rego::{obj, str_list, str_map, OperatorModules};
 use template::{Template, Traits};
 
 /// Version of the Rego input document (`input.version`).
@@ -462,14 +462,7 @@ impl Generation {
         };
         let input = obj([
             ("version", Value::from(INPUT_VERSION)),
-            (
-                "identity",
-                obj([
-                    ("user", Value::from(identity.user())),
-                    ("roles", str_list(identity.roles())),
-                    ("traits", traits_value(identity.traits())),
-                ]),
-            ),
+            ("identity", identity.rego_value()),
             ("database", entry.value.clone()),
             (
                 "request",
