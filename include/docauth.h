@@ -116,12 +116,36 @@ typedef enum docauth_result {
 } docauth_result;
 
 /**
+ * One MONGODB-AWS SASL conversation (client side): `docauth_aws_conversation_client_first`
+ * once, then `docauth_aws_conversation_client_final` once.
+ *
+ * Ownership: created by `docauth_aws_conversation_new` (or `_new_for_testing`), owned by
+ * the caller, freed with `docauth_aws_conversation_free`.
+ * Threads: may move between threads, but only one thread may use it at a time (the steps
+ * mutate it); it is not shareable.
+ */
+typedef struct docauth_aws_conversation docauth_aws_conversation;
+
+/**
  * An owned, immutable byte buffer produced by the library (e.g. a SASL payload).
  *
  * Ownership: owned by the caller, freed with `docauth_bytes_free`.
  * Threads: immutable; may be read from any thread, freed once.
  */
 typedef struct docauth_bytes docauth_bytes;
+
+/**
+ * AWS credentials: an access key id, a secret access key and an optional session token.
+ *
+ * Ownership: created by `docauth_credentials_new`, owned by the caller, freed with
+ * `docauth_credentials_free`. Conversations keep their own reference, so the handle may be
+ * freed as soon as the conversations that need it are created.
+ * Threads: immutable and shareable; any number of threads may use one handle at the same
+ * time (e.g. to create conversations). Conversations created from the same credentials
+ * share one cache of SigV4 signing keys.
+ * Secrets: copied into zeroizing storage, wiped when the last reference goes; never printed.
+ */
+typedef struct docauth_credentials docauth_credentials;
 
 /**
  * One decision: allowed or denied, a reason, the roles that decided.
@@ -170,6 +194,110 @@ const char *docauth_version(void);
  * Never NULL; a static string, never free it. Callable from any thread.
  */
 const char *docauth_result_name(uint32_t result);
+
+/**
+ * Creates credentials from an access key id, a secret access key and, for temporary
+ * credentials, a session token (`NULL` for long-term credentials).
+ *
+ * All strings are NUL-terminated UTF-8 and are copied; the caller may wipe its copies when
+ * the call returns. On success `*out` receives a handle to free with
+ * `docauth_credentials_free`.
+ *
+ * Errors: `DOCAUTH_RESULT_NULL_PARAMETER` (`access_key_id`, `secret_access_key` or `out` is
+ * NULL), `DOCAUTH_RESULT_INVALID_UTF8`, `DOCAUTH_RESULT_AWS_INVALID_CREDENTIALS` (empty
+ * access key id or secret, empty session token, or a space, control or non-ASCII character
+ * in the access key id or session token, which are sent in HTTP headers).
+ */
+enum docauth_result docauth_credentials_new(const char *access_key_id,
+                                            const char *secret_access_key,
+                                            const char *session_token,
+                                            struct docauth_credentials **out,
+                                            struct docauth_error **err);
+
+/**
+ * Frees credentials. `NULL` is a no-op. Conversations created from them stay usable.
+ * Must not be called twice on the same pointer, nor while another thread uses the handle.
+ */
+void docauth_credentials_free(struct docauth_credentials *credentials);
+
+/**
+ * Starts a MONGODB-AWS conversation with a fresh 32-byte client nonce from the operating
+ * system's CSPRNG; `client_final` signs at the system clock's time.
+ *
+ * `credentials` is only read; the conversation keeps its own reference. On success `*out`
+ * receives a handle to free with `docauth_aws_conversation_free`.
+ *
+ * Errors: `DOCAUTH_RESULT_NULL_PARAMETER`, `DOCAUTH_RESULT_SIGNING_FAILED` (the random
+ * number generator failed).
+ */
+enum docauth_result docauth_aws_conversation_new(const struct docauth_credentials *credentials,
+                                                 struct docauth_aws_conversation **out,
+                                                 struct docauth_error **err);
+
+/**
+ * FOR TESTS ONLY: starts a conversation with a chosen client nonce and a frozen clock, so
+ * that its payloads can be compared byte for byte with another implementation's. Never use
+ * it to authenticate: a predictable nonce defeats the protocol's replay protection.
+ *
+ * `client_nonce` points to `client_nonce_len` bytes, which must be 32.
+ * `unix_time_seconds` is the signing time (seconds since 1970-01-01T00:00:00Z), from 0 to
+ * 253402300799 (9999-12-31T23:59:59Z).
+ *
+ * Errors: `DOCAUTH_RESULT_NULL_PARAMETER`, `DOCAUTH_RESULT_INVALID_ARGUMENT` (nonce length
+ * is not 32, or the time is out of range).
+ */
+enum docauth_result docauth_aws_conversation_new_for_testing(const struct docauth_credentials *credentials,
+                                                             const uint8_t *client_nonce,
+                                                             size_t client_nonce_len,
+                                                             int64_t unix_time_seconds,
+                                                             struct docauth_aws_conversation **out,
+                                                             struct docauth_error **err);
+
+/**
+ * Produces the client-first payload: the BSON document `{r: BinData(0, 32-byte nonce),
+ * p: 110}`, to send as the `payload` of `saslStart` with mechanism `MONGODB-AWS`.
+ *
+ * On success `*out` receives a buffer to free with `docauth_bytes_free`.
+ *
+ * Errors: `DOCAUTH_RESULT_NULL_PARAMETER`, `DOCAUTH_RESULT_INVALID_STATE` (already called).
+ */
+enum docauth_result docauth_aws_conversation_client_first(struct docauth_aws_conversation *conversation,
+                                                          struct docauth_bytes **out,
+                                                          struct docauth_error **err);
+
+/**
+ * Produces the client-final payload from the server's reply to client-first.
+ *
+ * `server_first` points to `server_first_len` bytes: the `payload` of the server's
+ * `saslStart` reply, the BSON document `{s: BinData(0, 64 bytes), h: "<STS host>"}`.
+ * On success `*out` receives the BSON document `{a: Authorization header, d: X-Amz-Date,
+ * t: session token (only with temporary credentials)}` to send as the `payload` of
+ * `saslContinue`; free it with `docauth_bytes_free`.
+ *
+ * Must follow `docauth_aws_conversation_client_first`; callable once. The conversation is
+ * finished afterwards, whether the call succeeded or not.
+ *
+ * Errors: `DOCAUTH_RESULT_NULL_PARAMETER` (`server_first` NULL with a non-zero length, or
+ * `conversation`/`out` NULL), `DOCAUTH_RESULT_INVALID_STATE`,
+ * `DOCAUTH_RESULT_SASL_MALFORMED_SERVER_FIRST` (not exactly `{s: BinData(0), h: string}`:
+ * truncated, trailing bytes, wrong types, missing, duplicated or extra fields, longer than
+ * 1024 bytes, or a host with a space, control or non-ASCII character),
+ * `DOCAUTH_RESULT_SASL_SERVER_NONCE_LENGTH` (`s` not 64 bytes),
+ * `DOCAUTH_RESULT_SASL_SERVER_NONCE_MISMATCH` (`s` does not start with our nonce),
+ * `DOCAUTH_RESULT_SASL_HOST_LENGTH` (`h` empty or over 255 bytes),
+ * `DOCAUTH_RESULT_SASL_HOST_EDGE_DOT`, `DOCAUTH_RESULT_SASL_HOST_EMPTY_LABEL`,
+ * `DOCAUTH_RESULT_SIGNING_FAILED` (e.g. the clock is before 1970).
+ */
+enum docauth_result docauth_aws_conversation_client_final(struct docauth_aws_conversation *conversation,
+                                                          const uint8_t *server_first,
+                                                          size_t server_first_len,
+                                                          struct docauth_bytes **out,
+                                                          struct docauth_error **err);
+
+/**
+ * Frees a conversation. `NULL` is a no-op. Must not be called twice on the same pointer.
+ */
+void docauth_aws_conversation_free(struct docauth_aws_conversation *conversation);
 
 /**
  * Pointer to the buffer's first byte; valid until `docauth_bytes_free(b)`.

@@ -9,13 +9,23 @@
 //! - handles are `Box`ed (or `Arc`ed where shared) Rust values; every `_free(NULL)` is a no-op.
 
 #![allow(non_camel_case_types)]
+// The extern "C" functions are called from C, where `unsafe` does not exist: their pointer
+// contracts are in their doc comments (the header), and the boundary helpers check them.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 #[macro_use]
 mod boundary;
+mod aws;
 mod bytes;
 mod error;
 mod policy;
 
+pub use aws::{
+    docauth_aws_conversation, docauth_aws_conversation_client_final,
+    docauth_aws_conversation_client_first, docauth_aws_conversation_free,
+    docauth_aws_conversation_new, docauth_aws_conversation_new_for_testing, docauth_credentials,
+    docauth_credentials_free, docauth_credentials_new,
+};
 pub use bytes::{docauth_bytes, docauth_bytes_data, docauth_bytes_free, docauth_bytes_len};
 pub use error::{docauth_error, docauth_error_code, docauth_error_free, docauth_error_message};
 pub use policy::{

@@ -1,0 +1,206 @@
+# libdocauth — every build, test and install step. Works on a fresh machine that has
+# Rust (cargo), Go, Python 3.11, a C compiler, valgrind and pkg-config: everything else
+# (cbindgen, the Python venv with moto and the test peers, Go modules) is fetched here.
+#
+#   make demo        build the library and run the C, Python and Go MONGODB-AWS examples
+#   make test        every test: header, Rust, C (ASan + valgrind), install, Python, Go
+#   make install     PREFIX=/usr/local DESTDIR= : shared + static library, header, docauth.pc
+#   make bench       criterion benchmarks (see BENCHMARKS.md)
+#
+# One cargo profile everywhere: release. The bindings use target/release/libdocauth.so.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := lib
+.DELETE_ON_ERROR:
+# The stages share cargo's lock and two cores: run them one after the other, fail fast.
+.NOTPARALLEL:
+
+CARGO ?= cargo
+GO ?= go
+PYTHON ?= python3
+VALGRIND ?= valgrind
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+
+VERSION := $(shell sed -n 's/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml | head -n 1)
+MAJOR := $(firstword $(subst ., ,$(VERSION)))
+
+export CARGO_TARGET_DIR := $(CURDIR)/target
+RELEASE := $(CARGO_TARGET_DIR)/release
+LIB_SO := $(RELEASE)/libdocauth.so
+LIB_A := $(RELEASE)/libdocauth.a
+export DOCAUTH_LIBRARY := $(LIB_SO)
+# No prompt may ever wait for a terminal (CI has no stdin).
+export PIP_NO_INPUT := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+# System libraries the static library needs (rustc --print native-static-libs, Linux/glibc).
+# `make test-install` links a program statically against libdocauth.a with exactly these.
+STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+
+# cbindgen, pinned: the committed header must be what this exact version generates.
+# Installed as a debug build: it compiles in a fraction of the release build's time and
+# generates the header in well under a second either way.
+CBINDGEN_VERSION := 0.29.4
+TOOLS := $(CURDIR)/.tools
+CBINDGEN := $(shell c=$$(command -v cbindgen 2>/dev/null) && \
+	[ "$$("$$c" --version 2>/dev/null)" = "cbindgen $(CBINDGEN_VERSION)" ] && echo "$$c" || \
+	echo "$(TOOLS)/bin/cbindgen")
+
+VENV := $(CURDIR)/.venv
+VENV_PY := $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.docauth-installed
+PY_REQUIREMENTS := bindings/python/pyproject.toml tests/requirements.txt
+# Starts moto (STS + IAM, signature checking on) and the MONGODB-AWS verifier on free
+# loopback ports, exports DOCAUTH_TEST_* (tests/peers/README.md), runs the command, stops them.
+WITH_MOTO := $(VENV_PY) $(CURDIR)/tests/peers/with_moto.py --
+
+# The C tests: each tests/c/test_*.c, built against the committed header.
+C_TESTS := $(wildcard tests/c/test_*.c)
+C_BUILD := build/c
+C_TEST_CFLAGS := -std=c11 -Wall -Wextra -Werror -g -O1 -Iinclude \
+	-DDOCAUTH_VERSION_EXPECTED='"$(VERSION)"'
+C_SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+C_LINK := -L$(RELEASE) -ldocauth -Wl,-rpath,$(RELEASE)
+# Leak checking stays on under ASan; the Rust standard library's one-off allocations are all
+# still reachable at exit, which LeakSanitizer does not report, so no suppressions are needed.
+C_ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+C_VALGRIND := $(VALGRIND) -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	--error-exitcode=1 --suppressions=$(CURDIR)/tests/c/valgrind.supp
+
+stage = @printf '\n==> %s\n' "$(1)"
+
+.PHONY: all tools venv lib header test test-header test-rust test-c test-install \
+	test-python test-go demo install uninstall bench clean distclean help ferretdb
+
+all: lib
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+# ---------------------------------------------------------------------------------------
+# Set-up
+
+tools:
+	@if [ "$$("$(CBINDGEN)" --version 2>/dev/null)" != "cbindgen $(CBINDGEN_VERSION)" ]; then \
+		echo "==> installing cbindgen $(CBINDGEN_VERSION) into $(TOOLS)"; \
+		$(CARGO) install --locked --force --debug --root "$(TOOLS)" cbindgen --version $(CBINDGEN_VERSION); \
+	fi
+
+venv: $(VENV_STAMP)
+
+# FerretDB v1.24.2 (SQLite backend) for the DocumentDB stand-in: .tools/bin/ferretdb, built once.
+ferretdb:
+	tests/peers/docdb/build_ferretdb.sh
+
+# Re-run only when the Python package's metadata or the test requirements change
+# (the package itself is installed editable).
+$(VENV_STAMP): $(PY_REQUIREMENTS)
+	$(call stage,venv: $(VENV))
+	[ -x "$(VENV_PY)" ] || $(PYTHON) -m venv "$(VENV)"
+	"$(VENV_PY)" -m pip install -q -e bindings/python -r tests/requirements.txt
+	touch $@
+
+# `--lib --tests` builds the library with the same dependency features as `cargo test` and
+# `cargo clippy --all-targets` (cargo's resolver 2 unifies dev-dependency features only when
+# a test target is in the build): with a plain `cargo build --release` every switch between
+# building and testing recompiled serde, bson and the AWS crates (~4 min on 2 busy cores).
+lib:
+	$(call stage,lib: cargo build --release --lib --tests)
+	$(CARGO) build --release --lib --tests
+	@# Programs linked with -ldocauth record the soname libdocauth.so.$(MAJOR) (build.rs).
+	ln -sfn libdocauth.so "$(RELEASE)/libdocauth.so.$(MAJOR)"
+
+header: tools
+	$(call stage,header: include/docauth.h)
+	"$(CBINDGEN)" --config cbindgen.toml --crate docauth --output include/docauth.h
+
+# ---------------------------------------------------------------------------------------
+# Tests
+
+test: test-header test-rust test-c test-install test-python test-go
+	@printf '\n==> all tests passed\n'
+
+test-header: tools
+	$(call stage,test-header: committed include/docauth.h == cbindgen $(CBINDGEN_VERSION) output)
+	CBINDGEN="$(CBINDGEN)" CBINDGEN_VERSION=$(CBINDGEN_VERSION) tests/check-header.sh
+
+test-rust:
+	$(call stage,test-rust: cargo fmt --check)
+	$(CARGO) fmt --all -- --check
+	$(call stage,test-rust: cargo clippy -D warnings)
+	$(CARGO) clippy --all-targets --release -- -D warnings
+	$(call stage,test-rust: cargo test --release)
+	$(CARGO) test --release
+
+test-c: lib
+	@mkdir -p $(C_BUILD)
+	@for src in $(C_TESTS); do \
+		name=$$(basename "$$src" .c); \
+		printf '\n==> test-c: %s (ASan + UBSan)\n' "$$name"; \
+		$(CC) $(C_TEST_CFLAGS) $(C_SANITIZE) -o "$(C_BUILD)/$$name.asan" "$$src" $(C_LINK); \
+		$(C_ASAN_ENV) "$(C_BUILD)/$$name.asan"; \
+		printf '\n==> test-c: %s (valgrind, no leaks)\n' "$$name"; \
+		$(CC) $(C_TEST_CFLAGS) -o "$(C_BUILD)/$$name" "$$src" $(C_LINK); \
+		$(C_VALGRIND) "$(C_BUILD)/$$name"; \
+	done
+
+test-install: lib
+	$(call stage,test-install: make install into a temporary prefix then build with pkg-config)
+	tests/check-install.sh
+
+test-python: lib venv
+	$(call stage,test-python: pytest under moto + verifier)
+	$(WITH_MOTO) "$(VENV)/bin/pytest" bindings/python/tests tests/python
+
+test-go: lib venv
+	$(call stage,test-go: go test -race under moto + verifier)
+	cd bindings/go && DOCAUTH_TEST_REQUIRE_PEERS=1 $(WITH_MOTO) $(GO) test -race -count=1 ./...
+
+# ---------------------------------------------------------------------------------------
+# Demo, install, bench
+
+build/examples/aws_conversation: examples/c/aws_conversation.c include/docauth.h lib
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -Iinclude -o $@ $< $(C_LINK)
+
+demo: lib venv build/examples/aws_conversation
+	$(call stage,demo: MONGODB-AWS conversations from C / Python / Go against moto + verifier)
+	$(WITH_MOTO) examples/run-demo.sh
+
+install: lib
+	$(call stage,install: $(DESTDIR)$(PREFIX))
+	install -d "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(INCLUDEDIR)" "$(DESTDIR)$(PKGCONFIGDIR)"
+	install -m 0755 "$(LIB_SO)" "$(DESTDIR)$(LIBDIR)/libdocauth.so.$(VERSION)"
+	ln -sfn "libdocauth.so.$(VERSION)" "$(DESTDIR)$(LIBDIR)/libdocauth.so.$(MAJOR)"
+	ln -sfn "libdocauth.so.$(MAJOR)" "$(DESTDIR)$(LIBDIR)/libdocauth.so"
+	install -m 0644 "$(LIB_A)" "$(DESTDIR)$(LIBDIR)/libdocauth.a"
+	install -m 0644 include/docauth.h "$(DESTDIR)$(INCLUDEDIR)/docauth.h"
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+		-e 's|@STATIC_LIBS@|$(STATIC_LIBS)|g' \
+		pkg-config/docauth.pc.in > "$(DESTDIR)$(PKGCONFIGDIR)/docauth.pc"
+	chmod 0644 "$(DESTDIR)$(PKGCONFIGDIR)/docauth.pc"
+
+uninstall:
+	rm -f "$(DESTDIR)$(LIBDIR)/libdocauth.so.$(VERSION)" "$(DESTDIR)$(LIBDIR)/libdocauth.so.$(MAJOR)" \
+		"$(DESTDIR)$(LIBDIR)/libdocauth.so" "$(DESTDIR)$(LIBDIR)/libdocauth.a" \
+		"$(DESTDIR)$(INCLUDEDIR)/docauth.h" "$(DESTDIR)$(PKGCONFIGDIR)/docauth.pc"
+
+bench:
+	$(call stage,bench: cargo bench)
+	$(CARGO) bench $(BENCH_ARGS)
+
+clean:
+	$(CARGO) clean
+	rm -rf build
+
+# Also drops what the set-up fetched (.venv, .tools).
+distclean: clean
+	rm -rf "$(VENV)" "$(TOOLS)"

@@ -1,0 +1,112 @@
+package docauth
+
+// #include <stdlib.h>
+// #include "docauth.h"
+import "C"
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+)
+
+// Credentials are AWS credentials (access key id, secret access key, optional session
+// token) held by the library in zeroizing memory.
+//
+// A *Credentials is immutable and may be shared by any number of goroutines. Close frees
+// it; conversations already created keep their own reference and stay usable.
+type Credentials struct {
+	mu          sync.RWMutex // readers: calls using ptr; writer: Close
+	ptr         *C.docauth_credentials
+	accessKeyID string
+	temporary   bool
+}
+
+// NewCredentials copies the credentials into the library. An empty sessionToken means
+// long-term (IAM user) credentials; a non-empty one means temporary credentials (e.g.
+// from AssumeRole). Empty access key id or secret returns ErrAwsInvalidCredentials;
+// a string with a NUL byte returns ErrInvalidArgument; invalid UTF-8 ErrInvalidUtf8.
+func NewCredentials(accessKeyID, secretAccessKey, sessionToken string) (*Credentials, error) {
+	cAkid, err := cString("access key id", accessKeyID)
+	if err != nil {
+		return nil, err
+	}
+	defer freeCString(cAkid)
+	cSecret, err := cString("secret access key", secretAccessKey)
+	if err != nil {
+		return nil, err
+	}
+	defer freeCString(cSecret)
+	var cToken *C.char // NULL: long-term credentials
+	if sessionToken != "" {
+		if cToken, err = cString("session token", sessionToken); err != nil {
+			return nil, err
+		}
+		defer freeCString(cToken)
+	}
+
+	var out *C.docauth_credentials
+	var cerr *C.docauth_error
+	rc := C.docauth_credentials_new(cAkid, cSecret, cToken, &out, &cerr)
+	if err := takeError(rc, cerr); err != nil {
+		return nil, err
+	}
+	c := &Credentials{ptr: out, accessKeyID: accessKeyID, temporary: sessionToken != ""}
+	runtime.SetFinalizer(c, (*Credentials).finalize)
+	return c, nil
+}
+
+// AccessKeyID returns the access key id (not a secret).
+func (c *Credentials) AccessKeyID() string { return c.accessKeyID }
+
+// Temporary reports whether the credentials carry a session token.
+func (c *Credentials) Temporary() bool { return c.temporary }
+
+// String describes the credentials without any secret.
+func (c *Credentials) String() string {
+	kind := "long-term"
+	if c.temporary {
+		kind = "temporary"
+	}
+	return fmt.Sprintf("docauth.Credentials{AccessKeyID: %q, %s, secret: redacted}", c.accessKeyID, kind)
+}
+
+// GoString is String, so %#v prints no secret either.
+func (c *Credentials) GoString() string { return c.String() }
+
+// Close frees the library's copy of the credentials. It is idempotent and safe to call
+// concurrently with other methods; it always returns nil.
+func (c *Credentials) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ptr != nil {
+		C.docauth_credentials_free(c.ptr)
+		c.ptr = nil
+		runtime.SetFinalizer(c, nil)
+	}
+	return nil
+}
+
+// finalize is the safety net for Credentials that were never closed.
+func (c *Credentials) finalize() {
+	// Unreachable: no other goroutine can hold the lock.
+	if c.ptr != nil {
+		C.docauth_credentials_free(c.ptr)
+		c.ptr = nil
+	}
+}
+
+// use runs f with the C pointer under the read lock, or reports use after Close.
+func (c *Credentials) use(f func(*C.docauth_credentials) error) error {
+	if c == nil {
+		return newGoError(ResultNullParameter, "credentials are nil", nil)
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.ptr == nil {
+		return closedError("Credentials")
+	}
+	err := f(c.ptr)
+	runtime.KeepAlive(c)
+	return err
+}

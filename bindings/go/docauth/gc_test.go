@@ -1,0 +1,8 @@
+package docauth
+
+import "runtime"
+
+func runtimeGC() {
+	runtime.GC()
+	runtime.GC()
+}

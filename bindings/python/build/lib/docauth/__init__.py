@@ -1,0 +1,33 @@
+"""docauth — Python binding (ctypes) of libdocauth.
+
+    from docauth import Credentials, AwsConversation
+    with Credentials(akid, secret, token) as creds, AwsConversation(creds) as conv:
+        first = conv.client_first()
+        final = conv.client_final(server_first)
+
+The shared library is found through $DOCAUTH_LIBRARY, else the repository's
+target/release build, else the system library path.
+"""
+
+from __future__ import annotations
+
+from . import _ffi
+from .aws import AwsConversation, Credentials
+from .errors import *  # noqa: F403 - one exception class per result code
+from .errors import __all__ as _error_names
+
+__version__ = "0.1.0"
+
+
+def library_version() -> str:
+    """The loaded libdocauth's version (`docauth_version()`)."""
+    raw = _ffi.lib().docauth_version()
+    return raw.decode("utf-8") if raw else ""
+
+
+def result_name(code: int) -> str:
+    """The C constant name of a result code, as the library reports it."""
+    return _ffi.result_name(code)
+
+
+__all__ = ["AwsConversation", "Credentials", "library_version", "result_name", *_error_names]

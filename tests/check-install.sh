@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# `make install` works for a C user: installs into temporary prefixes and checks
+#  1. PREFIX=<tmp>: a C program built with `cc prog.c $(pkg-config --cflags --libs docauth)`
+#     runs against the installed shared library and docauth_version() == Cargo.toml's version;
+#     the same program linked statically against libdocauth.a with `pkg-config --static`
+#     (Libs.private) runs too;
+#  2. DESTDIR=<tmp> PREFIX=/usr/local: files land under DESTDIR, the .pc names /usr/local,
+#     libdocauth.so.X.Y.Z has the soname libdocauth.so.X and the two symlinks are right.
+# Expects the library to be built (make lib); `make test-install` does that first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MAKE=${MAKE:-make}
+CC=${CC:-cc}
+
+version=$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml | head -n 1)
+major=${version%%.*}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "check-install: $*" >&2; exit 1; }
+
+cat > "$tmp/prog.c" <<'C'
+#include <docauth.h>
+#include <stdio.h>
+#include <string.h>
+int main(int argc, char **argv) {
+    if (argc != 2) return 2;
+    const char *v = docauth_version();
+    printf("docauth_version() = %s\n", v);
+    docauth_credentials *c = NULL;
+    docauth_error *err = NULL;
+    docauth_result r = docauth_credentials_new(NULL, "secret", NULL, &c, &err);
+    int ok = strcmp(v, argv[1]) == 0 && r == DOCAUTH_RESULT_NULL_PARAMETER && c == NULL &&
+             docauth_error_code(err) == DOCAUTH_RESULT_NULL_PARAMETER;
+    docauth_error_free(err);
+    return ok ? 0 : 1;
+}
+C
+# 1. A real prefix.
+prefix="$tmp/prefix"
+"$MAKE" --no-print-directory -s install PREFIX="$prefix" >/dev/null
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+pc_version=$(pkg-config --modversion docauth)
+[ "$pc_version" = "$version" ] || fail "pkg-config --modversion says $pc_version, Cargo.toml $version"
+# shellcheck disable=SC2046 # word splitting of pkg-config's flags is intended
+"$CC" -std=c11 -Wall -Wextra -Werror -o "$tmp/prog" "$tmp/prog.c" $(pkg-config --cflags --libs docauth)
+# No rpath in the program: the loader finds the installed library through LD_LIBRARY_PATH.
+LD_LIBRARY_PATH="$prefix/lib" "$tmp/prog" "$version" || fail "shared-library program failed"
+needed=$(readelf -d "$tmp/prog" | sed -n 's/.*(NEEDED).*\[\(libdocauth[^]]*\)\].*/\1/p')
+[ "$needed" = "libdocauth.so.$major" ] || fail "program records NEEDED '$needed', want libdocauth.so.$major"
+
+# Static: libdocauth.a plus the system libraries from Libs.private (pkg-config --static).
+private=$(pkg-config --static --libs-only-l docauth | tr ' ' '\n' | grep -vx -- '-ldocauth' | tr '\n' ' ')
+# shellcheck disable=SC2046,SC2086
+"$CC" -std=c11 -Wall -Wextra -Werror -o "$tmp/prog-static" "$tmp/prog.c" $(pkg-config --cflags docauth) \
+    "$prefix/lib/libdocauth.a" $private
+if readelf -d "$tmp/prog-static" | grep -q 'libdocauth'; then fail "static program still needs libdocauth.so"; fi
+"$tmp/prog-static" "$version" || fail "statically linked program failed"
+
+# 2. A staged install (packagers): DESTDIR + the default prefix.
+stage="$tmp/stage"
+"$MAKE" --no-print-directory -s install DESTDIR="$stage" >/dev/null
+lib="$stage/usr/local/lib"
+[ -f "$lib/libdocauth.so.$version" ] && [ ! -L "$lib/libdocauth.so.$version" ] || fail "missing $lib/libdocauth.so.$version"
+[ "$(readlink "$lib/libdocauth.so.$major")" = "libdocauth.so.$version" ] || fail "bad symlink libdocauth.so.$major"
+[ "$(readlink "$lib/libdocauth.so")" = "libdocauth.so.$major" ] || fail "bad symlink libdocauth.so"
+[ -f "$lib/libdocauth.a" ] || fail "missing libdocauth.a"
+[ -f "$stage/usr/local/include/docauth.h" ] || fail "missing docauth.h"
+soname=$(readelf -d "$lib/libdocauth.so.$version" | sed -n 's/.*(SONAME).*\[\(.*\)\].*/\1/p')
+[ "$soname" = "libdocauth.so.$major" ] || fail "soname is '$soname', want libdocauth.so.$major"
+grep -qx 'prefix=/usr/local' "$lib/pkgconfig/docauth.pc" || fail "docauth.pc does not name prefix=/usr/local"
+PKG_CONFIG_PATH="$lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$stage" pkg-config --cflags --libs docauth \
+    | grep -q -- "-I$stage/usr/local/include" || fail "staged docauth.pc not usable with a sysroot"
+
+echo "check-install: shared ($needed) and static builds via pkg-config run; docauth_version() = $version; DESTDIR layout, soname and symlinks right"
