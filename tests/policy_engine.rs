@@ -321,3 +321,27 @@ fn request_json_is_parsed_and_checked() {
         ResultCode::PolicyRequestInvalid
     );
 }
+
+#[test]
+fn documented_operator_example_loads_and_evaluates() {
+    // The example of docs/policy.md (time builtins included).
+    let rego = "package docauth.operator\n\nimport rego.v1\n\ndeny contains sprintf(\"%s is not allowed through the proxy\", [input.request.command]) if {\n\tinput.request.command in {\"dropDatabase\", \"dropUser\"}\n}\n\ndeny contains \"admin is reachable 08:00-18:00 UTC only\" if {\n\t\"admin\" in input.request.databases\n\t[hour, _, _] := time.clock(time.now_ns())\n\tnot working_hour(hour)\n}\n\nworking_hour(h) if {\n\th >= 8\n\th < 18\n}\n";
+    let config = with_module(rego).replace("db_names: [test, reports]", "db_names: ['*']");
+    let e = PolicyEngine::from_config_str("c.yaml", &config, None).unwrap();
+    let d = e.decide(&Request::new(alice(&["dev"]), "my-docdb", "u", "test").with_command("find"));
+    assert!(d.allowed, "{}", d.reason);
+    let d =
+        e.decide(&Request::new(alice(&["dev"]), "my-docdb", "u", "test").with_command("dropUser"));
+    assert!(
+        !d.allowed && d.reason.contains("dropUser is not allowed"),
+        "{}",
+        d.reason
+    );
+    let d = e.decide(&Request::new(alice(&["dev"]), "my-docdb", "u", "admin").with_command("find"));
+    assert!(
+        d.allowed || d.reason.contains("admin is reachable"),
+        "{}",
+        d.reason
+    );
+    assert!(!d.reason.contains("failed to evaluate"), "{}", d.reason);
+}
