@@ -72,7 +72,7 @@ C_LINK := -L$(RELEASE) -ldocauth -Wl,-rpath,$(RELEASE)
 C_ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 C_VALGRIND := $(VALGRIND) -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
-	--error-exitcode=1
+	--error-exitcode=1 --suppressions=$(CURDIR)/tests/c/valgrind.supp
 
 stage = @printf '\n==> %s\n' "$(1)"
 

@@ -35,7 +35,7 @@ pub use role::Role;
 use crate::Error;
 use cache::DecisionCache;
 use labels::LabelSelector;
-use rego::{obj, str_list, str_map, traits_value, OperatorModules};
+use rego::{obj, str_list, str_map, OperatorModules};
 use template::{Template, Traits};
 
 /// Version of the Rego input document (`input.version`).
@@ -451,6 +451,7 @@ impl Generation {
                 facts.allow_roles.push(name.clone());
             }
         }
+        facts.all_names_allowed = allow_by_name.iter().all(|roles| !roles.is_empty());
         let mut allow_map = BTreeMap::new();
         for (i, n) in databases.iter().enumerate() {
             allow_map.insert(Value::from(*n), str_list(&allow_by_name[i]));
@@ -461,14 +462,7 @@ impl Generation {
         };
         let input = obj([
             ("version", Value::from(INPUT_VERSION)),
-            (
-                "identity",
-                obj([
-                    ("user", Value::from(identity.user())),
-                    ("roles", str_list(identity.roles())),
-                    ("traits", traits_value(identity.traits())),
-                ]),
-            ),
+            ("identity", identity.rego_value()),
             ("database", entry.value.clone()),
             (
                 "request",
@@ -515,6 +509,19 @@ impl Generation {
         };
         let user = req.identity.user();
         let db = &req.database;
+        // Defense in depth: the Rust facts must agree with the Rego verdict; a disagreement
+        // (a bug in either) denies.
+        let facts_allow = facts.deny_roles.is_empty()
+            && facts.unknown_roles.is_empty()
+            && facts.errors.is_empty()
+            && !facts.connect_roles.is_empty()
+            && facts.all_names_allowed;
+        if allowed && !facts_allow {
+            return Decision::deny(
+                "denied: internal consistency check failed (the Rego verdict allows what the matchers do not); please report this bug",
+                vec![],
+            );
+        }
         if !allowed {
             let mut reasons = match rego::eval_deny_reasons(input) {
                 Ok(r) => r,
@@ -575,6 +582,7 @@ struct Facts {
     connect_roles: Vec<String>,
     allow_roles: Vec<String>,
     any_allow_labels: bool,
+    all_names_allowed: bool,
 }
 
 #[cfg(test)]

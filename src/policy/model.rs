@@ -18,6 +18,8 @@ pub struct Identity {
     roles: Vec<String>,
     traits: Traits,
     hash: u64,
+    /// `input.identity` for Rego, built on first use.
+    value: std::sync::OnceLock<regorus::Value>,
 }
 
 /// The serialized form of an [`Identity`] (config files, request JSON, Rego input).
@@ -43,6 +45,7 @@ impl Identity {
             roles,
             traits,
             hash: h.finish(),
+            value: std::sync::OnceLock::new(),
         }
     }
 
@@ -60,6 +63,19 @@ impl Identity {
 
     pub fn traits(&self) -> &Traits {
         &self.traits
+    }
+
+    /// The Rego `input.identity` value (built once per identity).
+    pub(crate) fn rego_value(&self) -> regorus::Value {
+        self.value
+            .get_or_init(|| {
+                super::rego::obj([
+                    ("user", regorus::Value::from(self.user.as_str())),
+                    ("roles", super::rego::str_list(&self.roles)),
+                    ("traits", super::rego::traits_value(&self.traits)),
+                ])
+            })
+            .clone()
     }
 
     pub(crate) fn precomputed_hash(&self) -> u64 {

@@ -264,3 +264,87 @@ pub(crate) fn traits_value(traits: &BTreeMap<String, Vec<String>>) -> Value {
     }
     Value::from(m)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The VM answers `allow` exactly as the interpreter does (regorus' VM had an `every`
+    /// bug with this policy's first draft; the Rust facts cross-check guards the rest).
+    #[test]
+    fn vm_and_interpreter_agree_on_allow() {
+        let names = |v: &[&str]| str_list(v);
+        let mut cases = Vec::new();
+        for deny in [false, true] {
+            for connect in [false, true] {
+                for (databases, allowed_names) in [
+                    (vec![], vec![]),
+                    (vec!["test"], vec!["test"]),
+                    (vec!["test", "reports"], vec!["test"]),
+                    (vec!["test", "reports"], vec!["test", "reports"]),
+                    (vec!["test"], vec![]),
+                ] {
+                    for unknown in [false, true] {
+                        let mut allow = BTreeMap::new();
+                        for n in &databases {
+                            let roles: Vec<&str> = if allowed_names.contains(n) {
+                                vec!["r"]
+                            } else {
+                                vec![]
+                            };
+                            allow.insert(Value::from(*n), names(&roles));
+                        }
+                        let deny_list = if deny {
+                            Value::from(vec![obj([
+                                ("role", Value::from("d")),
+                                ("rule", Value::from("db_names")),
+                                ("value", Value::from("test")),
+                            ])])
+                        } else {
+                            Value::from(Vec::<Value>::new())
+                        };
+                        cases.push(obj([
+                            ("identity", obj([("user", Value::from("alice"))])),
+                            ("database", obj([("name", Value::from("db"))])),
+                            (
+                                "request",
+                                obj([
+                                    ("db_user", Value::from("u")),
+                                    ("databases", names(&databases)),
+                                ]),
+                            ),
+                            (
+                                "rbac",
+                                obj([
+                                    ("deny", deny_list),
+                                    ("connect_roles", names(if connect { &["r"] } else { &[] })),
+                                    ("allow", Value::from(allow)),
+                                    (
+                                        "unknown_roles",
+                                        names(if unknown { &["ghost"] } else { &[] }),
+                                    ),
+                                    ("errors", names(&[])),
+                                ]),
+                            ),
+                        ]));
+                    }
+                }
+            }
+        }
+        let mut interpreter = new_builtin_engine().unwrap();
+        let mut allowed_seen = 0;
+        for input in cases {
+            interpreter.set_input(input.clone());
+            let expected =
+                interpreter.eval_rule(ALLOW_RULE.to_string()).unwrap() == Value::Bool(true);
+            assert_eq!(eval_allow(input.clone()).unwrap(), expected, "{input:?}");
+            if expected {
+                allowed_seen += 1;
+                assert!(eval_deny_reasons(input).unwrap().is_empty());
+            } else {
+                assert!(!eval_deny_reasons(input).unwrap().is_empty());
+            }
+        }
+        assert_eq!(allowed_seen, 3);
+    }
+}

@@ -14,6 +14,7 @@ from __future__ import annotations
 from . import _ffi
 from .aws import AwsConversation, Credentials
 from .provider import CredentialsProvider
+from .policy import Decision, PolicyEngine
 from .errors import *  # noqa: F403 - one exception class per result code
 from .errors import __all__ as _error_names
 
@@ -31,4 +32,13 @@ def result_name(code: int) -> str:
     return _ffi.result_name(code)
 
 
-__all__ = ["AwsConversation", "Credentials", "CredentialsProvider", "library_version", "result_name", *_error_names]
+__all__ = [
+    "AwsConversation",
+    "Credentials",
+    "CredentialsProvider",
+    "Decision",
+    "PolicyEngine",
+    "library_version",
+    "result_name",
+    *_error_names,
+]

@@ -39,6 +39,14 @@ class docauth_credentials_provider(ctypes.Structure):  # noqa: N801
     """Opaque."""
 
 
+class docauth_engine(ctypes.Structure):  # noqa: N801
+    """Opaque."""
+
+
+class docauth_decision(ctypes.Structure):  # noqa: N801
+    """Opaque."""
+
+
 P = ctypes.POINTER
 c_result = ctypes.c_int  # `enum docauth_result`: a C enum is an int
 u8p = P(ctypes.c_uint8)
@@ -102,6 +110,21 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
         [P(docauth_credentials_provider), ctypes.c_char_p, ErrOut],
     ),
     "docauth_credentials_provider_free": (None, [P(docauth_credentials_provider)]),
+    "docauth_engine_new": (c_result, [ctypes.c_char_p, P(P(docauth_engine)), ErrOut]),
+    "docauth_engine_new_from_file": (c_result, [ctypes.c_char_p, P(P(docauth_engine)), ErrOut]),
+    "docauth_engine_reload": (c_result, [P(docauth_engine), ctypes.c_char_p, ErrOut]),
+    "docauth_engine_reload_from_file": (c_result, [P(docauth_engine), ctypes.c_char_p, ErrOut]),
+    "docauth_engine_decide": (
+        c_result,
+        [P(docauth_engine), ctypes.c_char_p, P(P(docauth_decision)), ErrOut],
+    ),
+    "docauth_engine_free": (None, [P(docauth_engine)]),
+    "docauth_decision_allowed": (ctypes.c_bool, [P(docauth_decision)]),
+    "docauth_decision_reason": (ctypes.c_char_p, [P(docauth_decision)]),
+    "docauth_decision_matched_roles_count": (ctypes.c_size_t, [P(docauth_decision)]),
+    "docauth_decision_matched_role": (ctypes.c_char_p, [P(docauth_decision), ctypes.c_size_t]),
+    "docauth_decision_json": (ctypes.c_char_p, [P(docauth_decision)]),
+    "docauth_decision_free": (None, [P(docauth_decision)]),
 }
 
 _REPO_ROOT = Path(__file__).resolve().parents[4]  # <repo>/bindings/python/src/docauth/_ffi.py

@@ -1,0 +1,160 @@
+//! `docauth-check`: a policy dry run for operators, like `opa eval` or `tctl`'s access checks.
+//!
+//! ```text
+//! docauth-check --config policy.yaml --user alice --roles access,no-admin \
+//!     --traits '{"db_users": ["*"], "db_names": ["*"]}' \
+//!     --db my-docdb --db-user teleport-docdb-user --db-name test [--command find] \
+//!     [--namespace test.orders ...] [--explain]
+//! ```
+//!
+//! `--roles`/`--traits` may be omitted when the config's `identities` has the user.
+//! Prints the decision and its reason. Exit status: 0 allowed, 1 denied, 2 error.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use docauth::policy::{Identity, PolicyEngine, Request};
+
+const USAGE: &str = "usage: docauth-check --config FILE --user NAME [--roles a,b] [--traits JSON] \
+--db NAME --db-user USER --db-name NAME [--command CMD] [--namespace DB.COLL]... [--explain]";
+
+struct Args {
+    config: String,
+    user: String,
+    roles: Option<Vec<String>>,
+    traits: Option<BTreeMap<String, Vec<String>>>,
+    db: String,
+    db_user: String,
+    db_name: String,
+    command: Option<String>,
+    namespaces: Vec<String>,
+    explain: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let (mut config, mut user, mut db, mut db_user, mut db_name) = (None, None, None, None, None);
+    let mut args = Args {
+        config: String::new(),
+        user: String::new(),
+        roles: None,
+        traits: None,
+        db: String::new(),
+        db_user: String::new(),
+        db_name: String::new(),
+        command: None,
+        namespaces: Vec::new(),
+        explain: false,
+    };
+    while let Some(flag) = it.next() {
+        if flag == "--explain" {
+            args.explain = true;
+            continue;
+        }
+        if flag == "-h" || flag == "--help" {
+            return Err(USAGE.to_string());
+        }
+        let value = it
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        match flag.as_str() {
+            "--config" => config = Some(value),
+            "--user" => user = Some(value),
+            "--roles" => {
+                args.roles = Some(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                )
+            }
+            "--traits" => {
+                args.traits = Some(
+                    serde_json::from_str(&value)
+                        .map_err(|e| format!("--traits: not a JSON object of string lists: {e}"))?,
+                )
+            }
+            "--db" => db = Some(value),
+            "--db-user" => db_user = Some(value),
+            "--db-name" => db_name = Some(value),
+            "--command" => args.command = Some(value),
+            "--namespace" => args.namespaces.push(value),
+            other => return Err(format!("unknown option {other}\n{USAGE}")),
+        }
+    }
+    let need =
+        |v: Option<String>, name: &str| v.ok_or_else(|| format!("{name} is required\n{USAGE}"));
+    args.config = need(config, "--config")?;
+    args.user = need(user, "--user")?;
+    args.db = need(db, "--db")?;
+    args.db_user = need(db_user, "--db-user")?;
+    args.db_name = db_name.unwrap_or_default();
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("docauth-check: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let engine = match PolicyEngine::from_file(&args.config) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("docauth-check: {} ({})", e.message(), e.code().name());
+            return ExitCode::from(2);
+        }
+    };
+    let identity = match (&args.roles, engine.identity(&args.user)) {
+        (None, Some(configured)) => match &args.traits {
+            None => configured,
+            Some(t) => Arc::new(Identity::new(
+                args.user.clone(),
+                configured.roles().to_vec(),
+                t.clone(),
+            )),
+        },
+        (Some(roles), configured) => Arc::new(Identity::new(
+            args.user.clone(),
+            roles.clone(),
+            args.traits
+                .clone()
+                .or_else(|| configured.map(|c| c.traits().clone()))
+                .unwrap_or_default(),
+        )),
+        (None, None) => {
+            eprintln!(
+                "docauth-check: user {:?} is not in the config's identities; pass --roles (and --traits)",
+                args.user
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let mut request = Request::new(identity, args.db, args.db_user, args.db_name)
+        .with_namespaces(args.namespaces);
+    if let Some(c) = args.command {
+        request = request.with_command(c);
+    }
+    if args.explain {
+        println!("input: {}", engine.input_json(&request));
+    }
+    let decision = engine.decide(&request);
+    println!(
+        "{}: {}",
+        if decision.allowed { "ALLOW" } else { "DENY" },
+        decision.reason
+    );
+    if !decision.matched_roles.is_empty() {
+        println!("roles: {}", decision.matched_roles.join(", "));
+    }
+    if decision.allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
