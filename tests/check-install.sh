@@ -35,20 +35,6 @@ int main(int argc, char **argv) {
     return ok ? 0 : 1;
 }
 C
-# Until the credentials API exists in the header, check the version alone.
-if ! grep -q 'docauth_credentials_new' include/docauth.h; then
-    cat > "$tmp/prog.c" <<'C'
-#include <docauth.h>
-#include <stdio.h>
-#include <string.h>
-int main(int argc, char **argv) {
-    if (argc != 2) return 2;
-    printf("docauth_version() = %s\n", docauth_version());
-    return strcmp(docauth_version(), argv[1]) == 0 ? 0 : 1;
-}
-C
-fi
-
 # 1. A real prefix.
 prefix="$tmp/prefix"
 "$MAKE" --no-print-directory -s install PREFIX="$prefix" >/dev/null
