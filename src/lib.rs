@@ -4,10 +4,12 @@
 //! place with raw pointers.
 //!
 //! - [`aws`] signs MONGODB-AWS SASL payloads (SigV4 STS GetCallerIdentity).
+//! - [`session`] runs a proxied session: TLS + MONGODB-AWS upstream, judged relay, audit.
 
 pub mod aws;
 mod error;
 pub mod ffi;
+pub mod session;
 
 pub use error::{Error, Result, ResultCode};
 

@@ -18,7 +18,7 @@ use crate::{Error, ResultCode};
 /// share one cache of SigV4 signing keys.
 /// Secrets: copied into zeroizing storage, wiped when the last reference goes; never printed.
 pub struct docauth_credentials {
-    inner: Credentials,
+    pub(crate) inner: Credentials,
 }
 
 /// One MONGODB-AWS SASL conversation (client side): `docauth_aws_conversation_client_first`

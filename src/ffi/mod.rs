@@ -18,6 +18,7 @@ mod boundary;
 mod aws;
 mod bytes;
 mod error;
+mod session;
 
 pub use aws::{
     docauth_aws_conversation, docauth_aws_conversation_client_final,
@@ -27,6 +28,12 @@ pub use aws::{
 };
 pub use bytes::{docauth_bytes, docauth_bytes_data, docauth_bytes_free, docauth_bytes_len};
 pub use error::{docauth_error, docauth_error_code, docauth_error_free, docauth_error_message};
+pub use session::{
+    docauth_audit_fn, docauth_runtime, docauth_runtime_audit_dropped, docauth_runtime_free,
+    docauth_runtime_new, docauth_session, docauth_session_audit_dropped, docauth_session_free,
+    docauth_session_is_finished, docauth_session_shutdown, docauth_session_start,
+    docauth_session_stats, docauth_session_wait, docauth_user_data_free_fn,
+};
 
 use std::ffi::c_char;
 
