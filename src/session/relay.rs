@@ -196,13 +196,18 @@ where
                     if audit_on {
                         audit.emit(&fields.query("", &[], None, false, &why));
                     }
+                    let (code, code_name) = if header.length > 0 && header.length as usize > limit {
+                        (10334, "BSONObjectTooLarge")
+                    } else {
+                        (9, "FailedToParse")
+                    };
                     if header.op_code == OP_MSG || header.op_code == OP_QUERY {
                         let reply = wire_shim::error_reply(
                             kind_of(&header),
                             reply_id(),
                             header.request_id,
-                            10334,
-                            "BSONObjectTooLarge",
+                            code,
+                            code_name,
                             &format!("libdocauth: {why}"),
                         );
                         let mut w = client_write.lock().await;
