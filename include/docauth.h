@@ -86,6 +86,50 @@ typedef enum docauth_result {
    */
   DOCAUTH_RESULT_SIGNING_FAILED = 107,
   /**
+   * A wire message's header length was below the minimum for its opcode or malformed.
+   */
+  DOCAUTH_RESULT_WIRE_BAD_LENGTH = 400,
+  /**
+   * A wire message's length exceeded the size limit (48,000,000 or the server's `maxMessageSizeBytes`).
+   */
+  DOCAUTH_RESULT_WIRE_TOO_LARGE = 401,
+  /**
+   * A wire message used an opcode the proxy refuses (legacy OP_INSERT/OP_UPDATE/OP_DELETE/OP_GET_MORE/OP_KILL_CURSORS, or unknown).
+   */
+  DOCAUTH_RESULT_WIRE_REFUSED_OPCODE = 402,
+  /**
+   * A wire message's structure was invalid (truncated or extra bytes, bad section kind, missing or repeated body section).
+   */
+  DOCAUTH_RESULT_WIRE_MALFORMED = 403,
+  /**
+   * A document inside a wire message was not valid BSON (or nested too deeply).
+   */
+  DOCAUTH_RESULT_WIRE_INVALID_BSON = 404,
+  /**
+   * An OP_MSG carried a CRC-32C checksum that did not match its bytes.
+   */
+  DOCAUTH_RESULT_WIRE_CHECKSUM_MISMATCH = 405,
+  /**
+   * An OP_MSG set a required flag bit (0–15) this library does not know.
+   */
+  DOCAUTH_RESULT_WIRE_UNKNOWN_REQUIRED_FLAG = 406,
+  /**
+   * An OP_COMPRESSED message could not be decompressed within its declared size (unknown compressor, corrupt data, size lie, nested compression).
+   */
+  DOCAUTH_RESULT_WIRE_DECOMPRESSION_FAILED = 407,
+  /**
+   * A key that an access decision reads (`$db`, the command name, a namespace field) appeared more than once.
+   */
+  DOCAUTH_RESULT_WIRE_DUPLICATE_KEY = 408,
+  /**
+   * A command could not be analysed because a field it needs was missing or had the wrong type.
+   */
+  DOCAUTH_RESULT_WIRE_MALFORMED_COMMAND = 409,
+  /**
+   * A legacy OP_QUERY addressed something other than `<db>.$cmd` (legacy find or a pseudo-command).
+   */
+  DOCAUTH_RESULT_WIRE_REFUSED_QUERY = 410,
+  /**
    * The database URI could not be used (scheme, host, port or an option).
    */
   DOCAUTH_RESULT_DATABASE_URI_INVALID = 440,

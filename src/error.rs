@@ -43,6 +43,28 @@ pub enum ResultCode {
     /// aws-sigv4 refused to sign the STS request.
     SigningFailed = 107,
 
+    /// A wire message's header length was below the minimum for its opcode or malformed.
+    WireBadLength = 400,
+    /// A wire message's length exceeded the size limit (48,000,000 or the server's `maxMessageSizeBytes`).
+    WireTooLarge = 401,
+    /// A wire message used an opcode the proxy refuses (legacy OP_INSERT/OP_UPDATE/OP_DELETE/OP_GET_MORE/OP_KILL_CURSORS, or unknown).
+    WireRefusedOpcode = 402,
+    /// A wire message's structure was invalid (truncated or extra bytes, bad section kind, missing or repeated body section).
+    WireMalformed = 403,
+    /// A document inside a wire message was not valid BSON (or nested too deeply).
+    WireInvalidBson = 404,
+    /// An OP_MSG carried a CRC-32C checksum that did not match its bytes.
+    WireChecksumMismatch = 405,
+    /// An OP_MSG set a required flag bit (0–15) this library does not know.
+    WireUnknownRequiredFlag = 406,
+    /// An OP_COMPRESSED message could not be decompressed within its declared size (unknown compressor, corrupt data, size lie, nested compression).
+    WireDecompressionFailed = 407,
+    /// A key that an access decision reads (`$db`, the command name, a namespace field) appeared more than once.
+    WireDuplicateKey = 408,
+    /// A command could not be analysed because a field it needs was missing or had the wrong type.
+    WireMalformedCommand = 409,
+    /// A legacy OP_QUERY addressed something other than `<db>.$cmd` (legacy find or a pseudo-command).
+    WireRefusedQuery = 410,
     /// The database URI could not be used (scheme, host, port or an option).
     DatabaseUriInvalid = 440,
     /// The CA bundle file could not be read or held no PEM certificate.
@@ -90,6 +112,17 @@ impl ResultCode {
             ResultCode::SaslHostEmptyLabel,
             ResultCode::SaslHostEdgeDot,
             ResultCode::SigningFailed,
+            ResultCode::WireBadLength,
+            ResultCode::WireTooLarge,
+            ResultCode::WireRefusedOpcode,
+            ResultCode::WireMalformed,
+            ResultCode::WireInvalidBson,
+            ResultCode::WireChecksumMismatch,
+            ResultCode::WireUnknownRequiredFlag,
+            ResultCode::WireDecompressionFailed,
+            ResultCode::WireDuplicateKey,
+            ResultCode::WireMalformedCommand,
+            ResultCode::WireRefusedQuery,
             ResultCode::DatabaseUriInvalid,
             ResultCode::CaBundleInvalid,
             ResultCode::ConnectTimeout,
@@ -136,6 +169,17 @@ impl ResultCode {
             ResultCode::SaslHostEmptyLabel => c"DOCAUTH_RESULT_SASL_HOST_EMPTY_LABEL",
             ResultCode::SaslHostEdgeDot => c"DOCAUTH_RESULT_SASL_HOST_EDGE_DOT",
             ResultCode::SigningFailed => c"DOCAUTH_RESULT_SIGNING_FAILED",
+            ResultCode::WireBadLength => c"DOCAUTH_RESULT_WIRE_BAD_LENGTH",
+            ResultCode::WireTooLarge => c"DOCAUTH_RESULT_WIRE_TOO_LARGE",
+            ResultCode::WireRefusedOpcode => c"DOCAUTH_RESULT_WIRE_REFUSED_OPCODE",
+            ResultCode::WireMalformed => c"DOCAUTH_RESULT_WIRE_MALFORMED",
+            ResultCode::WireInvalidBson => c"DOCAUTH_RESULT_WIRE_INVALID_BSON",
+            ResultCode::WireChecksumMismatch => c"DOCAUTH_RESULT_WIRE_CHECKSUM_MISMATCH",
+            ResultCode::WireUnknownRequiredFlag => c"DOCAUTH_RESULT_WIRE_UNKNOWN_REQUIRED_FLAG",
+            ResultCode::WireDecompressionFailed => c"DOCAUTH_RESULT_WIRE_DECOMPRESSION_FAILED",
+            ResultCode::WireDuplicateKey => c"DOCAUTH_RESULT_WIRE_DUPLICATE_KEY",
+            ResultCode::WireMalformedCommand => c"DOCAUTH_RESULT_WIRE_MALFORMED_COMMAND",
+            ResultCode::WireRefusedQuery => c"DOCAUTH_RESULT_WIRE_REFUSED_QUERY",
             ResultCode::DatabaseUriInvalid => c"DOCAUTH_RESULT_DATABASE_URI_INVALID",
             ResultCode::CaBundleInvalid => c"DOCAUTH_RESULT_CA_BUNDLE_INVALID",
             ResultCode::ConnectTimeout => c"DOCAUTH_RESULT_CONNECT_TIMEOUT",

@@ -5,11 +5,15 @@
 //!
 //! - [`aws`] signs MONGODB-AWS SASL payloads (SigV4 STS GetCallerIdentity).
 //! - [`session`] runs a proxied session: TLS + MONGODB-AWS upstream, judged relay, audit.
+//! - [`wire`] parses MongoDB wire messages and names every database a command can reach.
 
 pub mod aws;
 mod error;
 pub mod ffi;
+/// cbindgen:ignore
 pub mod session;
+/// cbindgen:ignore
+pub mod wire;
 
 pub use error::{Error, Result, ResultCode};
 

@@ -1,0 +1,1020 @@
+//! Command analysis: the command name, its `$db`, and every database the command can reach.
+//!
+//! The rule is "name every database, or say you cannot": each command this module knows is
+//! either confined to its `$db`, or its namespace-bearing fields are read (all of them, with
+//! duplicates refused); any other command, unknown aggregation stage, JavaScript evaluation
+//! or cluster-wide operation sets [`CommandAccess::unanalysable`], which a policy treats as
+//! "reaches every database".
+
+use bson::raw::{RawBsonRef, RawDocument};
+
+use super::doc::{first_field, shown, truthy, unique_field};
+use super::frame::op;
+use super::message::{Message, OpMsg};
+use crate::{Error, Result, ResultCode};
+
+/// How the session treats a command before (or instead of) asking the policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CommandClass {
+    /// Client authentication (`saslStart`, `saslContinue`, `authenticate`, `logout`,
+    /// `getnonce`, legacy `copydbsaslstart`/`copydbgetnonce`): never forwarded; the proxy
+    /// authenticates upstream itself.
+    Auth,
+    /// Connection commands ([`CONNECTION_COMMANDS`]): need no database in `db_names`.
+    Connection,
+    /// Everything else: judged against every database in [`CommandAccess::namespaces`].
+    Data,
+}
+
+/// Client authentication commands (see [`CommandClass::Auth`]).
+pub const AUTH_COMMANDS: &[&str] = &[
+    "saslStart",
+    "saslContinue",
+    "authenticate",
+    "logout",
+    "getnonce",
+    "copydbsaslstart",
+    "copydbgetnonce",
+];
+
+/// Connection commands: they read or manage the connection, the client's own logical
+/// sessions or its transaction, or static server facts, and touch no database's data, so
+/// they need no `admin` (or any database) in `db_names`:
+/// `hello`, `isMaster`/`ismaster` (handshake; `speculativeAuthenticate` and `compression`
+/// are stripped, see [`super::strip_handshake`]), `ping`, `buildInfo`/`buildinfo`,
+/// `whatsmyuri`, `connectionStatus`, `listCommands`, `getLastError`/`getlasterror`,
+/// `getPrevError`, `resetError` (legacy per-connection write status), `startSession`,
+/// `refreshSessions`, `endSessions` (the client's own sessions), `commitTransaction` and
+/// `abortTransaction` (drivers send them to `admin`; every operation inside the transaction
+/// was judged on its own).
+pub const CONNECTION_COMMANDS: &[&str] = &[
+    "hello",
+    "isMaster",
+    "ismaster",
+    "ping",
+    "buildInfo",
+    "buildinfo",
+    "whatsmyuri",
+    "connectionStatus",
+    "listCommands",
+    "getLastError",
+    "getlasterror",
+    "getPrevError",
+    "resetError",
+    "startSession",
+    "refreshSessions",
+    "endSessions",
+    "commitTransaction",
+    "abortTransaction",
+];
+
+/// Handshake commands whose `speculativeAuthenticate`/`compression` are stripped.
+pub const HANDSHAKE_COMMANDS: &[&str] = &["hello", "isMaster", "ismaster"];
+
+pub(crate) fn is_handshake(name: &str) -> bool {
+    HANDSHAKE_COMMANDS.contains(&name)
+}
+
+/// Commands confined to their `$db` (and, when they name one, a collection in it). Server
+/// administration commands that must be sent to `admin` and name no namespace are here too:
+/// the policy judges them on `admin`.
+pub const SAME_DATABASE_COMMANDS: &[&str] = &[
+    // CRUD and cursors
+    "find",
+    "insert",
+    "update",
+    "delete",
+    "findAndModify",
+    "findandmodify",
+    "count",
+    "distinct",
+    "getMore",
+    "killCursors",
+    "geoSearch",
+    "geoNear",
+    "group",
+    "parallelCollectionScan",
+    "text",
+    "filemd5",
+    // collections, indexes, statistics
+    "drop",
+    "dropDatabase",
+    "createIndexes",
+    "dropIndexes",
+    "deleteIndexes",
+    "listIndexes",
+    "listCollections",
+    "reIndex",
+    "compact",
+    "autoCompact",
+    "validate",
+    "dbStats",
+    "dbstats",
+    "collStats",
+    "convertToCapped",
+    "cloneCollectionAsCapped",
+    "dbHash",
+    "dbhash",
+    "dbCheck",
+    "profile",
+    "clone",
+    "listSearchIndexes",
+    "createSearchIndexes",
+    "dropSearchIndex",
+    "updateSearchIndex",
+    "planCacheClear",
+    "planCacheClearFilters",
+    "planCacheListFilters",
+    "planCacheSetFilter",
+    "cleanupStructuredEncryptionData",
+    "compactStructuredEncryptionData",
+    // users and roles of this database without cross-database fields
+    "dropUser",
+    "dropAllUsersFromDatabase",
+    "dropRole",
+    "dropAllRolesFromDatabase",
+    "invalidateUserCache",
+    "killSessions",
+    // server administration (sent to admin; no namespace parameter)
+    "serverStatus",
+    "getParameter",
+    "setParameter",
+    "getCmdLineOpts",
+    "hostInfo",
+    "getLog",
+    "logRotate",
+    "fsync",
+    "fsyncUnlock",
+    "shutdown",
+    "replSetGetStatus",
+    "replSetGetConfig",
+    "replSetStepDown",
+    "replSetFreeze",
+    "replSetInitiate",
+    "replSetReconfig",
+    "replSetMaintenance",
+    "replSetSyncFrom",
+    "setFeatureCompatibilityVersion",
+    "getDefaultRWConcern",
+    "setDefaultRWConcern",
+    "getClusterParameter",
+    "setClusterParameter",
+    "listShards",
+    "addShard",
+    "removeShard",
+    "balancerStart",
+    "balancerStop",
+    "balancerStatus",
+    "lockInfo",
+    "connPoolStats",
+    "connPoolSync",
+    "shardConnPoolStats",
+    "features",
+    "isdbgrid",
+    "getShardMap",
+    "getFreeMonitoringStatus",
+    "setFreeMonitoring",
+    "rotateCertificates",
+    "setUserWriteBlockMode",
+    "getAuditConfig",
+];
+
+/// Commands whose value is a full namespace `db.collection`.
+pub const NAMESPACE_VALUE_COMMANDS: &[&str] = &[
+    "cloneCollection",
+    "dataSize",
+    "datasize",
+    "shardCollection",
+    "shardcollection",
+    "reshardCollection",
+    "refineCollectionShardKey",
+    "unshardCollection",
+    "moveCollection",
+    "moveChunk",
+    "movechunk",
+    "moveRange",
+    "splitChunk",
+    "split",
+    "splitVector",
+    "mergeChunks",
+    "clearJumboFlag",
+    "checkShardingIndex",
+    "cleanupOrphaned",
+    "getShardVersion",
+    "analyzeShardKey",
+    "configureQueryAnalyzer",
+    "balancerCollectionStatus",
+    "configureCollectionBalancing",
+    "abortReshardCollection",
+    "commitReshardCollection",
+    "cleanupReshardCollection",
+];
+
+/// Commands whose value is a database name.
+pub const DATABASE_VALUE_COMMANDS: &[&str] = &[
+    "enableSharding",
+    "enablesharding",
+    "movePrimary",
+    "moveprimary",
+];
+
+/// Commands that reach every database (cluster-wide listings and operations, server-side
+/// JavaScript): always [`CommandAccess::unanalysable`].
+pub const ALL_DATABASES_COMMANDS: &[&str] = &[
+    "listDatabases",
+    "currentOp",
+    "top",
+    "killOp",
+    "killAllSessions",
+    "killAllSessionsByPattern",
+    "eval",
+    "$eval",
+    "validateDBMetadata",
+];
+
+/// Aggregation stages that read or write only the pipeline's own collection/database.
+pub const SAME_DATABASE_STAGES: &[&str] = &[
+    "$addFields",
+    "$bucket",
+    "$bucketAuto",
+    "$collStats",
+    "$count",
+    "$densify",
+    "$documents",
+    "$fill",
+    "$geoNear",
+    "$group",
+    "$indexStats",
+    "$limit",
+    "$match",
+    "$project",
+    "$redact",
+    "$replaceRoot",
+    "$replaceWith",
+    "$sample",
+    "$search",
+    "$searchMeta",
+    "$vectorSearch",
+    "$set",
+    "$setWindowFields",
+    "$skip",
+    "$sort",
+    "$sortByCount",
+    "$unset",
+    "$unwind",
+    "$planCacheStats",
+    "$listSearchIndexes",
+    "$changeStreamSplitLargeEvent",
+    "$rankFusion",
+    "$score",
+];
+
+/// Aggregation stages that reach every database.
+pub const ALL_DATABASES_STAGES: &[&str] = &[
+    "$currentOp",
+    "$listLocalSessions",
+    "$listSessions",
+    "$listCatalog",
+    "$listClusterCatalog",
+    "$queryStats",
+    "$shardedDataDistribution",
+    "$listSampledQueries",
+    "$querySettings",
+];
+
+/// A database, and the collection in it when one is named.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Namespace {
+    /// The database.
+    pub database: String,
+    /// The collection, when the command names one.
+    pub collection: Option<String>,
+}
+
+/// What a client command is and everything it can reach.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandAccess {
+    /// The command name (first key of the command document), e.g. `find`.
+    pub command: String,
+    /// The database the command is addressed to (`$db`, or `<db>` of `<db>.$cmd`).
+    pub database: String,
+    /// The collection the command is about, when its value names one (`find: "c"`), for audit.
+    pub collection: Option<String>,
+    /// Every namespace the command can reach, starting with `database`; no duplicates.
+    pub namespaces: Vec<Namespace>,
+    /// How the session treats it.
+    pub class: CommandClass,
+    /// A `hello`/`isMaster` carried `speculativeAuthenticate` (strip it before forwarding).
+    pub speculative_authenticate: bool,
+    /// `Some(reason)` when the command can reach databases that cannot be listed (unknown
+    /// command or stage, cluster-wide operation, JavaScript, `applyOps` by UUID…): deny it
+    /// unless the session may reach every database.
+    pub unanalysable: Option<String>,
+}
+
+impl CommandAccess {
+    /// Every database the command can reach, `database` first, without duplicates.
+    pub fn databases(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::with_capacity(self.namespaces.len());
+        for ns in &self.namespaces {
+            if !out.contains(&ns.database.as_str()) {
+                out.push(&ns.database);
+            }
+        }
+        out
+    }
+}
+
+fn bad(msg: impl Into<String>) -> Error {
+    Error::new(ResultCode::WireMalformedCommand, msg)
+}
+
+fn duplicate(key: &str) -> Error {
+    Error::new(
+        ResultCode::WireDuplicateKey,
+        format!(
+            "the field `{}` is given both in the body and as a document sequence; refused",
+            shown(key)
+        ),
+    )
+}
+
+fn check_database(name: &str, what: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(bad(format!("{what} names an empty database")));
+    }
+    if name.contains('\0') {
+        return Err(bad(format!("{what} names a database containing NUL")));
+    }
+    Ok(())
+}
+
+/// Splits `db.collection` (the database ends at the first dot).
+fn split_namespace(ns: &str, what: &str) -> Result<(String, String)> {
+    match ns.split_once('.') {
+        Some((db, coll)) if !db.is_empty() && !coll.is_empty() => {
+            check_database(db, what)?;
+            Ok((db.to_owned(), coll.to_owned()))
+        }
+        _ => Err(bad(format!(
+            "{what} must be a full namespace `db.collection`, got `{}`",
+            shown(ns)
+        ))),
+    }
+}
+
+/// A command document, with the OP_MSG document sequences that stand for its array fields.
+#[derive(Clone, Copy)]
+struct Cmd<'a> {
+    body: &'a RawDocument,
+    msg: Option<OpMsg<'a>>,
+}
+
+/// An array-like field: a BSON array or an OP_MSG document sequence.
+enum Items<'a> {
+    Array(bson::raw::RawArrayIter<'a>),
+    Sequence(super::message::Documents<'a>),
+}
+
+impl<'a> Iterator for Items<'a> {
+    type Item = Result<RawBsonRef<'a>>;
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Items::Array(it) => it
+                .next()
+                .map(|r| r.map_err(|e| super::doc::invalid("command array", e))),
+            Items::Sequence(it) => it.next().map(|r| r.map(RawBsonRef::Document)),
+        }
+    }
+}
+
+impl<'a> Cmd<'a> {
+    fn plain(body: &'a RawDocument) -> Self {
+        Cmd { body, msg: None }
+    }
+
+    /// A scalar/document field: refused when duplicated or also sent as a sequence.
+    fn get(&self, key: &str) -> Result<Option<RawBsonRef<'a>>> {
+        let value = unique_field(self.body, key)?;
+        if self.msg.and_then(|m| m.sequence(key)).is_some() {
+            return Err(duplicate(key));
+        }
+        Ok(value)
+    }
+
+    /// An array field, from the body or from the document sequence with that identifier.
+    fn items(&self, key: &str) -> Result<Option<Items<'a>>> {
+        let value = unique_field(self.body, key)?;
+        let seq = self.msg.and_then(|m| m.sequence(key));
+        match (value, seq) {
+            (Some(_), Some(_)) => Err(duplicate(key)),
+            (None, Some(s)) => Ok(Some(Items::Sequence(s.documents()))),
+            (Some(RawBsonRef::Array(a)), None) => Ok(Some(Items::Array(a.into_iter()))),
+            (Some(_), None) => Err(bad(format!("`{key}` must be an array"))),
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn get_str(&self, key: &str) -> Result<Option<&'a str>> {
+        match self.get(key)? {
+            None => Ok(None),
+            Some(RawBsonRef::String(s)) => Ok(Some(s)),
+            Some(_) => Err(bad(format!("`{key}` must be a string"))),
+        }
+    }
+}
+
+struct Analysis {
+    namespaces: Vec<Namespace>,
+    unanalysable: Option<String>,
+}
+
+/// Most distinct namespaces listed for one command; past it the command counts as reaching
+/// every database (keeps analysis linear and its memory small on hostile input).
+pub const MAX_NAMESPACES: usize = 256;
+
+impl Analysis {
+    fn add(&mut self, database: &str, collection: Option<&str>) {
+        let known = self
+            .namespaces
+            .iter()
+            .any(|n| n.database == database && n.collection.as_deref() == collection);
+        if known {
+            return;
+        }
+        if self.namespaces.len() >= MAX_NAMESPACES {
+            self.everything(format!("names more than {MAX_NAMESPACES} namespaces"));
+            return;
+        }
+        self.namespaces.push(Namespace {
+            database: database.to_owned(),
+            collection: collection.map(str::to_owned),
+        });
+    }
+
+    fn add_namespace(&mut self, ns: &str, what: &str) -> Result<()> {
+        let (db, coll) = split_namespace(ns, what)?;
+        self.add(&db, Some(&coll));
+        Ok(())
+    }
+
+    fn everything(&mut self, reason: impl Into<String>) {
+        if self.unanalysable.is_none() {
+            self.unanalysable = Some(reason.into());
+        }
+    }
+}
+
+/// Analyses a client request: command name, `$db`, every database it can reach, its class.
+///
+/// Errors (the session answers them with an error reply): OP_REPLY, an OP_QUERY that is not a
+/// `<db>.$cmd` command, a missing or non-string `$db`, duplicated keys the analysis reads,
+/// a sequence identifier that repeats a body key, and namespace fields of the wrong type.
+pub fn analyse(message: &Message) -> Result<CommandAccess> {
+    if let Some(msg) = message.op_msg() {
+        let body = msg.body();
+        let database = match unique_field(body, "$db")? {
+            Some(RawBsonRef::String(db)) => db,
+            Some(_) => return Err(bad("`$db` must be a string")),
+            None => return Err(bad("OP_MSG command has no `$db`")),
+        };
+        check_database(database, "`$db`")?;
+        // Each sequence identifier once, never also a body key, never `$`-prefixed.
+        let mut seen: Vec<&str> = Vec::with_capacity(msg.sequence_count());
+        for s in msg.sequences() {
+            if s.identifier.starts_with('$') || seen.contains(&s.identifier) {
+                return Err(duplicate(s.identifier));
+            }
+            if super::doc::has_key(body, s.identifier) {
+                return Err(duplicate(s.identifier));
+            }
+            seen.push(s.identifier);
+        }
+        analyse_command(
+            Cmd {
+                body,
+                msg: Some(msg),
+            },
+            database,
+        )
+    } else if let Some(q) = message.op_query() {
+        let (db, rest) = q.full_collection_name.split_once('.').unwrap_or(("", ""));
+        if db.is_empty() || rest != "$cmd" {
+            return Err(Error::new(
+                ResultCode::WireRefusedQuery,
+                format!(
+                    "legacy OP_QUERY on `{}` refused: only `<db>.$cmd` commands are relayed",
+                    shown(q.full_collection_name)
+                ),
+            ));
+        }
+        check_database(db, "OP_QUERY namespace")?;
+        // The wrapper key (`$query`/`query`) must not be repeated.
+        first_field(q.query)?;
+        let command = q.command();
+        match unique_field(command, "$db")? {
+            None => {}
+            Some(RawBsonRef::String(d)) if d == db => {}
+            Some(_) => {
+                return Err(bad(format!(
+                    "OP_QUERY command on `{db}.$cmd` carries a different `$db`"
+                )))
+            }
+        }
+        analyse_command(Cmd::plain(command), db)
+    } else {
+        Err(Error::new(
+            ResultCode::WireRefusedOpcode,
+            format!("{} is not a command", op::name(message.op_code())),
+        ))
+    }
+}
+
+fn analyse_command(cmd: Cmd<'_>, database: &str) -> Result<CommandAccess> {
+    let (name, value) = first_field(cmd.body)?.ok_or_else(|| bad("empty command document"))?;
+    let mut a = Analysis {
+        namespaces: Vec::with_capacity(2),
+        unanalysable: None,
+    };
+    let collection = match value {
+        RawBsonRef::String(c) if !name.starts_with('$') => Some(c),
+        _ => None,
+    };
+    let class = if AUTH_COMMANDS.contains(&name) {
+        CommandClass::Auth
+    } else if CONNECTION_COMMANDS.contains(&name) {
+        CommandClass::Connection
+    } else {
+        CommandClass::Data
+    };
+    let collection = match name {
+        "getMore" => cmd.get_str("collection")?,
+        n if NAMESPACE_VALUE_COMMANDS.contains(&n)
+            || DATABASE_VALUE_COMMANDS.contains(&n)
+            || n == "renameCollection"
+            || class != CommandClass::Data =>
+        {
+            None
+        }
+        _ => collection,
+    };
+    a.add(database, collection);
+    if class == CommandClass::Data {
+        reach(&mut a, cmd, name, value, database)?;
+    }
+    let speculative_authenticate =
+        is_handshake(name) && unique_field(cmd.body, "speculativeAuthenticate")?.is_some();
+    Ok(CommandAccess {
+        command: name.to_owned(),
+        database: database.to_owned(),
+        collection: collection.map(str::to_owned),
+        namespaces: a.namespaces,
+        class,
+        speculative_authenticate,
+        unanalysable: a.unanalysable,
+    })
+}
+
+/// Adds every namespace a data command reaches beyond `($db, collection)`.
+fn reach(
+    a: &mut Analysis,
+    cmd: Cmd<'_>,
+    name: &str,
+    value: RawBsonRef<'_>,
+    db: &str,
+) -> Result<()> {
+    match name {
+        "aggregate" => {
+            if let Some(items) = cmd.items("pipeline")? {
+                pipeline(a, items, db)?;
+            } else {
+                return Err(bad("aggregate needs a `pipeline`"));
+            }
+        }
+        "mapReduce" | "mapreduce" => match cmd.get("out")? {
+            None => {}
+            Some(RawBsonRef::String(coll)) => a.add(db, Some(coll)),
+            Some(RawBsonRef::Document(out)) => {
+                let target = ["replace", "merge", "reduce"]
+                    .iter()
+                    .map(|k| unique_field(out, k))
+                    .collect::<Result<Vec<_>>>()?;
+                let coll = target.iter().flatten().find_map(|v| v.as_str());
+                match unique_field(out, "db")? {
+                    None => {
+                        if let Some(c) = coll {
+                            a.add(db, Some(c));
+                        }
+                    }
+                    Some(RawBsonRef::String(d)) => {
+                        check_database(d, "mapReduce `out.db`")?;
+                        a.add(d, coll);
+                    }
+                    Some(_) => return Err(bad("mapReduce `out.db` must be a string")),
+                }
+            }
+            Some(_) => return Err(bad("mapReduce `out` must be a string or a document")),
+        },
+        "explain" => match value {
+            RawBsonRef::Document(inner) => {
+                let (inner_name, inner_value) =
+                    first_field(inner)?.ok_or_else(|| bad("explain of an empty command"))?;
+                if let RawBsonRef::String(c) = inner_value {
+                    a.add(db, Some(c));
+                }
+                if AUTH_COMMANDS.contains(&inner_name) || CONNECTION_COMMANDS.contains(&inner_name)
+                {
+                    a.everything(format!(
+                        "explain of `{}` is not analysed",
+                        shown(inner_name)
+                    ));
+                } else {
+                    reach(a, Cmd::plain(inner), inner_name, inner_value, db)?;
+                }
+            }
+            _ => return Err(bad("`explain` must be a command document")),
+        },
+        "create" | "collMod" => {
+            if let Some(items) = cmd.items("pipeline")? {
+                pipeline(a, items, db)?;
+            }
+            if let Some(view_on) = cmd.get_str("viewOn")? {
+                a.add(db, Some(view_on));
+            }
+        }
+        "renameCollection" => {
+            let from = value
+                .as_str()
+                .ok_or_else(|| bad("renameCollection must name a namespace string"))?;
+            a.add_namespace(from, "renameCollection")?;
+            let to = cmd
+                .get_str("to")?
+                .ok_or_else(|| bad("renameCollection needs a `to` namespace"))?;
+            a.add_namespace(to, "renameCollection `to`")?;
+        }
+        "copydb" | "copyDatabase" => {
+            for key in ["fromdb", "todb"] {
+                let d = cmd
+                    .get_str(key)?
+                    .ok_or_else(|| bad(format!("{name} needs `{key}`")))?;
+                check_database(d, key)?;
+                a.add(d, None);
+            }
+        }
+        "applyOps" => apply_ops(a, cmd, value)?,
+        "bulkWrite" => {
+            let items = cmd
+                .items("nsInfo")?
+                .ok_or_else(|| bad("bulkWrite needs `nsInfo`"))?;
+            for item in items {
+                let entry = item?
+                    .as_document()
+                    .ok_or_else(|| bad("bulkWrite `nsInfo` entries must be documents"))?;
+                let ns = unique_field(entry, "ns")?
+                    .and_then(|v| v.as_str())
+                    .ok_or_else(|| bad("bulkWrite `nsInfo` entry needs an `ns` string"))?;
+                a.add_namespace(ns, "bulkWrite nsInfo `ns`")?;
+            }
+        }
+        "usersInfo" | "rolesInfo" => {
+            let (kind, plural) = if name == "usersInfo" {
+                ("user", "users")
+            } else {
+                ("role", "roles")
+            };
+            if cmd.get("forAllDBs")?.is_some_and(truthy) {
+                a.everything(format!(
+                    "{name} with forAllDBs lists {plural} of every database"
+                ));
+            }
+            match value {
+                RawBsonRef::Array(arr) => {
+                    for item in arr {
+                        user_or_role(a, item.map_err(|e| super::doc::invalid(name, e))?, kind)?;
+                    }
+                }
+                other => user_or_role(a, other, kind)?,
+            }
+        }
+        "createUser"
+        | "updateUser"
+        | "grantRolesToUser"
+        | "revokeRolesFromUser"
+        | "createRole"
+        | "updateRole"
+        | "grantRolesToRole"
+        | "revokeRolesFromRole"
+        | "grantPrivilegesToRole"
+        | "revokePrivilegesFromRole" => {
+            if let Some(items) = cmd.items("roles")? {
+                for item in items {
+                    user_or_role(a, item?, "role")?;
+                }
+            }
+            if let Some(items) = cmd.items("privileges")? {
+                for item in items {
+                    privilege(a, item?)?;
+                }
+            }
+        }
+        "flushRouterConfig" | "flushrouterconfig" => match value {
+            RawBsonRef::String(s) if s.contains('.') => a.add_namespace(s, name)?,
+            RawBsonRef::String(s) => {
+                check_database(s, name)?;
+                a.add(s, None);
+            }
+            _ => a.everything(format!("{name} without a namespace flushes every database")),
+        },
+        n if NAMESPACE_VALUE_COMMANDS.contains(&n) => {
+            let ns = value
+                .as_str()
+                .ok_or_else(|| bad(format!("{n} must name a namespace string")))?;
+            a.add_namespace(ns, n)?;
+        }
+        n if DATABASE_VALUE_COMMANDS.contains(&n) => {
+            let d = value
+                .as_str()
+                .ok_or_else(|| bad(format!("{n} must name a database string")))?;
+            check_database(d, n)?;
+            a.add(d, None);
+        }
+        n if ALL_DATABASES_COMMANDS.contains(&n) => {
+            a.everything(format!("`{n}` reaches every database"));
+        }
+        n if SAME_DATABASE_COMMANDS.contains(&n) => {}
+        n => a.everything(format!("unknown command `{}` cannot be analysed", shown(n))),
+    }
+    Ok(())
+}
+
+/// `usersInfo`/`rolesInfo` values and `roles` entries: `1`, a name in `db`, or
+/// `{user|role, db}`.
+fn user_or_role(a: &mut Analysis, value: RawBsonRef<'_>, kind: &str) -> Result<()> {
+    match value {
+        RawBsonRef::String(_)
+        | RawBsonRef::Int32(_)
+        | RawBsonRef::Int64(_)
+        | RawBsonRef::Double(_) => {}
+        RawBsonRef::Document(d) => match unique_field(d, "db")? {
+            Some(RawBsonRef::String(other)) => {
+                check_database(other, kind)?;
+                a.add(other, None);
+            }
+            None => {}
+            Some(_) => return Err(bad(format!("a {kind}'s `db` must be a string"))),
+        },
+        _ => return Err(bad(format!("a {kind} must be a name or a document"))),
+    }
+    Ok(())
+}
+
+/// A privilege `{resource: {db, collection} | {cluster: true} | {anyResource: true}, …}`.
+fn privilege(a: &mut Analysis, value: RawBsonRef<'_>) -> Result<()> {
+    let doc = value
+        .as_document()
+        .ok_or_else(|| bad("a privilege must be a document"))?;
+    let resource = unique_field(doc, "resource")?
+        .and_then(|r| r.as_document())
+        .ok_or_else(|| bad("a privilege needs a `resource` document"))?;
+    match unique_field(resource, "db")? {
+        Some(RawBsonRef::String("")) => a.everything("a privilege on every database (`db: \"\"`)"),
+        Some(RawBsonRef::String(d)) => {
+            let coll = unique_field(resource, "collection")?.and_then(|c| c.as_str());
+            a.add(d, coll.filter(|c| !c.is_empty()));
+        }
+        Some(_) => return Err(bad("a privilege resource's `db` must be a string")),
+        None => a.everything("a cluster-wide privilege resource"),
+    }
+    Ok(())
+}
+
+/// `applyOps`: every op's `ns`, commands (`op: "c"`) analysed recursively, `preCondition`
+/// namespaces; an op addressed by collection UUID (`ui`) cannot be analysed.
+fn apply_ops(a: &mut Analysis, cmd: Cmd<'_>, value: RawBsonRef<'_>) -> Result<()> {
+    let ops = value
+        .as_array()
+        .ok_or_else(|| bad("applyOps must be an array of operations"))?;
+    for item in ops {
+        let op_doc = item
+            .map_err(|e| super::doc::invalid("applyOps", e))?
+            .as_document()
+            .ok_or_else(|| bad("applyOps entries must be documents"))?;
+        if unique_field(op_doc, "ui")?.is_some() {
+            a.everything("applyOps names a collection by UUID (`ui`)");
+        }
+        let kind = unique_field(op_doc, "op")?
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| bad("applyOps entry needs an `op` string"))?;
+        let ns = unique_field(op_doc, "ns")?
+            .map(|v| {
+                v.as_str()
+                    .ok_or_else(|| bad("applyOps `ns` must be a string"))
+            })
+            .transpose()?;
+        match kind {
+            "n" => {
+                if let Some(ns) = ns.filter(|n| !n.is_empty()) {
+                    a.add_namespace(ns, "applyOps `ns`")?;
+                }
+            }
+            "i" | "u" | "d" => {
+                let ns = ns.ok_or_else(|| bad("applyOps CRUD entry needs `ns`"))?;
+                a.add_namespace(ns, "applyOps `ns`")?;
+            }
+            "c" => {
+                let ns = ns.ok_or_else(|| bad("applyOps command entry needs `ns`"))?;
+                let (db, _) = split_namespace(ns, "applyOps `ns`")?;
+                let inner = unique_field(op_doc, "o")?
+                    .and_then(|o| o.as_document())
+                    .ok_or_else(|| bad("applyOps command entry needs an `o` document"))?;
+                let inner_access = analyse_command(Cmd::plain(inner), &db)?;
+                if inner_access.class != CommandClass::Data {
+                    a.everything("applyOps runs a non-data command");
+                }
+                for n in inner_access.namespaces {
+                    a.add(&n.database, n.collection.as_deref());
+                }
+                if let Some(reason) = inner_access.unanalysable {
+                    a.everything(reason);
+                }
+            }
+            other => a.everything(format!(
+                "applyOps op type `{}` is not analysed",
+                shown(other)
+            )),
+        }
+    }
+    if let Some(items) = cmd.items("preCondition")? {
+        for item in items {
+            let pre = item?
+                .as_document()
+                .ok_or_else(|| bad("applyOps preCondition entries must be documents"))?;
+            let ns = unique_field(pre, "ns")?
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| bad("applyOps preCondition needs an `ns` string"))?;
+            a.add_namespace(ns, "applyOps preCondition `ns`")?;
+        }
+    }
+    Ok(())
+}
+
+/// A `from`/`into`/`$out` target: a collection name in `db`, or `{db, coll}`.
+fn target<'a>(a: &mut Analysis, value: RawBsonRef<'a>, db: &'a str, what: &str) -> Result<&'a str> {
+    match value {
+        RawBsonRef::String(coll) => {
+            a.add(db, Some(coll));
+            Ok(db)
+        }
+        RawBsonRef::Document(d) => {
+            let target_db = match unique_field(d, "db")? {
+                Some(RawBsonRef::String(t)) => t,
+                None => db,
+                Some(_) => return Err(bad(format!("{what} `db` must be a string"))),
+            };
+            check_database(target_db, what)?;
+            let coll = match unique_field(d, "coll")? {
+                Some(RawBsonRef::String(c)) => Some(c),
+                None => None,
+                Some(_) => return Err(bad(format!("{what} `coll` must be a string"))),
+            };
+            a.add(target_db, coll);
+            Ok(target_db)
+        }
+        _ => Err(bad(format!("{what} must be a string or a document"))),
+    }
+}
+
+fn pipeline<'a>(
+    a: &mut Analysis,
+    items: impl Iterator<Item = Result<RawBsonRef<'a>>>,
+    db: &str,
+) -> Result<()> {
+    for item in items {
+        let stage = item?
+            .as_document()
+            .ok_or_else(|| bad("a pipeline stage must be a document"))?;
+        let mut keys = stage.iter();
+        let (name, spec) = keys
+            .next()
+            .ok_or_else(|| bad("a pipeline stage must have exactly one field"))?
+            .map_err(|e| super::doc::invalid("pipeline stage", e))?;
+        if keys.next().is_some() {
+            return Err(bad(format!(
+                "pipeline stage `{}` must have exactly one field",
+                shown(name)
+            )));
+        }
+        stage_reach(a, name, spec, db)?;
+    }
+    Ok(())
+}
+
+fn sub_pipeline(a: &mut Analysis, spec: &RawDocument, key: &str, db: &str) -> Result<()> {
+    match unique_field(spec, key)? {
+        None => Ok(()),
+        Some(RawBsonRef::Array(arr)) => pipeline(
+            a,
+            arr.into_iter()
+                .map(|r| r.map_err(|e| super::doc::invalid("pipeline", e))),
+            db,
+        ),
+        Some(_) => Err(bad(format!("`{key}` must be a pipeline array"))),
+    }
+}
+
+fn stage_reach(a: &mut Analysis, name: &str, spec: RawBsonRef<'_>, db: &str) -> Result<()> {
+    match name {
+        "$out" => {
+            target(a, spec, db, "$out")?;
+        }
+        "$merge" => match spec {
+            RawBsonRef::String(coll) => a.add(db, Some(coll)),
+            RawBsonRef::Document(d) => {
+                let into = unique_field(d, "into")?.ok_or_else(|| bad("$merge needs `into`"))?;
+                target(a, into, db, "$merge `into`")?;
+                if let Some(RawBsonRef::Array(_)) = unique_field(d, "whenMatched")? {
+                    sub_pipeline(a, d, "whenMatched", db)?;
+                }
+            }
+            _ => return Err(bad("$merge must be a string or a document")),
+        },
+        "$lookup" | "$graphLookup" => {
+            let d = spec
+                .as_document()
+                .ok_or_else(|| bad(format!("{name} must be a document")))?;
+            let foreign_db = match unique_field(d, "from")? {
+                Some(from) => target(a, from, db, &format!("{name} `from`"))?,
+                None if name == "$graphLookup" => return Err(bad("$graphLookup needs `from`")),
+                None => db,
+            };
+            // Some servers (Atlas) accept `db` beside a string `from`.
+            let foreign_db = match unique_field(d, "db")? {
+                Some(RawBsonRef::String(other)) => {
+                    check_database(other, name)?;
+                    let coll = unique_field(d, "from")?.and_then(|f| f.as_str());
+                    a.add(other, coll);
+                    other
+                }
+                Some(_) => return Err(bad(format!("{name} `db` must be a string"))),
+                None => foreign_db,
+            };
+            if name == "$lookup" {
+                sub_pipeline(a, d, "pipeline", foreign_db)?;
+            }
+        }
+        "$unionWith" => match spec {
+            RawBsonRef::String(coll) => a.add(db, Some(coll)),
+            RawBsonRef::Document(d) => {
+                let union_db = match unique_field(d, "db")? {
+                    Some(RawBsonRef::String(other)) => {
+                        check_database(other, "$unionWith")?;
+                        other
+                    }
+                    Some(_) => return Err(bad("$unionWith `db` must be a string")),
+                    None => db,
+                };
+                match unique_field(d, "coll")? {
+                    Some(RawBsonRef::String(c)) => a.add(union_db, Some(c)),
+                    None => a.add(union_db, None),
+                    Some(_) => return Err(bad("$unionWith `coll` must be a string")),
+                }
+                sub_pipeline(a, d, "pipeline", union_db)?;
+            }
+            _ => return Err(bad("$unionWith must be a string or a document")),
+        },
+        "$facet" => {
+            let d = spec
+                .as_document()
+                .ok_or_else(|| bad("$facet must be a document"))?;
+            for item in d.iter() {
+                let (_, sub) = item.map_err(|e| super::doc::invalid("$facet", e))?;
+                let arr = sub
+                    .as_array()
+                    .ok_or_else(|| bad("each $facet must be a pipeline array"))?;
+                pipeline(
+                    a,
+                    arr.into_iter()
+                        .map(|r| r.map_err(|e| super::doc::invalid("pipeline", e))),
+                    db,
+                )?;
+            }
+        }
+        "$changeStream" => {
+            let d = spec
+                .as_document()
+                .ok_or_else(|| bad("$changeStream must be a document"))?;
+            if unique_field(d, "allChangesForCluster")?.is_some_and(truthy) {
+                a.everything("$changeStream with allChangesForCluster watches every database");
+            }
+        }
+        n if ALL_DATABASES_STAGES.contains(&n) => {
+            a.everything(format!("stage `{n}` reaches every database"));
+        }
+        n if SAME_DATABASE_STAGES.contains(&n) => {}
+        n => a.everything(format!(
+            "unknown aggregation stage `{}` cannot be analysed",
+            shown(n)
+        )),
+    }
+    Ok(())
+}

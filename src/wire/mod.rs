@@ -1,0 +1,65 @@
+//! MongoDB wire protocol: framing, message parsing, command analysis, replies.
+//!
+//! The session uses it in this order for every client message:
+//!
+//! 1. [`try_frame`] takes one length-checked [`Frame`] off the read buffer (the claimed
+//!    length is checked against the limit — 48,000,000 until the server's
+//!    `maxMessageSizeBytes` is known — before anything is reserved);
+//! 2. [`Message::parse_request`] validates the structure and every BSON document
+//!    (OP_COMPRESSED is decompressed first, bounded by the limit); legacy and unknown opcodes
+//!    are refused with [`crate::ResultCode::WireRefusedOpcode`];
+//! 3. [`analyse`] names the command, its `$db`, its [`CommandClass`] and every database it
+//!    can reach ([`CommandAccess`]), or flags it `unanalysable`;
+//! 4. [`strip_handshake`] rewrites `hello`/`isMaster`; [`Message::bytes`] are forwarded;
+//!    a denied or malformed request gets [`unauthorized_reply`] / [`error_reply`] built from
+//!    [`Frame::request_info`] or [`Message::request_info`].
+//!
+//! Nothing here panics on any input, and nothing is allocated in proportion to a claimed
+//! size before that size is checked.
+//!
+//! A `tokio_util::codec::Decoder` is a thin wrapper (the crate does not depend on tokio-util):
+//!
+//! ```ignore
+//! struct WireCodec { limit: usize }
+//! impl tokio_util::codec::Decoder for WireCodec {
+//!     type Item = docauth::wire::Frame;
+//!     type Error = std::io::Error;
+//!     fn decode(&mut self, buf: &mut bytes::BytesMut) -> std::io::Result<Option<Frame>> {
+//!         match docauth::wire::frame_status(buf, self.limit) {
+//!             Ok(docauth::wire::FrameStatus::NeedMore(n)) => { buf.reserve(n); Ok(None) }
+//!             Ok(_) => docauth::wire::try_frame(buf, self.limit).map_err(std::io::Error::other),
+//!             Err(e) => Err(std::io::Error::other(e)),
+//!         }
+//!     }
+//! }
+//! ```
+
+mod analyse;
+mod compress;
+mod doc;
+mod encode;
+mod frame;
+mod message;
+
+pub use analyse::{
+    analyse, CommandAccess, CommandClass, Namespace, ALL_DATABASES_COMMANDS, ALL_DATABASES_STAGES,
+    AUTH_COMMANDS, CONNECTION_COMMANDS, DATABASE_VALUE_COMMANDS, HANDSHAKE_COMMANDS,
+    MAX_NAMESPACES, NAMESPACE_VALUE_COMMANDS, SAME_DATABASE_COMMANDS, SAME_DATABASE_STAGES,
+};
+pub use compress::{compress_message, Compressor, MAX_ZSTD_WINDOW};
+pub use doc::{first_field, unique_field, validate as validate_document, MAX_BSON_DEPTH};
+pub use encode::{
+    encode_op_msg, encode_op_query, encode_op_reply, error_document, error_reply, strip_handshake,
+    unauthorized_reply, QUERY_FAILURE, STRIPPED_HANDSHAKE_KEYS, UNAUTHORIZED_CODE,
+    UNAUTHORIZED_CODE_NAME,
+};
+pub use frame::{
+    frame_status, min_message_len, op, try_frame, Frame, FrameStatus, MessageHeader, RequestInfo,
+    DEFAULT_MAX_MESSAGE_SIZE, HEADER_LEN,
+};
+pub use message::{
+    flags, DocumentSequence, Documents, Message, OpMsg, OpQuery, OpReply, Sequences, MAX_SEQUENCES,
+};
+
+#[cfg(test)]
+mod tests;
