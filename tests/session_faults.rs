@@ -263,12 +263,15 @@ fn malformed_client_traffic_gets_an_error_or_a_close_and_other_sessions_go_on() 
     drop(c);
     s.wait().unwrap();
 
-    // 4. An unknown opcode: closed, nothing forwarded.
+    // 4. An unknown opcode: an error reply, then closed; nothing forwarded.
     let (mut c, s, _) = relay_session(&runtime, &server);
     let n = forwarded_before();
     let mut frame = header(20, 5, 4242);
     frame.extend_from_slice(&[0, 0, 0, 0]);
     c.send_raw(&frame);
+    let reply = parse_reply(&c.read_frame().unwrap());
+    assert_eq!(reply.response_to, 5);
+    assert_ne!(reply.doc.get_f64("ok").unwrap(), 1.0);
     assert!(c.read_frame().is_none());
     assert_eq!(s.wait().unwrap_err().code(), ResultCode::ClientProtocol);
     assert_eq!(forwarded_before(), n);

@@ -1,18 +1,27 @@
-//! Reading whole wire messages from a byte stream (size-checked) for the session loop.
+//! Whole wire messages off a byte stream, framed by [`crate::wire::try_frame`] (lengths are
+//! checked before anything is reserved).
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::wire_shim::{parse_header, Header, HEADER_LEN};
+use crate::wire::{
+    frame_status, try_frame, Frame, FrameStatus, MessageHeader, RequestInfo, HEADER_LEN,
+};
+
+/// Bytes read at most per read call while a message is incomplete (a length claim is
+/// never reserved at once: a client claiming 48 MB and sending nothing costs nothing).
+const READ_CHUNK: usize = 64 * 1024;
 
 /// Why a frame could not be read.
 #[derive(Debug)]
 pub(crate) enum FrameError {
     /// The peer closed the connection in the middle of a message.
     Truncated,
-    /// The header's length is impossible or over the limit; the stream cannot be resynchronised.
-    BadLength {
-        header: Header,
-        limit: usize,
+    /// The length is impossible or over the limit; the stream cannot be resynchronised.
+    /// `request` is known when the header had arrived.
+    Bad {
+        error: crate::Error,
+        request: Option<RequestInfo>,
     },
     Io(std::io::Error),
 }
@@ -23,62 +32,86 @@ impl std::fmt::Display for FrameError {
             FrameError::Truncated => {
                 f.write_str("the connection closed in the middle of a message")
             }
-            FrameError::BadLength { header, limit } => write!(
-                f,
-                "message length {} is outside 17..={limit} bytes",
-                header.length
-            ),
+            FrameError::Bad { error, .. } => f.write_str(error.message()),
             FrameError::Io(e) => write!(f, "{e}"),
         }
     }
 }
 
-/// Waits until at least one byte is readable. `Ok(false)` on a clean end of stream.
-pub(crate) async fn wait_readable<R: AsyncBufRead + Unpin>(
-    reader: &mut R,
-) -> std::io::Result<bool> {
-    Ok(!reader.fill_buf().await?.is_empty())
+/// A stream and its read buffer.
+pub(crate) struct FrameReader<R> {
+    inner: R,
+    buf: BytesMut,
 }
 
-/// Reads one whole message into `buf` (replacing its contents). `Ok(None)` when the stream
-/// ended cleanly before a new message.
-pub(crate) async fn read_frame<R: AsyncBufRead + Unpin>(
-    reader: &mut R,
-    buf: &mut Vec<u8>,
-    limit: usize,
-) -> Result<Option<Header>, FrameError> {
-    if !wait_readable(reader).await.map_err(FrameError::Io)? {
-        return Ok(None);
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    pub(crate) fn new(inner: R, capacity: usize) -> Self {
+        FrameReader {
+            inner,
+            buf: BytesMut::with_capacity(capacity),
+        }
     }
-    let mut head = [0u8; HEADER_LEN];
-    reader
-        .read_exact(&mut head)
-        .await
-        .map_err(eof_is_truncation)?;
-    let header = parse_header(&head).ok_or(FrameError::Truncated)?;
-    let len = usize::try_from(header.length).unwrap_or(0);
-    if len <= HEADER_LEN || len > limit {
-        return Err(FrameError::BadLength { header, limit });
-    }
-    buf.clear();
-    // Give back the memory of an earlier large message before the next one.
-    if buf.capacity() > (1 << 20) && len < (1 << 20) {
-        buf.shrink_to(len.max(16 * 1024));
-    }
-    buf.reserve(len);
-    buf.extend_from_slice(&head);
-    buf.resize(len, 0);
-    reader
-        .read_exact(&mut buf[HEADER_LEN..])
-        .await
-        .map_err(eof_is_truncation)?;
-    Ok(Some(header))
-}
 
-fn eof_is_truncation(e: std::io::Error) -> FrameError {
-    if e.kind() == std::io::ErrorKind::UnexpectedEof {
-        FrameError::Truncated
-    } else {
-        FrameError::Io(e)
+    pub(crate) fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    pub(crate) fn into_parts(self) -> (R, BytesMut) {
+        (self.inner, self.buf)
+    }
+
+    pub(crate) fn from_parts(inner: R, buf: BytesMut) -> Self {
+        FrameReader { inner, buf }
+    }
+
+    /// Waits until at least one byte of the next message is there. `Ok(false)`: clean end
+    /// of stream.
+    pub(crate) async fn wait_readable(&mut self) -> std::io::Result<bool> {
+        if !self.buf.is_empty() {
+            return Ok(true);
+        }
+        self.buf.reserve(4096);
+        Ok(self.inner.read_buf(&mut self.buf).await? > 0)
+    }
+
+    /// The next whole message. `Ok(None)` when the stream ended cleanly between messages.
+    pub(crate) async fn next(&mut self, limit: usize) -> Result<Option<Frame>, FrameError> {
+        loop {
+            match try_frame(&mut self.buf, limit) {
+                Ok(Some(frame)) => {
+                    // Give back the memory of a large message once it has been consumed.
+                    if self.buf.is_empty() && self.buf.capacity() > 1 << 20 {
+                        self.buf = BytesMut::with_capacity(16 * 1024);
+                    }
+                    return Ok(Some(frame));
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    let request = MessageHeader::parse(&self.buf).map(|h| RequestInfo {
+                        request_id: h.request_id,
+                        op_code: h.op_code,
+                        more_to_come: false,
+                    });
+                    return Err(FrameError::Bad { error, request });
+                }
+            }
+            let want = match frame_status(&self.buf, limit) {
+                Ok(FrameStatus::NeedMore(n)) => n.max(HEADER_LEN),
+                _ => HEADER_LEN,
+            };
+            self.buf.reserve(want.min(READ_CHUNK));
+            let n = self
+                .inner
+                .read_buf(&mut self.buf)
+                .await
+                .map_err(FrameError::Io)?;
+            if n == 0 {
+                return if self.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(FrameError::Truncated)
+                };
+            }
+        }
     }
 }

@@ -11,7 +11,6 @@ pub mod audit;
 mod frames;
 mod relay;
 pub mod upstream;
-mod wire_shim;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -29,16 +28,9 @@ pub use upstream::{DatabaseUri, UpstreamConfig};
 use crate::aws::Credentials;
 use crate::{Error, Result, ResultCode};
 
-/// What one client message asks for, as the judge sees it.
-#[derive(Debug)]
-pub struct CommandAccess<'a> {
-    /// The command name (first key of the command document), e.g. `find`.
-    pub command: &'a str,
-    /// Every logical database the message can reach (at least `$db`).
-    pub databases: &'a [String],
-    /// The collection the command names, when it names one.
-    pub collection: Option<&'a str>,
-}
+/// What one client message asks for, as the judge sees it: the wire analysis (command,
+/// `$db`, every namespace it can reach, or `unanalysable`).
+pub use crate::wire::CommandAccess;
 
 /// A decision: allowed or not, and why (the reason reaches the client's error message and
 /// the audit event).
@@ -51,7 +43,7 @@ pub struct Verdict {
 /// Decides each client message of one session (the identity, database and db user are the
 /// session's; the judge is built for them). Called on the relay's task: must not block long.
 pub trait Judge: Send + Sync {
-    fn judge(&self, access: &CommandAccess<'_>) -> Verdict;
+    fn judge(&self, access: &CommandAccess) -> Verdict;
 }
 
 /// A judge that allows exactly the listed logical databases (`*` = all), Teleport's
@@ -68,15 +60,26 @@ impl AllowDbNames {
 }
 
 impl Judge for AllowDbNames {
-    fn judge(&self, access: &CommandAccess<'_>) -> Verdict {
-        if access.databases.is_empty() {
-            return Verdict {
-                allowed: false,
-                reason: "the message names no database".into(),
+    fn judge(&self, access: &CommandAccess) -> Verdict {
+        let all = self.names.iter().any(|n| n == "*");
+        if let Some(why) = &access.unanalysable {
+            return if all {
+                Verdict {
+                    allowed: true,
+                    reason: "db_names allows every database".into(),
+                }
+            } else {
+                Verdict {
+                    allowed: false,
+                    reason: format!(
+                        "the command can reach databases that cannot be listed ({why}) and db_names {:?} does not allow every database",
+                        self.names
+                    ),
+                }
             };
         }
-        for db in access.databases {
-            if !self.names.iter().any(|n| n == "*" || n == db) {
+        for db in access.databases() {
+            if !all && !self.names.iter().any(|n| n == db) {
                 return Verdict {
                     allowed: false,
                     reason: format!(
@@ -458,33 +461,23 @@ async fn tell_client<C>(client: &mut C, error: &Error, wait: Duration)
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut reader = tokio::io::BufReader::with_capacity(4096, &mut *client);
-    let mut buf = Vec::new();
-    let header = match tokio::time::timeout(
-        wait,
-        frames::read_frame(&mut reader, &mut buf, wire_shim::DEFAULT_MAX_MESSAGE_SIZE),
-    )
-    .await
+    let mut reader = frames::FrameReader::new(&mut *client, 4096);
+    let frame = match tokio::time::timeout(wait, reader.next(crate::wire::DEFAULT_MAX_MESSAGE_SIZE))
+        .await
     {
-        Ok(Ok(Some(h))) => h,
+        Ok(Ok(Some(f))) => f,
         _ => return,
     };
-    let kind = match wire_shim::analyse(&buf) {
-        Ok(a) => a.kind,
-        Err(_) if header.op_code == wire_shim::OP_QUERY => wire_shim::RequestKind::Query,
-        Err(_) => wire_shim::RequestKind::Msg {
-            more_to_come: false,
-        },
-    };
     let (code, name) = client_code(error);
-    let reply = wire_shim::error_reply(
-        kind,
+    let Some(reply) = crate::wire::error_reply(
+        &frame.request_info(),
         1,
-        header.request_id,
         code,
         name,
         &format!("libdocauth: {}", error.message()),
-    );
+    ) else {
+        return;
+    };
     drop(reader);
     let _ = client.write_all(&reply).await;
     let _ = client.flush().await;

@@ -8,14 +8,14 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{watch, Mutex};
 
 use super::audit::{AuditSink, SessionFields};
-use super::frames::{read_frame, wait_readable, FrameError};
+use super::frames::{FrameError, FrameReader};
 use super::upstream::UpstreamStream;
-use super::wire_shim::{self, Header, RequestKind, OP_MSG, OP_QUERY};
-use super::{CommandAccess, Judge};
+use super::Judge;
+use crate::wire::{self, CommandClass, Message, RequestInfo};
 use crate::{Error, ResultCode};
 
 /// Timeouts and limits of one relay.
@@ -39,57 +39,22 @@ pub(crate) struct Counters {
     pub denied: AtomicU64,
 }
 
-/// Commands a client may not send: authentication is the library's job, with the db user's
-/// IAM identity. Compared case-insensitively.
-const REFUSED_COMMANDS: [&str; 6] = [
-    "saslstart",
-    "saslcontinue",
-    "authenticate",
-    "logout",
-    "copydbsaslstart",
-    "copydbgetnonce",
-];
-
-/// Commands that only concern the connection: allowed whatever database they name, so that
-/// `admin` need not be in `db_names` (a Teleport wart).
-const CONNECTION_COMMANDS: [&str; 8] = [
-    "hello",
-    "ismaster",
-    "ping",
-    "buildinfo",
-    "endsessions",
-    "whatsmyuri",
-    "getlasterror",
-    "connectionstatus",
-];
-
-fn is_handshake(command: &str) -> bool {
-    command.eq_ignore_ascii_case("hello") || command.eq_ignore_ascii_case("ismaster")
-}
-
 /// The decision for one analysed message: `(allowed, reason)`.
-fn decide(
-    judge: &dyn Judge,
-    command: &str,
-    databases: &[String],
-    collection: Option<&str>,
-) -> (bool, String) {
-    let lower = command.to_ascii_lowercase();
-    if REFUSED_COMMANDS.contains(&lower.as_str()) {
-        return (
+fn decide(judge: &dyn Judge, access: &wire::CommandAccess) -> (bool, String) {
+    match access.class {
+        CommandClass::Auth => (
             false,
-            format!("command {command} is refused: the proxy authenticates to the database itself with the db user's IAM identity; connect without credentials"),
-        );
+            format!(
+                "command {} is refused: the proxy authenticates to the database itself with the db user's IAM identity; connect without credentials",
+                access.command
+            ),
+        ),
+        CommandClass::Connection => (true, "connection command".to_string()),
+        CommandClass::Data => {
+            let verdict = judge.judge(access);
+            (verdict.allowed, verdict.reason)
+        }
     }
-    if CONNECTION_COMMANDS.contains(&lower.as_str()) {
-        return (true, "connection command".to_string());
-    }
-    let verdict = judge.judge(&CommandAccess {
-        command,
-        databases,
-        collection,
-    });
-    (verdict.allowed, verdict.reason)
 }
 
 static NEXT_REPLY_ID: AtomicU64 = AtomicU64::new(1);
@@ -98,18 +63,40 @@ fn reply_id() -> i32 {
     (NEXT_REPLY_ID.fetch_add(1, Ordering::Relaxed) & 0x3fff_ffff) as i32 | 0x4000_0000
 }
 
-fn kind_of(header: &Header) -> RequestKind {
-    if header.op_code == OP_QUERY {
-        RequestKind::Query
-    } else {
-        RequestKind::Msg {
-            more_to_come: false,
-        }
-    }
-}
-
 fn session_io(side: &str, e: std::io::Error) -> Error {
     Error::new(ResultCode::SessionIo, format!("{side}: {e}"))
+}
+
+/// Sends `reply` (if any) to the client and counts it.
+async fn answer<W: AsyncWrite + Unpin>(
+    client_write: &Mutex<W>,
+    counters: &Counters,
+    reply: Option<Vec<u8>>,
+) -> Result<(), Error> {
+    let Some(reply) = reply else { return Ok(()) };
+    let mut w = client_write.lock().await;
+    w.write_all(&reply)
+        .await
+        .map_err(|e| session_io("writing to the client", e))?;
+    w.flush()
+        .await
+        .map_err(|e| session_io("writing to the client", e))?;
+    counters.messages_to_client.fetch_add(1, Ordering::Relaxed);
+    counters
+        .bytes_to_client
+        .fetch_add(reply.len() as u64, Ordering::Relaxed);
+    Ok(())
+}
+
+/// MongoDB's code for a request the library could not parse or refuses to parse.
+fn parse_error_code(code: ResultCode) -> (i32, &'static str) {
+    match code {
+        ResultCode::WireTooLarge => (10334, "BSONObjectTooLarge"),
+        ResultCode::WireRefusedOpcode | ResultCode::WireRefusedQuery => {
+            (352, "UnsupportedOpQueryCommand")
+        }
+        _ => (9, "FailedToParse"),
+    }
 }
 
 /// Runs the relay until a side closes, the idle timeout, a fatal client protocol error, or
@@ -117,7 +104,7 @@ fn session_io(side: &str, e: std::io::Error) -> Error {
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn relay<C>(
     client: C,
-    upstream: BufReader<UpstreamStream>,
+    upstream: FrameReader<UpstreamStream>,
     limits: RelayLimits,
     judge: &dyn Judge,
     audit: &AuditSink,
@@ -132,26 +119,20 @@ where
     let last_activity_ms = AtomicU64::new(0);
     let touch = || last_activity_ms.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
     let (client_read, client_write) = tokio::io::split(client);
-    let mut client_read = BufReader::with_capacity(16 * 1024, client_read);
+    let mut client_read = FrameReader::new(client_read, 8 * 1024);
     let client_write = Mutex::new(client_write);
-    if !upstream.buffer().is_empty() {
-        return Err(Error::new(
-            ResultCode::UpstreamProtocol,
-            "the database sent unsolicited data right after authentication",
-        ));
-    }
-    let (upstream_read, mut upstream_write) = tokio::io::split(upstream.into_inner());
-    let mut upstream_read = BufReader::with_capacity(16 * 1024, upstream_read);
+    let (upstream, leftover) = upstream.into_parts();
+    let (upstream_read, mut upstream_write) = tokio::io::split(upstream);
+    let mut upstream_read = FrameReader::from_parts(upstream_read, leftover);
     let audit_on = audit.enabled();
 
     let client_to_server = async {
-        let mut buf = Vec::with_capacity(4096);
         loop {
             // Wait for the first byte of the next message, within the idle timeout.
             let readable = match limits.idle_timeout {
-                None => wait_readable(&mut client_read).await,
+                None => client_read.wait_readable().await,
                 Some(idle) => loop {
-                    match tokio::time::timeout(idle, wait_readable(&mut client_read)).await {
+                    match tokio::time::timeout(idle, client_read.wait_readable()).await {
                         Ok(r) => break r,
                         Err(_) => {
                             let last =
@@ -168,9 +149,9 @@ where
                 Ok(false) => return Ok("client closed the connection"),
                 Err(e) => return Err(session_io("reading from the client", e)),
             }
-            let header = match tokio::time::timeout(
+            let frame = match tokio::time::timeout(
                 limits.message_timeout,
-                read_frame(&mut client_read, &mut buf, limits.max_message_size),
+                client_read.next(limits.max_message_size),
             )
             .await
             {
@@ -183,36 +164,28 @@ where
                         ),
                     ))
                 }
-                Ok(Ok(Some(header))) => header,
+                Ok(Ok(Some(frame))) => frame,
                 Ok(Ok(None)) | Ok(Err(FrameError::Truncated)) => {
                     return Ok("client closed the connection")
                 }
-                Ok(Err(FrameError::Io(e))) => return Err(session_io("reading from the client", e)),
-                Ok(Err(FrameError::BadLength { header, limit })) => {
-                    let why = format!(
-                        "message length {} is outside 17..={limit} bytes; closing the connection",
-                        header.length
-                    );
+                Ok(Err(FrameError::Io(e))) => {
+                    return Err(session_io("reading from the client", e))
+                }
+                Ok(Err(FrameError::Bad { error, request })) => {
+                    let why = format!("{}; closing the connection", error.message());
                     if audit_on {
                         audit.emit(&fields.query("", &[], None, false, &why));
                     }
-                    let (code, code_name) = if header.length > 0 && header.length as usize > limit {
-                        (10334, "BSONObjectTooLarge")
-                    } else {
-                        (9, "FailedToParse")
-                    };
-                    if header.op_code == OP_MSG || header.op_code == OP_QUERY {
-                        let reply = wire_shim::error_reply(
-                            kind_of(&header),
+                    if let Some(request) = request {
+                        let (code, name) = parse_error_code(error.code());
+                        let reply = wire::error_reply(
+                            &request,
                             reply_id(),
-                            header.request_id,
                             code,
-                            code_name,
+                            name,
                             &format!("libdocauth: {why}"),
                         );
-                        let mut w = client_write.lock().await;
-                        let _ = w.write_all(&reply).await;
-                        let _ = w.flush().await;
+                        let _ = answer(&client_write, counters, reply).await;
                     }
                     return Err(Error::new(ResultCode::ClientProtocol, why));
                 }
@@ -223,61 +196,54 @@ where
                 .fetch_add(1, Ordering::Relaxed);
             counters
                 .bytes_from_client
-                .fetch_add(buf.len() as u64, Ordering::Relaxed);
-            let analysis = match wire_shim::analyse(&buf) {
-                Ok(a) => a,
-                Err(why) => {
+                .fetch_add(frame.bytes().len() as u64, Ordering::Relaxed);
+            let info: RequestInfo = frame.request_info();
+            let parsed = Message::parse_request(frame, limits.max_message_size)
+                .and_then(|m| wire::analyse(&m).map(|a| (m, a)));
+            let (message, access) = match parsed {
+                Ok(ok) => ok,
+                Err(error) => {
                     counters.denied.fetch_add(1, Ordering::Relaxed);
                     if audit_on {
-                        audit.emit(&fields.query("", &[], None, false, &why));
+                        audit.emit(&fields.query("", &[], None, false, error.message()));
                     }
-                    if header.op_code == OP_MSG || header.op_code == OP_QUERY {
-                        let reply = wire_shim::error_reply(
-                            kind_of(&header),
-                            reply_id(),
-                            header.request_id,
-                            9,
-                            "FailedToParse",
-                            &format!("libdocauth refused the message: {why}"),
-                        );
-                        let mut w = client_write.lock().await;
-                        w.write_all(&reply)
-                            .await
-                            .map_err(|e| session_io("writing to the client", e))?;
-                        w.flush()
-                            .await
-                            .map_err(|e| session_io("writing to the client", e))?;
-                        counters.messages_to_client.fetch_add(1, Ordering::Relaxed);
-                        counters
-                            .bytes_to_client
-                            .fetch_add(reply.len() as u64, Ordering::Relaxed);
-                        continue;
+                    let (code, name) = parse_error_code(error.code());
+                    let reply = wire::error_reply(
+                        &info,
+                        reply_id(),
+                        code,
+                        name,
+                        &format!("libdocauth refused the message: {}", error.message()),
+                    );
+                    answer(&client_write, counters, reply).await?;
+                    if error.code() == ResultCode::WireRefusedOpcode {
+                        // Legacy writes expect no reply: going on would lose them silently.
+                        return Err(Error::new(ResultCode::ClientProtocol, error.message()));
                     }
-                    return Err(Error::new(ResultCode::ClientProtocol, why));
+                    continue;
                 }
             };
-            let (allowed, reason) = decide(
-                judge,
-                &analysis.command,
-                &analysis.databases,
-                analysis.collection.as_deref(),
-            );
+            let (allowed, reason) = decide(judge, &access);
+            let databases: Vec<String> = access.databases().iter().map(|d| d.to_string()).collect();
             if audit_on {
                 audit.emit(&fields.query(
-                    &analysis.command,
-                    &analysis.databases,
-                    analysis.collection.as_deref(),
+                    &access.command,
+                    &databases,
+                    access.collection.as_deref(),
                     allowed,
                     &reason,
                 ));
             }
             if allowed {
-                let stripped = if is_handshake(&analysis.command) {
-                    wire_shim::strip_handshake(&buf).unwrap_or(None)
+                let forwarded;
+                let bytes = if access.class == CommandClass::Connection
+                    && wire::HANDSHAKE_COMMANDS.contains(&access.command.as_str())
+                {
+                    forwarded = wire::strip_handshake(&message).unwrap_or_else(|_| message.clone());
+                    forwarded.bytes()
                 } else {
-                    None
+                    message.bytes()
                 };
-                let bytes = stripped.as_deref().unwrap_or(&buf);
                 upstream_write
                     .write_all(bytes)
                     .await
@@ -289,54 +255,38 @@ where
                 continue;
             }
             counters.denied.fetch_add(1, Ordering::Relaxed);
-            if let RequestKind::Msg { more_to_come: true } = analysis.kind {
-                continue; // the client expects no reply
-            }
-            let databases = analysis.databases.join(", ");
-            let reply = wire_shim::error_reply(
-                analysis.kind,
+            let reply = wire::unauthorized_reply(
+                &message.request_info(),
                 reply_id(),
-                header.request_id,
-                13,
-                "Unauthorized",
                 &format!(
-                    "access denied to database {databases} (command {}): {reason}",
-                    analysis.command
+                    "access denied to database {} (command {}): {reason}",
+                    databases.join(", "),
+                    access.command
                 ),
             );
-            let mut w = client_write.lock().await;
-            w.write_all(&reply)
-                .await
-                .map_err(|e| session_io("writing to the client", e))?;
-            w.flush()
-                .await
-                .map_err(|e| session_io("writing to the client", e))?;
-            counters.messages_to_client.fetch_add(1, Ordering::Relaxed);
-            counters
-                .bytes_to_client
-                .fetch_add(reply.len() as u64, Ordering::Relaxed);
+            answer(&client_write, counters, reply).await?;
         }
     };
 
     let server_to_client = async {
-        let mut buf = Vec::with_capacity(4096);
         loop {
-            match read_frame(&mut upstream_read, &mut buf, limits.max_message_size).await {
-                Ok(Some(_)) => {}
+            let frame = match upstream_read.next(limits.max_message_size).await {
+                Ok(Some(frame)) => frame,
                 Ok(None) | Err(FrameError::Truncated) => {
                     return Ok("the database closed the connection")
                 }
                 Err(FrameError::Io(e)) => return Err(session_io("reading from the database", e)),
-                Err(e @ FrameError::BadLength { .. }) => {
+                Err(e @ FrameError::Bad { .. }) => {
                     return Err(Error::new(
                         ResultCode::UpstreamProtocol,
                         format!("the database sent an invalid message: {e}"),
                     ))
                 }
-            }
+            };
             touch();
+            let bytes = frame.bytes();
             let mut w = client_write.lock().await;
-            w.write_all(&buf)
+            w.write_all(bytes)
                 .await
                 .map_err(|e| session_io("writing to the client", e))?;
             w.flush()
@@ -346,7 +296,7 @@ where
             counters.messages_to_client.fetch_add(1, Ordering::Relaxed);
             counters
                 .bytes_to_client
-                .fetch_add(buf.len() as u64, Ordering::Relaxed);
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         }
     };
 

@@ -19,14 +19,14 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use super::frames::{read_frame, FrameError};
-use super::wire_shim::{self, DEFAULT_MAX_MESSAGE_SIZE, OP_MSG};
+use super::frames::{FrameError, FrameReader};
 use super::CredentialSource;
 use crate::aws::ClientConversation;
+use crate::wire::{self, Message, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::{Error, Result, ResultCode};
 
 /// Where the database is and how to reach it, from a `mongodb://` URI.
@@ -201,7 +201,7 @@ impl AsyncWrite for UpstreamStream {
 
 /// An authenticated database connection, ready to relay.
 pub struct Upstream {
-    pub stream: BufReader<UpstreamStream>,
+    pub(crate) stream: FrameReader<UpstreamStream>,
     /// The server's `maxMessageSizeBytes` (48,000,000 when it did not say).
     pub max_message_size: usize,
     pub address: String,
@@ -270,7 +270,7 @@ pub async fn connect(
                 UpstreamStream::Tls(Box::new(stream))
             }
         };
-        let mut stream = BufReader::with_capacity(16 * 1024, stream);
+        let mut stream = FrameReader::new(stream, 16 * 1024);
         let max_message_size = hello(&mut stream, &address).await?;
         authenticate(&mut stream, &address, &config.db_user, credentials).await?;
         Ok(Upstream {
@@ -485,7 +485,7 @@ static NEXT_REQUEST_ID: std::sync::atomic::AtomicI32 = std::sync::atomic::Atomic
 
 /// Sends one command on `$db` and returns the reply's body document.
 async fn command<S>(
-    stream: &mut BufReader<S>,
+    stream: &mut FrameReader<S>,
     address: &str,
     step: &str,
     cmd: Document,
@@ -495,7 +495,9 @@ where
 {
     let request_id =
         NEXT_REQUEST_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed) & 0x7fff_ffff;
-    let frame = wire_shim::op_msg(request_id, 0, &cmd);
+    let raw = bson::RawDocumentBuf::from_document(&cmd)
+        .map_err(|e| protocol(address, step, &format!("cannot encode the command: {e}")))?;
+    let frame = wire::encode_op_msg(request_id, 0, 0, &raw, &[])?;
     let io_error = |e: std::io::Error| {
         Error::new(
             ResultCode::UpstreamClosed,
@@ -504,9 +506,8 @@ where
     };
     stream.get_mut().write_all(&frame).await.map_err(io_error)?;
     stream.get_mut().flush().await.map_err(io_error)?;
-    let mut buf = Vec::new();
-    let header = match read_frame(stream, &mut buf, DEFAULT_MAX_MESSAGE_SIZE).await {
-        Ok(Some(h)) => h,
+    let frame = match stream.next(DEFAULT_MAX_MESSAGE_SIZE).await {
+        Ok(Some(f)) => f,
         Ok(None) | Err(FrameError::Truncated) => {
             return Err(Error::new(
                 ResultCode::UpstreamClosed,
@@ -514,19 +515,27 @@ where
             ))
         }
         Err(FrameError::Io(e)) => return Err(io_error(e)),
-        Err(e @ FrameError::BadLength { .. }) => {
-            return Err(protocol(address, step, &e.to_string()))
-        }
+        Err(e @ FrameError::Bad { .. }) => return Err(protocol(address, step, &e.to_string())),
     };
-    if header.response_to != request_id {
+    if frame.header().response_to != request_id {
         return Err(protocol(address, step, "the reply answers another request"));
     }
-    let body: &RawDocument = match header.op_code {
-        OP_MSG => wire_shim::op_msg_body(&buf).map_err(|e| protocol(address, step, &e))?,
-        wire_shim::OP_REPLY => {
-            wire_shim::op_reply_doc(&buf).map_err(|e| protocol(address, step, &e))?
+    let message = Message::parse(frame, DEFAULT_MAX_MESSAGE_SIZE)
+        .map_err(|e| protocol(address, step, e.message()))?;
+    let body: &RawDocument = match (message.op_msg(), message.op_reply()) {
+        (Some(m), _) => m.body(),
+        (_, Some(r)) => r
+            .documents()
+            .next()
+            .and_then(|d| d.ok())
+            .ok_or_else(|| protocol(address, step, "OP_REPLY without a document"))?,
+        _ => {
+            return Err(protocol(
+                address,
+                step,
+                "the reply is neither OP_MSG nor OP_REPLY",
+            ))
         }
-        other => return Err(protocol(address, step, &format!("reply opcode {other}"))),
     };
     Document::try_from(body).map_err(|e| protocol(address, step, &e.to_string()))
 }
@@ -559,7 +568,7 @@ fn errmsg(reply: &Document) -> String {
 /// `hello` (falling back to `isMaster` for servers without it), with no
 /// `speculativeAuthenticate` and no `compression`: returns `maxMessageSizeBytes`.
 async fn hello<S: AsyncRead + AsyncWrite + Unpin>(
-    stream: &mut BufReader<S>,
+    stream: &mut FrameReader<S>,
     address: &str,
 ) -> Result<usize> {
     let client = doc! {
@@ -623,7 +632,7 @@ fn binary_payload(reply: &Document) -> Option<&[u8]> {
 }
 
 async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
-    stream: &mut BufReader<S>,
+    stream: &mut FrameReader<S>,
     address: &str,
     db_user: &str,
     credentials: &dyn CredentialSource,
