@@ -74,6 +74,14 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         Ok(self.inner.read_buf(&mut self.buf).await? > 0)
     }
 
+    /// The next message if it is already whole in the buffer (no read, no timer).
+    pub(crate) fn buffered(&mut self, limit: usize) -> Option<Frame> {
+        match frame_status(&self.buf, limit) {
+            Ok(FrameStatus::Complete(_)) => try_frame(&mut self.buf, limit).ok().flatten(),
+            _ => None,
+        }
+    }
+
     /// The next whole message. `Ok(None)` when the stream ended cleanly between messages.
     pub(crate) async fn next(&mut self, limit: usize) -> Result<Option<Frame>, FrameError> {
         loop {

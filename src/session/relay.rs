@@ -149,12 +149,17 @@ where
                 Ok(false) => return Ok("client closed the connection"),
                 Err(e) => return Err(session_io("reading from the client", e)),
             }
-            let frame = match tokio::time::timeout(
-                limits.message_timeout,
-                client_read.next(limits.max_message_size),
-            )
-            .await
-            {
+            let next = match client_read.buffered(limits.max_message_size) {
+                Some(frame) => Ok(Ok(Some(frame))),
+                None => {
+                    tokio::time::timeout(
+                        limits.message_timeout,
+                        client_read.next(limits.max_message_size),
+                    )
+                    .await
+                }
+            };
+            let frame = match next {
                 Err(_) => {
                     return Err(Error::new(
                         ResultCode::ClientProtocol,

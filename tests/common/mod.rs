@@ -261,6 +261,8 @@ impl Drop for Pki {
 pub struct ServerOptions {
     /// Refuse the MONGODB-AWS saslContinue (as DocumentDB does for an unknown $external user).
     pub refuse_auth: bool,
+    /// Answer data commands without authentication (for the plain byte-relay baseline).
+    pub no_auth_required: bool,
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
@@ -441,7 +443,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                     doc! {"ok": 0.0, "code": 18, "codeName": "AuthenticationFailed", "errmsg": "Authentication failed."}
                 }
             }
-            _ if !authenticated => {
+            _ if !authenticated && !options.no_auth_required => {
                 doc! {"ok": 0.0, "code": 13, "codeName": "Unauthorized", "errmsg": format!("command {name} requires authentication")}
             }
             "ping" => doc! {"ok": 1.0},
@@ -512,6 +514,7 @@ pub fn socket_pair() -> (TcpStream, TcpStream) {
 
 pub fn tokio_stream(runtime: &docauth::session::Runtime, s: TcpStream) -> tokio::net::TcpStream {
     s.set_nonblocking(true).unwrap();
+    s.set_nodelay(true).unwrap();
     let _enter = runtime.handle().enter();
     tokio::net::TcpStream::from_std(s).unwrap()
 }
