@@ -287,3 +287,36 @@ fn auth_failure_explains_the_external_user_and_tells_the_waiting_client() {
     let finals = server.seen.client_finals.lock().unwrap();
     assert!(finals[0].get_str("a").unwrap().contains(TEST_AKID));
 }
+
+#[test]
+fn every_database_a_command_reaches_is_judged() {
+    let server = TestServer::start(ServerOptions::default());
+    let runtime = Runtime::new(1).unwrap();
+    let audit = Arc::new(Collected::default());
+    let uri = format!("mongodb://127.0.0.1:{}/?tls=false", server.addr.port());
+    let (mut client, session) = start_session(&runtime, &uri, None, &["test"], audit.clone());
+    let (_, reply) = client.command(doc! {"ping": 1, "$db": "admin"});
+    assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0);
+    let before = server.seen.commands.lock().unwrap().len();
+    for (cmd, reached) in [
+        (doc! {"aggregate": "c", "pipeline": [{"$out": {"db": "other", "coll": "x"}}], "cursor": {}, "$db": "test"}, "other"),
+        (doc! {"aggregate": "c", "pipeline": [{"$merge": {"into": {"db": "other", "coll": "x"}}}], "cursor": {}, "$db": "test"}, "other"),
+        (doc! {"aggregate": "c", "pipeline": [{"$lookup": {"from": {"db": "other", "coll": "x"}, "as": "j", "localField": "a", "foreignField": "b"}}], "cursor": {}, "$db": "test"}, "other"),
+        (doc! {"renameCollection": "test.c", "to": "other.c", "$db": "admin"}, "other"),
+    ] {
+        let (id, reply) = client.command(cmd.clone());
+        assert_eq!(reply.response_to, id);
+        assert_eq!(reply.doc.get_i32("code").unwrap(), 13, "{cmd:?} -> {:?}", reply.doc);
+        let errmsg = reply.doc.get_str("errmsg").unwrap();
+        assert!(errmsg.contains(reached), "{errmsg}");
+    }
+    // Nothing of it reached the server; a same-database aggregate does.
+    assert_eq!(server.seen.commands.lock().unwrap().len(), before);
+    let (_, reply) = client.command(doc! {"aggregate": "c", "pipeline": [{"$match": {"a": 1}}], "cursor": {}, "$db": "test"});
+    assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0, "{:?}", reply.doc);
+    drop(client);
+    session.wait().unwrap();
+    let failed = audit.of_kind("db.session.query.failed");
+    assert_eq!(failed.len(), 4);
+    assert!(failed.iter().all(|e| e["databases"].as_array().unwrap().iter().any(|d| d == "other")));
+}
