@@ -143,12 +143,18 @@ def test_pymongo_through_a_session(docdb, peers):
         c = pymongo.MongoClient("127.0.0.1", proxy.port, directConnection=True, serverSelectionTimeoutMS=15_000, retryWrites=False)
         coll = c.test.people
         coll.drop()
-        coll.insert_many([{"_id": i, "ssn": f"SECRET-{i}"} for i in range(200)])
-        assert coll.count_documents({}) == 200
-        assert len(list(coll.find({}, batch_size=50))) == 200  # getMore
+        coll.insert_many([{"_id": i, "ssn": f"SECRET-{i}"} for i in range(10_000)])
+        assert coll.count_documents({}) == 10_000
+        assert len(list(coll.find({}, batch_size=1000))) == 10_000  # getMore
         coll.update_one({"_id": 1}, {"$set": {"x": 1}})
         coll.delete_one({"_id": 2})
-        assert coll.count_documents({}) == 199
+        assert coll.count_documents({}) == 9_999
+        assert list(coll.aggregate([{"$match": {"_id": {"$lt": 5}}}, {"$count": "n"}])) == [{"n": 4}]
+        big = c.test.big
+        big.drop()
+        blob = "x" * (15 * 1024 * 1024)
+        big.insert_one({"_id": "big", "blob": blob})
+        assert len(big.find_one({"_id": "big"})["blob"]) == len(blob)
         with pytest.raises(OperationFailure) as denied:
             c.admin.command("listDatabases")
         assert denied.value.code == 13
