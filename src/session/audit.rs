@@ -120,7 +120,8 @@ impl Drop for AuditDispatcher {
         }
         self.queue.ready.notify_all();
         if let Some(thread) = self.thread.take() {
-            if thread.thread().id() != std::thread::current().id() {
+            // Never join ourselves (a runtime dropped from inside a callback).
+            if !on_audit_dispatcher() {
                 let _ = thread.join();
             }
         }
