@@ -185,6 +185,58 @@ typedef enum docauth_result {
    * A legacy OP_QUERY addressed something other than `<db>.$cmd` (legacy find or a pseudo-command).
    */
   DOCAUTH_RESULT_WIRE_REFUSED_QUERY = 410,
+  /**
+   * The database URI could not be used (scheme, host, port or an option).
+   */
+  DOCAUTH_RESULT_DATABASE_URI_INVALID = 440,
+  /**
+   * The CA bundle file could not be read or held no PEM certificate.
+   */
+  DOCAUTH_RESULT_CA_BUNDLE_INVALID = 441,
+  /**
+   * The database did not accept the TCP connection within the connect timeout.
+   */
+  DOCAUTH_RESULT_CONNECT_TIMEOUT = 442,
+  /**
+   * The TCP connection to the database failed (refused, unreachable, name not resolved).
+   */
+  DOCAUTH_RESULT_CONNECT_FAILED = 443,
+  /**
+   * The database's certificate names its host only in the legacy Common Name, without SANs.
+   */
+  DOCAUTH_RESULT_TLS_LEGACY_COMMON_NAME = 444,
+  /**
+   * The database's certificate was not issued by a CA in the configured bundle.
+   */
+  DOCAUTH_RESULT_TLS_UNKNOWN_CA = 445,
+  /**
+   * The TLS handshake with the database failed for another reason (expired, wrong name, protocol).
+   */
+  DOCAUTH_RESULT_TLS_HANDSHAKE_FAILED = 446,
+  /**
+   * The database closed the connection during the TLS or MongoDB handshake.
+   */
+  DOCAUTH_RESULT_UPSTREAM_CLOSED = 447,
+  /**
+   * The database refused the MONGODB-AWS authentication of the db user.
+   */
+  DOCAUTH_RESULT_UPSTREAM_AUTH_FAILED = 448,
+  /**
+   * The database answered with something that is not the expected MongoDB reply.
+   */
+  DOCAUTH_RESULT_UPSTREAM_PROTOCOL = 449,
+  /**
+   * The client sent traffic that is not a valid MongoDB message; the session was closed.
+   */
+  DOCAUTH_RESULT_CLIENT_PROTOCOL = 450,
+  /**
+   * A read or write on the client or database connection failed during the session.
+   */
+  DOCAUTH_RESULT_SESSION_IO = 451,
+  /**
+   * A blocking call was made from inside an audit callback, where it would deadlock.
+   */
+  DOCAUTH_RESULT_CALLED_FROM_AUDIT_CALLBACK = 452,
 } docauth_result;
 
 /**
@@ -264,6 +316,69 @@ typedef struct docauth_engine docauth_engine;
  * Threads: immutable; may be read from any thread, freed once.
  */
 typedef struct docauth_error docauth_error;
+
+/**
+ * A runtime for sessions: worker threads running every session's I/O, and ONE audit
+ * dispatcher thread that calls the audit callbacks of all its sessions.
+ *
+ * Ownership: created by `docauth_runtime_new`, owned by the host, freed with
+ * `docauth_runtime_free` once no session needs it (freeing it cancels the sessions still
+ * running: their connections are closed).
+ * Threads: shareable; sessions may be started from any number of threads at once.
+ */
+typedef struct docauth_runtime docauth_runtime;
+
+/**
+ * One proxied session.
+ *
+ * Ownership: created by `docauth_session_start`, owned by the host, freed with
+ * `docauth_session_free` (which releases the handle only: the session runs on until it
+ * ends; `docauth_runtime_free` cancels the sessions still running).
+ * Threads: shareable; `docauth_session_shutdown`, `_wait`, `_is_finished` and
+ * `_audit_dropped` may be called from any thread, at the same time.
+ */
+typedef struct docauth_session docauth_session;
+
+/**
+ * An audit callback: `event_json` is one NUL-terminated JSON object of `len` bytes (without
+ * the NUL), valid only during the call. Called on the runtime's audit dispatcher thread,
+ * one event at a time, never re-entrantly. It must not block for long: while it runs, the
+ * runtime's other events wait in a bounded queue and are dropped (and counted) when it fills.
+ * A blocking `docauth_*` call made from inside it returns
+ * `DOCAUTH_RESULT_CALLED_FROM_AUDIT_CALLBACK` instead of deadlocking.
+ */
+typedef void (*docauth_audit_fn)(void *user_data, const char *event_json, size_t len);
+
+/**
+ * Frees the `user_data` of a callback; called exactly once, from any thread, when the
+ * library no longer needs it.
+ */
+typedef void (*docauth_user_data_free_fn)(void *user_data);
+
+/**
+ * Counters of a finished session, filled by `docauth_session_wait`.
+ */
+typedef struct docauth_session_stats {
+  /**
+   * Bytes of the messages the client sent.
+   */
+  uint64_t bytes_from_client;
+  /**
+   * Bytes sent to the client (database replies and the library's error replies).
+   */
+  uint64_t bytes_to_client;
+  uint64_t messages_from_client;
+  uint64_t messages_to_client;
+  /**
+   * Client messages refused (policy denials, unparsable messages, authentication commands).
+   */
+  uint64_t messages_denied;
+  uint64_t duration_ms;
+  /**
+   * Audit events of this session dropped because the callback was too slow.
+   */
+  uint64_t audit_events_dropped;
+} docauth_session_stats;
 
 #ifdef __cplusplus
 extern "C" {
@@ -580,6 +695,105 @@ const char *docauth_decision_json(const struct docauth_decision *decision);
  * Frees a decision. `NULL` is a no-op.
  */
 void docauth_decision_free(struct docauth_decision *decision);
+
+/**
+ * Creates a runtime with `threads` worker threads (0 = one per CPU) and its audit
+ * dispatcher thread.
+ *
+ * On success `*out` receives a runtime to free with `docauth_runtime_free`.
+ */
+enum docauth_result docauth_runtime_new(uint32_t threads,
+                                        struct docauth_runtime **out,
+                                        struct docauth_error **err);
+
+/**
+ * Frees a runtime: cancels its sessions still running (closing their connections), waits
+ * up to 5 s for its threads, delivers the audit events already queued, then stops the
+ * dispatcher. `NULL` is a no-op.
+ *
+ * Called from inside an audit callback it cannot wait for the dispatcher (its own thread):
+ * the freeing then completes on a helper thread after the callback returns.
+ * Do not use the runtime, nor start sessions on it, once this is called.
+ */
+void docauth_runtime_free(struct docauth_runtime *runtime);
+
+/**
+ * Audit events dropped by all sessions of this runtime because callbacks were too slow.
+ * Returns 0 for NULL.
+ */
+uint64_t docauth_runtime_audit_dropped(const struct docauth_runtime *runtime);
+
+/**
+ * Starts a proxied session for the connected client socket `client_fd` (TCP or Unix) and
+ * returns at once; the database connection and authentication happen on the runtime.
+ *
+ * - `client_fd`: the library owns it from this call on, whatever the result (on failure it
+ *   is closed); the host must not use or close it afterwards.
+ * - `params_json`: the session parameters, a JSON object:
+ *   `identity` (object, `user` required), `database_uri` (`mongodb://host:port/?tls=true…`),
+ *   `ca_file` (PEM bundle, e.g. DocumentDB's global-bundle.pem; overrides `tlsCAFile`),
+ *   `db_user` (IAM role name or ARN the session authenticates as), `db_name`,
+ *   `database_service` (name for audit), `client_addr` (for audit), `connect_timeout_ms`
+ *   (10000), `handshake_timeout_ms` (15000), `idle_timeout_ms` (0 = none),
+ *   `message_timeout_ms` (30000: a client message must arrive whole within it),
+ *   `allow_db_names` (list; `"*"` = all; absent = only connection commands are allowed).
+ *   Unknown fields are refused.
+ * - `credentials`: the AWS credentials the session signs MONGODB-AWS with (the session
+ *   keeps its own reference; the handle may be freed after the call).
+ * - `audit`: the audit callback (NULL = no events), `user_data` is passed back to it as is;
+ *   `user_data_free` (may be NULL) is called exactly once when the library no longer needs
+ *   `user_data` — also when this call fails.
+ *
+ * On success `*out` receives a session to free with `docauth_session_free`. Errors: the
+ * parameters (`DOCAUTH_RESULT_INVALID_CONFIG`, `DOCAUTH_RESULT_DATABASE_URI_INVALID`), a
+ * `client_fd` that is not a connected TCP/Unix socket (`DOCAUTH_RESULT_INVALID_ARGUMENT`).
+ * Failures reaching the database come from `docauth_session_wait` and the audit events.
+ */
+enum docauth_result docauth_session_start(const struct docauth_runtime *runtime,
+                                          int client_fd,
+                                          const char *params_json,
+                                          const struct docauth_credentials *credentials,
+                                          docauth_audit_fn audit,
+                                          void *user_data,
+                                          docauth_user_data_free_fn user_data_free,
+                                          struct docauth_session **out,
+                                          struct docauth_error **err);
+
+/**
+ * Asks the session to end (both connections close soon after). Never blocks; callable
+ * from any thread, any number of times, also from an audit callback. NULL is a no-op.
+ */
+void docauth_session_shutdown(const struct docauth_session *session);
+
+/**
+ * Whether the session has ended. False for NULL. Never blocks.
+ */
+bool docauth_session_is_finished(const struct docauth_session *session);
+
+/**
+ * Blocks until the session ends. `DOCAUTH_RESULT_OK` when it ended normally (a side closed,
+ * idle timeout, shutdown), with its counters in `*stats` when `stats` is not NULL;
+ * otherwise the error that ended it, with the explanation of what to fix (connect timeout,
+ * TLS legacy CN / unknown CA, MONGODB-AWS authentication failed, …).
+ *
+ * Called from inside an audit callback it returns
+ * `DOCAUTH_RESULT_CALLED_FROM_AUDIT_CALLBACK` at once (it would deadlock).
+ */
+enum docauth_result docauth_session_wait(const struct docauth_session *session,
+                                         struct docauth_session_stats *stats,
+                                         struct docauth_error **err);
+
+/**
+ * Audit events of this session dropped because the callback was too slow. 0 for NULL.
+ */
+uint64_t docauth_session_audit_dropped(const struct docauth_session *session);
+
+/**
+ * Releases the handle. The session itself runs on until it ends (a side closes, idle
+ * timeout, `docauth_session_shutdown` before this call, or `docauth_runtime_free`), so an
+ * accept loop may start a session and free its handle at once. Never blocks. NULL is a no-op.
+ */
+void docauth_session_free(struct docauth_session *session);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -93,6 +93,32 @@ pub enum ResultCode {
     WireMalformedCommand = 409,
     /// A legacy OP_QUERY addressed something other than `<db>.$cmd` (legacy find or a pseudo-command).
     WireRefusedQuery = 410,
+    /// The database URI could not be used (scheme, host, port or an option).
+    DatabaseUriInvalid = 440,
+    /// The CA bundle file could not be read or held no PEM certificate.
+    CaBundleInvalid = 441,
+    /// The database did not accept the TCP connection within the connect timeout.
+    ConnectTimeout = 442,
+    /// The TCP connection to the database failed (refused, unreachable, name not resolved).
+    ConnectFailed = 443,
+    /// The database's certificate names its host only in the legacy Common Name, without SANs.
+    TlsLegacyCommonName = 444,
+    /// The database's certificate was not issued by a CA in the configured bundle.
+    TlsUnknownCa = 445,
+    /// The TLS handshake with the database failed for another reason (expired, wrong name, protocol).
+    TlsHandshakeFailed = 446,
+    /// The database closed the connection during the TLS or MongoDB handshake.
+    UpstreamClosed = 447,
+    /// The database refused the MONGODB-AWS authentication of the db user.
+    UpstreamAuthFailed = 448,
+    /// The database answered with something that is not the expected MongoDB reply.
+    UpstreamProtocol = 449,
+    /// The client sent traffic that is not a valid MongoDB message; the session was closed.
+    ClientProtocol = 450,
+    /// A read or write on the client or database connection failed during the session.
+    SessionIo = 451,
+    /// A blocking call was made from inside an audit callback, where it would deadlock.
+    CalledFromAuditCallback = 452,
 }
 
 impl ResultCode {
@@ -139,6 +165,19 @@ impl ResultCode {
             ResultCode::WireDuplicateKey,
             ResultCode::WireMalformedCommand,
             ResultCode::WireRefusedQuery,
+            ResultCode::DatabaseUriInvalid,
+            ResultCode::CaBundleInvalid,
+            ResultCode::ConnectTimeout,
+            ResultCode::ConnectFailed,
+            ResultCode::TlsLegacyCommonName,
+            ResultCode::TlsUnknownCa,
+            ResultCode::TlsHandshakeFailed,
+            ResultCode::UpstreamClosed,
+            ResultCode::UpstreamAuthFailed,
+            ResultCode::UpstreamProtocol,
+            ResultCode::ClientProtocol,
+            ResultCode::SessionIo,
+            ResultCode::CalledFromAuditCallback,
         ]
     }
 
@@ -199,6 +238,19 @@ impl ResultCode {
             ResultCode::WireDuplicateKey => c"DOCAUTH_RESULT_WIRE_DUPLICATE_KEY",
             ResultCode::WireMalformedCommand => c"DOCAUTH_RESULT_WIRE_MALFORMED_COMMAND",
             ResultCode::WireRefusedQuery => c"DOCAUTH_RESULT_WIRE_REFUSED_QUERY",
+            ResultCode::DatabaseUriInvalid => c"DOCAUTH_RESULT_DATABASE_URI_INVALID",
+            ResultCode::CaBundleInvalid => c"DOCAUTH_RESULT_CA_BUNDLE_INVALID",
+            ResultCode::ConnectTimeout => c"DOCAUTH_RESULT_CONNECT_TIMEOUT",
+            ResultCode::ConnectFailed => c"DOCAUTH_RESULT_CONNECT_FAILED",
+            ResultCode::TlsLegacyCommonName => c"DOCAUTH_RESULT_TLS_LEGACY_COMMON_NAME",
+            ResultCode::TlsUnknownCa => c"DOCAUTH_RESULT_TLS_UNKNOWN_CA",
+            ResultCode::TlsHandshakeFailed => c"DOCAUTH_RESULT_TLS_HANDSHAKE_FAILED",
+            ResultCode::UpstreamClosed => c"DOCAUTH_RESULT_UPSTREAM_CLOSED",
+            ResultCode::UpstreamAuthFailed => c"DOCAUTH_RESULT_UPSTREAM_AUTH_FAILED",
+            ResultCode::UpstreamProtocol => c"DOCAUTH_RESULT_UPSTREAM_PROTOCOL",
+            ResultCode::ClientProtocol => c"DOCAUTH_RESULT_CLIENT_PROTOCOL",
+            ResultCode::SessionIo => c"DOCAUTH_RESULT_SESSION_IO",
+            ResultCode::CalledFromAuditCallback => c"DOCAUTH_RESULT_CALLED_FROM_AUDIT_CALLBACK",
         }
     }
 }

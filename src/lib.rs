@@ -5,12 +5,15 @@
 //!
 //! - [`aws`] signs MONGODB-AWS SASL payloads (SigV4 STS GetCallerIdentity).
 //! - [`policy`] decides database access: Teleport-compatible roles, evaluated by Rego.
+//! - [`session`] runs a proxied session: TLS + MONGODB-AWS upstream, judged relay, audit.
 //! - [`wire`] parses MongoDB wire messages and names every database a command can reach.
 
 pub mod aws;
 mod error;
 pub mod ffi;
 pub mod policy;
+/// cbindgen:ignore
+pub mod session;
 /// cbindgen:ignore
 pub mod wire;
 

@@ -20,6 +20,7 @@ mod bytes;
 mod credentials_provider;
 mod error;
 mod policy;
+mod session;
 
 pub use aws::{
     docauth_aws_conversation, docauth_aws_conversation_client_final,
@@ -39,6 +40,12 @@ pub use policy::{
     docauth_decision_matched_role, docauth_decision_matched_roles_count, docauth_decision_reason,
     docauth_engine, docauth_engine_decide, docauth_engine_free, docauth_engine_new,
     docauth_engine_new_from_file, docauth_engine_reload, docauth_engine_reload_from_file,
+};
+pub use session::{
+    docauth_audit_fn, docauth_runtime, docauth_runtime_audit_dropped, docauth_runtime_free,
+    docauth_runtime_new, docauth_session, docauth_session_audit_dropped, docauth_session_free,
+    docauth_session_is_finished, docauth_session_shutdown, docauth_session_start,
+    docauth_session_stats, docauth_session_wait, docauth_user_data_free_fn,
 };
 
 use std::ffi::c_char;

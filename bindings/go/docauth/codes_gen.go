@@ -84,6 +84,32 @@ const (
 	ResultWireMalformedCommand Result = 409
 	// A legacy OP_QUERY addressed something other than `<db>.$cmd` (legacy find or a pseudo-command).
 	ResultWireRefusedQuery Result = 410
+	// The database URI could not be used (scheme, host, port or an option).
+	ResultDatabaseUriInvalid Result = 440
+	// The CA bundle file could not be read or held no PEM certificate.
+	ResultCaBundleInvalid Result = 441
+	// The database did not accept the TCP connection within the connect timeout.
+	ResultConnectTimeout Result = 442
+	// The TCP connection to the database failed (refused, unreachable, name not resolved).
+	ResultConnectFailed Result = 443
+	// The database's certificate names its host only in the legacy Common Name, without SANs.
+	ResultTlsLegacyCommonName Result = 444
+	// The database's certificate was not issued by a CA in the configured bundle.
+	ResultTlsUnknownCa Result = 445
+	// The TLS handshake with the database failed for another reason (expired, wrong name, protocol).
+	ResultTlsHandshakeFailed Result = 446
+	// The database closed the connection during the TLS or MongoDB handshake.
+	ResultUpstreamClosed Result = 447
+	// The database refused the MONGODB-AWS authentication of the db user.
+	ResultUpstreamAuthFailed Result = 448
+	// The database answered with something that is not the expected MongoDB reply.
+	ResultUpstreamProtocol Result = 449
+	// The client sent traffic that is not a valid MongoDB message; the session was closed.
+	ResultClientProtocol Result = 450
+	// A read or write on the client or database connection failed during the session.
+	ResultSessionIo Result = 451
+	// A blocking call was made from inside an audit callback, where it would deadlock.
+	ResultCalledFromAuditCallback Result = 452
 )
 
 // Sentinel errors for errors.Is, one per failure code (every code but OK).
@@ -167,6 +193,32 @@ var (
 	ErrWireMalformedCommand = &Error{Code: ResultWireMalformedCommand, Name: "DOCAUTH_RESULT_WIRE_MALFORMED_COMMAND", Message: "A command could not be analysed because a field it needs was missing or had the wrong type."}
 	// A legacy OP_QUERY addressed something other than `<db>.$cmd` (legacy find or a pseudo-command).
 	ErrWireRefusedQuery = &Error{Code: ResultWireRefusedQuery, Name: "DOCAUTH_RESULT_WIRE_REFUSED_QUERY", Message: "A legacy OP_QUERY addressed something other than `<db>.$cmd` (legacy find or a pseudo-command)."}
+	// The database URI could not be used (scheme, host, port or an option).
+	ErrDatabaseUriInvalid = &Error{Code: ResultDatabaseUriInvalid, Name: "DOCAUTH_RESULT_DATABASE_URI_INVALID", Message: "The database URI could not be used (scheme, host, port or an option)."}
+	// The CA bundle file could not be read or held no PEM certificate.
+	ErrCaBundleInvalid = &Error{Code: ResultCaBundleInvalid, Name: "DOCAUTH_RESULT_CA_BUNDLE_INVALID", Message: "The CA bundle file could not be read or held no PEM certificate."}
+	// The database did not accept the TCP connection within the connect timeout.
+	ErrConnectTimeout = &Error{Code: ResultConnectTimeout, Name: "DOCAUTH_RESULT_CONNECT_TIMEOUT", Message: "The database did not accept the TCP connection within the connect timeout."}
+	// The TCP connection to the database failed (refused, unreachable, name not resolved).
+	ErrConnectFailed = &Error{Code: ResultConnectFailed, Name: "DOCAUTH_RESULT_CONNECT_FAILED", Message: "The TCP connection to the database failed (refused, unreachable, name not resolved)."}
+	// The database's certificate names its host only in the legacy Common Name, without SANs.
+	ErrTlsLegacyCommonName = &Error{Code: ResultTlsLegacyCommonName, Name: "DOCAUTH_RESULT_TLS_LEGACY_COMMON_NAME", Message: "The database's certificate names its host only in the legacy Common Name, without SANs."}
+	// The database's certificate was not issued by a CA in the configured bundle.
+	ErrTlsUnknownCa = &Error{Code: ResultTlsUnknownCa, Name: "DOCAUTH_RESULT_TLS_UNKNOWN_CA", Message: "The database's certificate was not issued by a CA in the configured bundle."}
+	// The TLS handshake with the database failed for another reason (expired, wrong name, protocol).
+	ErrTlsHandshakeFailed = &Error{Code: ResultTlsHandshakeFailed, Name: "DOCAUTH_RESULT_TLS_HANDSHAKE_FAILED", Message: "The TLS handshake with the database failed for another reason (expired, wrong name, protocol)."}
+	// The database closed the connection during the TLS or MongoDB handshake.
+	ErrUpstreamClosed = &Error{Code: ResultUpstreamClosed, Name: "DOCAUTH_RESULT_UPSTREAM_CLOSED", Message: "The database closed the connection during the TLS or MongoDB handshake."}
+	// The database refused the MONGODB-AWS authentication of the db user.
+	ErrUpstreamAuthFailed = &Error{Code: ResultUpstreamAuthFailed, Name: "DOCAUTH_RESULT_UPSTREAM_AUTH_FAILED", Message: "The database refused the MONGODB-AWS authentication of the db user."}
+	// The database answered with something that is not the expected MongoDB reply.
+	ErrUpstreamProtocol = &Error{Code: ResultUpstreamProtocol, Name: "DOCAUTH_RESULT_UPSTREAM_PROTOCOL", Message: "The database answered with something that is not the expected MongoDB reply."}
+	// The client sent traffic that is not a valid MongoDB message; the session was closed.
+	ErrClientProtocol = &Error{Code: ResultClientProtocol, Name: "DOCAUTH_RESULT_CLIENT_PROTOCOL", Message: "The client sent traffic that is not a valid MongoDB message; the session was closed."}
+	// A read or write on the client or database connection failed during the session.
+	ErrSessionIo = &Error{Code: ResultSessionIo, Name: "DOCAUTH_RESULT_SESSION_IO", Message: "A read or write on the client or database connection failed during the session."}
+	// A blocking call was made from inside an audit callback, where it would deadlock.
+	ErrCalledFromAuditCallback = &Error{Code: ResultCalledFromAuditCallback, Name: "DOCAUTH_RESULT_CALLED_FROM_AUDIT_CALLBACK", Message: "A blocking call was made from inside an audit callback, where it would deadlock."}
 )
 
 // resultNames maps every known code to its C constant name.
@@ -211,6 +263,19 @@ var resultNames = map[Result]string{
 	ResultWireDuplicateKey:           "DOCAUTH_RESULT_WIRE_DUPLICATE_KEY",
 	ResultWireMalformedCommand:       "DOCAUTH_RESULT_WIRE_MALFORMED_COMMAND",
 	ResultWireRefusedQuery:           "DOCAUTH_RESULT_WIRE_REFUSED_QUERY",
+	ResultDatabaseUriInvalid:         "DOCAUTH_RESULT_DATABASE_URI_INVALID",
+	ResultCaBundleInvalid:            "DOCAUTH_RESULT_CA_BUNDLE_INVALID",
+	ResultConnectTimeout:             "DOCAUTH_RESULT_CONNECT_TIMEOUT",
+	ResultConnectFailed:              "DOCAUTH_RESULT_CONNECT_FAILED",
+	ResultTlsLegacyCommonName:        "DOCAUTH_RESULT_TLS_LEGACY_COMMON_NAME",
+	ResultTlsUnknownCa:               "DOCAUTH_RESULT_TLS_UNKNOWN_CA",
+	ResultTlsHandshakeFailed:         "DOCAUTH_RESULT_TLS_HANDSHAKE_FAILED",
+	ResultUpstreamClosed:             "DOCAUTH_RESULT_UPSTREAM_CLOSED",
+	ResultUpstreamAuthFailed:         "DOCAUTH_RESULT_UPSTREAM_AUTH_FAILED",
+	ResultUpstreamProtocol:           "DOCAUTH_RESULT_UPSTREAM_PROTOCOL",
+	ResultClientProtocol:             "DOCAUTH_RESULT_CLIENT_PROTOCOL",
+	ResultSessionIo:                  "DOCAUTH_RESULT_SESSION_IO",
+	ResultCalledFromAuditCallback:    "DOCAUTH_RESULT_CALLED_FROM_AUDIT_CALLBACK",
 }
 
 // sentinels maps every failure code to its sentinel error.
@@ -254,4 +319,17 @@ var sentinels = map[Result]*Error{
 	ResultWireDuplicateKey:           ErrWireDuplicateKey,
 	ResultWireMalformedCommand:       ErrWireMalformedCommand,
 	ResultWireRefusedQuery:           ErrWireRefusedQuery,
+	ResultDatabaseUriInvalid:         ErrDatabaseUriInvalid,
+	ResultCaBundleInvalid:            ErrCaBundleInvalid,
+	ResultConnectTimeout:             ErrConnectTimeout,
+	ResultConnectFailed:              ErrConnectFailed,
+	ResultTlsLegacyCommonName:        ErrTlsLegacyCommonName,
+	ResultTlsUnknownCa:               ErrTlsUnknownCa,
+	ResultTlsHandshakeFailed:         ErrTlsHandshakeFailed,
+	ResultUpstreamClosed:             ErrUpstreamClosed,
+	ResultUpstreamAuthFailed:         ErrUpstreamAuthFailed,
+	ResultUpstreamProtocol:           ErrUpstreamProtocol,
+	ResultClientProtocol:             ErrClientProtocol,
+	ResultSessionIo:                  ErrSessionIo,
+	ResultCalledFromAuditCallback:    ErrCalledFromAuditCallback,
 }

@@ -59,6 +59,8 @@ def c_to_ctypes(c_type: str):
     t = re.sub(r"\s*\*", " *", t).replace("* *", "**").strip()
     if t in _SCALARS:
         return _SCALARS[t]
+    if re.fullmatch(r"docauth_\w+_fn", t) and hasattr(_ffi, t):
+        return getattr(_ffi, t)  # a callback typedef: its CFUNCTYPE
     m = re.fullmatch(r"(?:struct )?(docauth_\w+) (\*+)", t)
     if m and hasattr(_ffi, m.group(1)):
         ty = getattr(_ffi, m.group(1))

@@ -47,6 +47,33 @@ class docauth_decision(ctypes.Structure):  # noqa: N801
     """Opaque."""
 
 
+class docauth_runtime(ctypes.Structure):  # noqa: N801
+    """Opaque."""
+
+
+class docauth_session(ctypes.Structure):  # noqa: N801
+    """Opaque."""
+
+
+class docauth_session_stats(ctypes.Structure):  # noqa: N801
+    """Counters of a finished session (filled by docauth_session_wait)."""
+
+    _fields_ = [
+        ("bytes_from_client", ctypes.c_uint64),
+        ("bytes_to_client", ctypes.c_uint64),
+        ("messages_from_client", ctypes.c_uint64),
+        ("messages_to_client", ctypes.c_uint64),
+        ("messages_denied", ctypes.c_uint64),
+        ("duration_ms", ctypes.c_uint64),
+        ("audit_events_dropped", ctypes.c_uint64),
+    ]
+
+
+# Callbacks: keep the CFUNCTYPE object alive as long as the library may call it.
+docauth_audit_fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t)
+docauth_user_data_free_fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
 P = ctypes.POINTER
 c_result = ctypes.c_int  # `enum docauth_result`: a C enum is an int
 u8p = P(ctypes.c_uint8)
@@ -125,6 +152,28 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "docauth_decision_matched_role": (ctypes.c_char_p, [P(docauth_decision), ctypes.c_size_t]),
     "docauth_decision_json": (ctypes.c_char_p, [P(docauth_decision)]),
     "docauth_decision_free": (None, [P(docauth_decision)]),
+    "docauth_runtime_new": (c_result, [ctypes.c_uint32, P(P(docauth_runtime)), ErrOut]),
+    "docauth_runtime_free": (None, [P(docauth_runtime)]),
+    "docauth_runtime_audit_dropped": (ctypes.c_uint64, [P(docauth_runtime)]),
+    "docauth_session_start": (
+        c_result,
+        [
+            P(docauth_runtime),
+            ctypes.c_int,
+            ctypes.c_char_p,
+            P(docauth_credentials),
+            docauth_audit_fn,
+            ctypes.c_void_p,
+            docauth_user_data_free_fn,
+            P(P(docauth_session)),
+            ErrOut,
+        ],
+    ),
+    "docauth_session_shutdown": (None, [P(docauth_session)]),
+    "docauth_session_is_finished": (ctypes.c_bool, [P(docauth_session)]),
+    "docauth_session_wait": (c_result, [P(docauth_session), P(docauth_session_stats), ErrOut]),
+    "docauth_session_audit_dropped": (ctypes.c_uint64, [P(docauth_session)]),
+    "docauth_session_free": (None, [P(docauth_session)]),
 }
 
 _REPO_ROOT = Path(__file__).resolve().parents[4]  # <repo>/bindings/python/src/docauth/_ffi.py

@@ -50,6 +50,19 @@ __all__ = [
     "WireDuplicateKeyError",
     "WireMalformedCommandError",
     "WireRefusedQueryError",
+    "DatabaseUriInvalidError",
+    "CaBundleInvalidError",
+    "ConnectTimeoutError",
+    "ConnectFailedError",
+    "TlsLegacyCommonNameError",
+    "TlsUnknownCaError",
+    "TlsHandshakeFailedError",
+    "UpstreamClosedError",
+    "UpstreamAuthFailedError",
+    "UpstreamProtocolError",
+    "ClientProtocolError",
+    "SessionIoError",
+    "CalledFromAuditCallbackError",
 ]
 
 
@@ -347,6 +360,97 @@ class WireRefusedQueryError(DocauthError):
     name = "DOCAUTH_RESULT_WIRE_REFUSED_QUERY"
 
 
+class DatabaseUriInvalidError(DocauthError):
+    """The database URI could not be used (scheme, host, port or an option). (`DOCAUTH_RESULT_DATABASE_URI_INVALID` = 440)"""
+
+    code = 440
+    name = "DOCAUTH_RESULT_DATABASE_URI_INVALID"
+
+
+class CaBundleInvalidError(DocauthError):
+    """The CA bundle file could not be read or held no PEM certificate. (`DOCAUTH_RESULT_CA_BUNDLE_INVALID` = 441)"""
+
+    code = 441
+    name = "DOCAUTH_RESULT_CA_BUNDLE_INVALID"
+
+
+class ConnectTimeoutError(DocauthError):
+    """The database did not accept the TCP connection within the connect timeout. (`DOCAUTH_RESULT_CONNECT_TIMEOUT` = 442)"""
+
+    code = 442
+    name = "DOCAUTH_RESULT_CONNECT_TIMEOUT"
+
+
+class ConnectFailedError(DocauthError):
+    """The TCP connection to the database failed (refused, unreachable, name not resolved). (`DOCAUTH_RESULT_CONNECT_FAILED` = 443)"""
+
+    code = 443
+    name = "DOCAUTH_RESULT_CONNECT_FAILED"
+
+
+class TlsLegacyCommonNameError(DocauthError):
+    """The database's certificate names its host only in the legacy Common Name, without SANs. (`DOCAUTH_RESULT_TLS_LEGACY_COMMON_NAME` = 444)"""
+
+    code = 444
+    name = "DOCAUTH_RESULT_TLS_LEGACY_COMMON_NAME"
+
+
+class TlsUnknownCaError(DocauthError):
+    """The database's certificate was not issued by a CA in the configured bundle. (`DOCAUTH_RESULT_TLS_UNKNOWN_CA` = 445)"""
+
+    code = 445
+    name = "DOCAUTH_RESULT_TLS_UNKNOWN_CA"
+
+
+class TlsHandshakeFailedError(DocauthError):
+    """The TLS handshake with the database failed for another reason (expired, wrong name, protocol). (`DOCAUTH_RESULT_TLS_HANDSHAKE_FAILED` = 446)"""
+
+    code = 446
+    name = "DOCAUTH_RESULT_TLS_HANDSHAKE_FAILED"
+
+
+class UpstreamClosedError(DocauthError):
+    """The database closed the connection during the TLS or MongoDB handshake. (`DOCAUTH_RESULT_UPSTREAM_CLOSED` = 447)"""
+
+    code = 447
+    name = "DOCAUTH_RESULT_UPSTREAM_CLOSED"
+
+
+class UpstreamAuthFailedError(DocauthError):
+    """The database refused the MONGODB-AWS authentication of the db user. (`DOCAUTH_RESULT_UPSTREAM_AUTH_FAILED` = 448)"""
+
+    code = 448
+    name = "DOCAUTH_RESULT_UPSTREAM_AUTH_FAILED"
+
+
+class UpstreamProtocolError(DocauthError):
+    """The database answered with something that is not the expected MongoDB reply. (`DOCAUTH_RESULT_UPSTREAM_PROTOCOL` = 449)"""
+
+    code = 449
+    name = "DOCAUTH_RESULT_UPSTREAM_PROTOCOL"
+
+
+class ClientProtocolError(DocauthError):
+    """The client sent traffic that is not a valid MongoDB message; the session was closed. (`DOCAUTH_RESULT_CLIENT_PROTOCOL` = 450)"""
+
+    code = 450
+    name = "DOCAUTH_RESULT_CLIENT_PROTOCOL"
+
+
+class SessionIoError(DocauthError):
+    """A read or write on the client or database connection failed during the session. (`DOCAUTH_RESULT_SESSION_IO` = 451)"""
+
+    code = 451
+    name = "DOCAUTH_RESULT_SESSION_IO"
+
+
+class CalledFromAuditCallbackError(DocauthError):
+    """A blocking call was made from inside an audit callback, where it would deadlock. (`DOCAUTH_RESULT_CALLED_FROM_AUDIT_CALLBACK` = 452)"""
+
+    code = 452
+    name = "DOCAUTH_RESULT_CALLED_FROM_AUDIT_CALLBACK"
+
+
 class UseAfterCloseError(InvalidStateError):
     """A method was called on an object after its `close()` (raised by the binding itself)."""
 
@@ -393,6 +497,19 @@ CODES: tuple[tuple[int, str, type[DocauthError] | None], ...] = (
     (408, "DOCAUTH_RESULT_WIRE_DUPLICATE_KEY", WireDuplicateKeyError),
     (409, "DOCAUTH_RESULT_WIRE_MALFORMED_COMMAND", WireMalformedCommandError),
     (410, "DOCAUTH_RESULT_WIRE_REFUSED_QUERY", WireRefusedQueryError),
+    (440, "DOCAUTH_RESULT_DATABASE_URI_INVALID", DatabaseUriInvalidError),
+    (441, "DOCAUTH_RESULT_CA_BUNDLE_INVALID", CaBundleInvalidError),
+    (442, "DOCAUTH_RESULT_CONNECT_TIMEOUT", ConnectTimeoutError),
+    (443, "DOCAUTH_RESULT_CONNECT_FAILED", ConnectFailedError),
+    (444, "DOCAUTH_RESULT_TLS_LEGACY_COMMON_NAME", TlsLegacyCommonNameError),
+    (445, "DOCAUTH_RESULT_TLS_UNKNOWN_CA", TlsUnknownCaError),
+    (446, "DOCAUTH_RESULT_TLS_HANDSHAKE_FAILED", TlsHandshakeFailedError),
+    (447, "DOCAUTH_RESULT_UPSTREAM_CLOSED", UpstreamClosedError),
+    (448, "DOCAUTH_RESULT_UPSTREAM_AUTH_FAILED", UpstreamAuthFailedError),
+    (449, "DOCAUTH_RESULT_UPSTREAM_PROTOCOL", UpstreamProtocolError),
+    (450, "DOCAUTH_RESULT_CLIENT_PROTOCOL", ClientProtocolError),
+    (451, "DOCAUTH_RESULT_SESSION_IO", SessionIoError),
+    (452, "DOCAUTH_RESULT_CALLED_FROM_AUDIT_CALLBACK", CalledFromAuditCallbackError),
 )
 
 _BY_CODE: dict[int, type[DocauthError]] = {num: cls for num, _, cls in CODES if cls is not None}

@@ -1,0 +1,357 @@
+//! C entry points of the proxied session: the host-owned runtime, sessions started from a
+//! client socket's file descriptor, their shutdown/wait, and the audit callback.
+
+use std::ffi::{c_char, c_int, c_void, CString};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::Arc;
+
+use crate::ffi::aws::docauth_credentials;
+use crate::ffi::boundary::{arg_ref, arg_str, free_boxed, Out};
+use crate::ffi::docauth_error;
+use crate::session::{
+    AllowDbNames, AuditCallback, Runtime, Session, SessionParams, SessionStats, StaticCredentials,
+};
+use crate::{Error, ResultCode};
+
+/// A runtime for sessions: worker threads running every session's I/O, and ONE audit
+/// dispatcher thread that calls the audit callbacks of all its sessions.
+///
+/// Ownership: created by `docauth_runtime_new`, owned by the host, freed with
+/// `docauth_runtime_free` once no session needs it (freeing it cancels the sessions still
+/// running: their connections are closed).
+/// Threads: shareable; sessions may be started from any number of threads at once.
+pub struct docauth_runtime {
+    inner: Runtime,
+}
+
+/// One proxied session.
+///
+/// Ownership: created by `docauth_session_start`, owned by the host, freed with
+/// `docauth_session_free` (which releases the handle only: the session runs on until it
+/// ends; `docauth_runtime_free` cancels the sessions still running).
+/// Threads: shareable; `docauth_session_shutdown`, `_wait`, `_is_finished` and
+/// `_audit_dropped` may be called from any thread, at the same time.
+pub struct docauth_session {
+    inner: Session,
+}
+
+/// Counters of a finished session, filled by `docauth_session_wait`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct docauth_session_stats {
+    /// Bytes of the messages the client sent.
+    pub bytes_from_client: u64,
+    /// Bytes sent to the client (database replies and the library's error replies).
+    pub bytes_to_client: u64,
+    pub messages_from_client: u64,
+    pub messages_to_client: u64,
+    /// Client messages refused (policy denials, unparsable messages, authentication commands).
+    pub messages_denied: u64,
+    pub duration_ms: u64,
+    /// Audit events of this session dropped because the callback was too slow.
+    pub audit_events_dropped: u64,
+}
+
+/// An audit callback: `event_json` is one NUL-terminated JSON object of `len` bytes (without
+/// the NUL), valid only during the call. Called on the runtime's audit dispatcher thread,
+/// one event at a time, never re-entrantly. It must not block for long: while it runs, the
+/// runtime's other events wait in a bounded queue and are dropped (and counted) when it fills.
+/// A blocking `docauth_*` call made from inside it returns
+/// `DOCAUTH_RESULT_CALLED_FROM_AUDIT_CALLBACK` instead of deadlocking.
+pub type docauth_audit_fn =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, event_json: *const c_char, len: usize)>;
+
+/// Frees the `user_data` of a callback; called exactly once, from any thread, when the
+/// library no longer needs it.
+pub type docauth_user_data_free_fn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
+
+struct CAudit {
+    callback: docauth_audit_fn,
+    user_data: *mut c_void,
+    free: docauth_user_data_free_fn,
+}
+
+// SAFETY: the host's contract (header comments) is that `user_data` may be used by the
+// callback on the dispatcher thread and freed by `user_data_free` from any thread; the
+// library never dereferences it.
+unsafe impl Send for CAudit {}
+// SAFETY: as above; the callback is only ever called from the single dispatcher thread.
+unsafe impl Sync for CAudit {}
+
+impl AuditCallback for CAudit {
+    fn event(&self, json: &str) {
+        let Some(callback) = self.callback else {
+            return;
+        };
+        // serde_json escapes NUL, so this cannot fail; skip the event if it ever did.
+        let Ok(text) = CString::new(json) else { return };
+        // SAFETY: the host gave this function pointer and user_data for exactly this call.
+        unsafe { callback(self.user_data, text.as_ptr(), json.len()) };
+    }
+}
+
+impl Drop for CAudit {
+    fn drop(&mut self) {
+        if let Some(free) = self.free {
+            // SAFETY: called once, when the last reference goes, as documented.
+            unsafe { free(self.user_data) };
+        }
+    }
+}
+
+/// Creates a runtime with `threads` worker threads (0 = one per CPU) and its audit
+/// dispatcher thread.
+///
+/// On success `*out` receives a runtime to free with `docauth_runtime_free`.
+#[no_mangle]
+pub extern "C" fn docauth_runtime_new(
+    threads: u32,
+    out: *mut *mut docauth_runtime,
+    err: *mut *mut docauth_error,
+) -> ResultCode {
+    ffi_boundary!(err, "docauth_runtime_new", {
+        // SAFETY: `out` is NULL or writable, per the contract.
+        let out = unsafe { Out::new(out, "out") }?;
+        if threads > 1024 {
+            return Err(Error::new(
+                ResultCode::InvalidArgument,
+                format!("`threads` is {threads}; use 0 (one per CPU) to 1024"),
+            ));
+        }
+        let inner = Runtime::new(threads as usize)?;
+        out.set_boxed(docauth_runtime { inner });
+        Ok(())
+    })
+}
+
+/// Frees a runtime: cancels its sessions still running (closing their connections), waits
+/// up to 5 s for its threads, delivers the audit events already queued, then stops the
+/// dispatcher. `NULL` is a no-op.
+///
+/// Called from inside an audit callback it cannot wait for the dispatcher (its own thread):
+/// the freeing then completes on a helper thread after the callback returns.
+/// Do not use the runtime, nor start sessions on it, once this is called.
+#[no_mangle]
+pub extern "C" fn docauth_runtime_free(runtime: *mut docauth_runtime) {
+    let _ = ffi_boundary!(std::ptr::null_mut(), "docauth_runtime_free", {
+        if runtime.is_null() {
+            return Ok(());
+        }
+        // SAFETY: non-NULL, from docauth_runtime_new, not freed before (the contract).
+        let boxed = unsafe { Box::from_raw(runtime) };
+        if crate::session::audit::on_audit_dispatcher() {
+            let _ = std::thread::Builder::new()
+                .name("docauth-runtime-free".into())
+                .spawn(move || drop(boxed));
+        } else {
+            drop(boxed);
+        }
+        Ok(())
+    });
+}
+
+/// Audit events dropped by all sessions of this runtime because callbacks were too slow.
+/// Returns 0 for NULL.
+#[no_mangle]
+pub extern "C" fn docauth_runtime_audit_dropped(runtime: *const docauth_runtime) -> u64 {
+    // SAFETY: NULL or a live runtime.
+    unsafe { runtime.as_ref() }.map_or(0, |r| r.inner.audit_dropped())
+}
+
+fn client_socket(fd: OwnedFd, runtime: &Runtime) -> crate::Result<ClientSocket> {
+    let bad = |e: std::io::Error| {
+        Error::new(
+            ResultCode::InvalidArgument,
+            format!("`client_fd` is not a usable connected socket: {e}"),
+        )
+    };
+    // SAFETY: sockaddr_storage is plain data; getsockname writes at most `len` bytes into it.
+    let family = unsafe {
+        let mut addr: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        use std::os::fd::AsRawFd;
+        if libc::getsockname(
+            fd.as_raw_fd(),
+            (&mut addr as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        ) != 0
+        {
+            return Err(bad(std::io::Error::last_os_error()));
+        }
+        addr.ss_family as c_int
+    };
+    let _enter = runtime.handle().enter();
+    match family {
+        libc::AF_UNIX => {
+            let s = std::os::unix::net::UnixStream::from(fd);
+            s.set_nonblocking(true).map_err(bad)?;
+            Ok(ClientSocket::Unix(
+                tokio::net::UnixStream::from_std(s).map_err(bad)?,
+            ))
+        }
+        libc::AF_INET | libc::AF_INET6 => {
+            let s = std::net::TcpStream::from(fd);
+            s.set_nonblocking(true).map_err(bad)?;
+            let _ = s.set_nodelay(true);
+            Ok(ClientSocket::Tcp(
+                tokio::net::TcpStream::from_std(s).map_err(bad)?,
+            ))
+        }
+        other => Err(Error::new(
+            ResultCode::InvalidArgument,
+            format!("`client_fd` is a socket of address family {other}; only TCP and Unix sockets are supported"),
+        )),
+    }
+}
+
+enum ClientSocket {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+/// Starts a proxied session for the connected client socket `client_fd` (TCP or Unix) and
+/// returns at once; the database connection and authentication happen on the runtime.
+///
+/// - `client_fd`: the library owns it from this call on, whatever the result (on failure it
+///   is closed); the host must not use or close it afterwards.
+/// - `params_json`: the session parameters, a JSON object:
+///   `identity` (object, `user` required), `database_uri` (`mongodb://host:port/?tls=true…`),
+///   `ca_file` (PEM bundle, e.g. DocumentDB's global-bundle.pem; overrides `tlsCAFile`),
+///   `db_user` (IAM role name or ARN the session authenticates as), `db_name`,
+///   `database_service` (name for audit), `client_addr` (for audit), `connect_timeout_ms`
+///   (10000), `handshake_timeout_ms` (15000), `idle_timeout_ms` (0 = none),
+///   `message_timeout_ms` (30000: a client message must arrive whole within it),
+///   `allow_db_names` (list; `"*"` = all; absent = only connection commands are allowed).
+///   Unknown fields are refused.
+/// - `credentials`: the AWS credentials the session signs MONGODB-AWS with (the session
+///   keeps its own reference; the handle may be freed after the call).
+/// - `audit`: the audit callback (NULL = no events), `user_data` is passed back to it as is;
+///   `user_data_free` (may be NULL) is called exactly once when the library no longer needs
+///   `user_data` — also when this call fails.
+///
+/// On success `*out` receives a session to free with `docauth_session_free`. Errors: the
+/// parameters (`DOCAUTH_RESULT_INVALID_CONFIG`, `DOCAUTH_RESULT_DATABASE_URI_INVALID`), a
+/// `client_fd` that is not a connected TCP/Unix socket (`DOCAUTH_RESULT_INVALID_ARGUMENT`).
+/// Failures reaching the database come from `docauth_session_wait` and the audit events.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn docauth_session_start(
+    runtime: *const docauth_runtime,
+    client_fd: c_int,
+    params_json: *const c_char,
+    credentials: *const docauth_credentials,
+    audit: docauth_audit_fn,
+    user_data: *mut c_void,
+    user_data_free: docauth_user_data_free_fn,
+    out: *mut *mut docauth_session,
+    err: *mut *mut docauth_error,
+) -> ResultCode {
+    // Take ownership of the fd and of user_data before anything can fail.
+    let fd = (client_fd >= 0).then(|| {
+        // SAFETY: the host hands the descriptor over to the library with this call.
+        unsafe { OwnedFd::from_raw_fd(client_fd) }
+    });
+    let callback = Arc::new(CAudit {
+        callback: audit,
+        user_data,
+        free: user_data_free,
+    });
+    ffi_boundary!(err, "docauth_session_start", {
+        // SAFETY: pointer arguments follow the documented contract.
+        let out = unsafe { Out::new(out, "out") }?;
+        let runtime = unsafe { arg_ref(runtime, "runtime") }?;
+        let credentials = unsafe { arg_ref(credentials, "credentials") }?;
+        let params = unsafe { arg_str(params_json, "params_json") }?;
+        let fd = fd.ok_or_else(|| {
+            Error::new(
+                ResultCode::InvalidArgument,
+                format!("`client_fd` is {client_fd}, not a file descriptor"),
+            )
+        })?;
+        let params = SessionParams::from_json(params)?;
+        let judge = Arc::new(AllowDbNames::new(
+            params.allow_db_names.clone().unwrap_or_default(),
+        ));
+        let creds = Arc::new(StaticCredentials(credentials.inner.clone()));
+        let callback: Option<Arc<dyn AuditCallback>> = audit
+            .is_some()
+            .then(|| callback.clone() as Arc<dyn AuditCallback>);
+        let session = match client_socket(fd, &runtime.inner)? {
+            ClientSocket::Tcp(s) => {
+                Session::start(&runtime.inner, s, params, judge, creds, callback)?
+            }
+            ClientSocket::Unix(s) => {
+                Session::start(&runtime.inner, s, params, judge, creds, callback)?
+            }
+        };
+        out.set_boxed(docauth_session { inner: session });
+        Ok(())
+    })
+}
+
+/// Asks the session to end (both connections close soon after). Never blocks; callable
+/// from any thread, any number of times, also from an audit callback. NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn docauth_session_shutdown(session: *const docauth_session) {
+    // SAFETY: NULL or a live session.
+    if let Some(s) = unsafe { session.as_ref() } {
+        s.inner.shutdown();
+    }
+}
+
+/// Whether the session has ended. False for NULL. Never blocks.
+#[no_mangle]
+pub extern "C" fn docauth_session_is_finished(session: *const docauth_session) -> bool {
+    // SAFETY: NULL or a live session.
+    unsafe { session.as_ref() }.is_some_and(|s| s.inner.is_finished())
+}
+
+/// Blocks until the session ends. `DOCAUTH_RESULT_OK` when it ended normally (a side closed,
+/// idle timeout, shutdown), with its counters in `*stats` when `stats` is not NULL;
+/// otherwise the error that ended it, with the explanation of what to fix (connect timeout,
+/// TLS legacy CN / unknown CA, MONGODB-AWS authentication failed, …).
+///
+/// Called from inside an audit callback it returns
+/// `DOCAUTH_RESULT_CALLED_FROM_AUDIT_CALLBACK` at once (it would deadlock).
+#[no_mangle]
+pub extern "C" fn docauth_session_wait(
+    session: *const docauth_session,
+    stats: *mut docauth_session_stats,
+    err: *mut *mut docauth_error,
+) -> ResultCode {
+    ffi_boundary!(err, "docauth_session_wait", {
+        // SAFETY: NULL or a live session.
+        let session = unsafe { arg_ref(session, "session") }?;
+        let outcome: SessionStats = session.inner.wait()?;
+        if !stats.is_null() {
+            let value = docauth_session_stats {
+                bytes_from_client: outcome.bytes_from_client,
+                bytes_to_client: outcome.bytes_to_client,
+                messages_from_client: outcome.messages_from_client,
+                messages_to_client: outcome.messages_to_client,
+                messages_denied: outcome.denied,
+                duration_ms: outcome.duration.as_millis() as u64,
+                audit_events_dropped: session.inner.audit_dropped(),
+            };
+            // SAFETY: non-NULL and writable per the contract.
+            unsafe { stats.write(value) };
+        }
+        Ok(())
+    })
+}
+
+/// Audit events of this session dropped because the callback was too slow. 0 for NULL.
+#[no_mangle]
+pub extern "C" fn docauth_session_audit_dropped(session: *const docauth_session) -> u64 {
+    // SAFETY: NULL or a live session.
+    unsafe { session.as_ref() }.map_or(0, |s| s.inner.audit_dropped())
+}
+
+/// Releases the handle. The session itself runs on until it ends (a side closes, idle
+/// timeout, `docauth_session_shutdown` before this call, or `docauth_runtime_free`), so an
+/// accept loop may start a session and free its handle at once. Never blocks. NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn docauth_session_free(session: *mut docauth_session) {
+    // SAFETY: NULL or a live session not freed before.
+    unsafe { free_boxed(session) };
+}

@@ -1,0 +1,554 @@
+//! The proxied session: a client connection handed over by the host, TLS + MONGODB-AWS to the
+//! database ([`upstream`]), every client message judged and relayed ([`relay`]), audit
+//! events to the host ([`audit`]).
+//!
+//! What the session needs from the policy engine and the credentials provider is expressed
+//! as two small traits, [`Judge`] and [`CredentialSource`], so that those parts plug in
+//! without the session depending on them. [`AllowDbNames`] and [`StaticCredentials`] are the
+//! simple implementations used until then (and by tests).
+
+pub mod audit;
+mod frames;
+mod relay;
+pub mod upstream;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+
+pub use audit::{AuditCallback, AuditDispatcher, AuditSink, SessionFields};
+pub use upstream::{DatabaseUri, UpstreamConfig};
+
+use crate::aws::Credentials;
+use crate::{Error, Result, ResultCode};
+
+/// What one client message asks for, as the judge sees it: the wire analysis (command,
+/// `$db`, every namespace it can reach, or `unanalysable`).
+pub use crate::wire::CommandAccess;
+
+/// A decision: allowed or not, and why (the reason reaches the client's error message and
+/// the audit event).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub allowed: bool,
+    pub reason: String,
+}
+
+/// Decides each client message of one session (the identity, database and db user are the
+/// session's; the judge is built for them). Called on the relay's task: must not block long.
+pub trait Judge: Send + Sync {
+    fn judge(&self, access: &CommandAccess) -> Verdict;
+}
+
+/// A judge that allows exactly the listed logical databases (`*` = all), Teleport's
+/// `db_names` of one role. Every database the message reaches must be listed.
+#[derive(Clone, Debug)]
+pub struct AllowDbNames {
+    names: Vec<String>,
+}
+
+impl AllowDbNames {
+    pub fn new(names: Vec<String>) -> Self {
+        AllowDbNames { names }
+    }
+}
+
+impl Judge for AllowDbNames {
+    fn judge(&self, access: &CommandAccess) -> Verdict {
+        let all = self.names.iter().any(|n| n == "*");
+        if let Some(why) = &access.unanalysable {
+            return if all {
+                Verdict {
+                    allowed: true,
+                    reason: "db_names allows every database".into(),
+                }
+            } else {
+                Verdict {
+                    allowed: false,
+                    reason: format!(
+                        "the command can reach databases that cannot be listed ({why}) and db_names {:?} does not allow every database",
+                        self.names
+                    ),
+                }
+            };
+        }
+        for db in access.databases() {
+            if !all && !self.names.iter().any(|n| n == db) {
+                return Verdict {
+                    allowed: false,
+                    reason: format!(
+                        "database {db:?} is not in the allowed db_names {:?}",
+                        self.names
+                    ),
+                };
+            }
+        }
+        Verdict {
+            allowed: true,
+            reason: format!("databases allowed by db_names {:?}", self.names),
+        }
+    }
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where the session gets the AWS credentials it authenticates to the database with, for
+/// the session's db user (an IAM role name or ARN).
+pub trait CredentialSource: Send + Sync {
+    fn credentials<'a>(&'a self, db_user: &'a str) -> BoxFuture<'a, Result<Credentials>>;
+}
+
+/// Always the same credentials.
+#[derive(Clone, Debug)]
+pub struct StaticCredentials(pub Credentials);
+
+impl CredentialSource for StaticCredentials {
+    fn credentials<'a>(&'a self, _db_user: &'a str) -> BoxFuture<'a, Result<Credentials>> {
+        let c = self.0.clone();
+        Box::pin(async move { Ok(c) })
+    }
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    10_000
+}
+fn default_handshake_timeout_ms() -> u64 {
+    15_000
+}
+fn default_message_timeout_ms() -> u64 {
+    30_000
+}
+
+/// The parameters of one session, as the host gives them (JSON in the C ABI).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionParams {
+    /// Who is connecting: at least `{"user": "alice"}`; other fields (roles, traits) are for
+    /// the judge and are not interpreted here.
+    pub identity: serde_json::Value,
+    /// The database resource's name in the proxy's configuration (audit only).
+    #[serde(default)]
+    pub database_service: String,
+    /// `mongodb://host:port/?tls=true&tlsCAFile=…` of the database.
+    pub database_uri: String,
+    /// PEM CA bundle verifying the database (e.g. DocumentDB's global-bundle.pem).
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// The database user (IAM role name or ARN) the session authenticates as.
+    pub db_user: String,
+    /// The logical database the client asked for (audit; the judge decides per message).
+    #[serde(default)]
+    pub db_name: String,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    #[serde(default = "default_handshake_timeout_ms")]
+    pub handshake_timeout_ms: u64,
+    /// 0 = no idle timeout.
+    #[serde(default)]
+    pub idle_timeout_ms: u64,
+    #[serde(default = "default_message_timeout_ms")]
+    pub message_timeout_ms: u64,
+    /// The client's address, for audit events.
+    #[serde(default)]
+    pub client_addr: String,
+    /// Until the policy engine is plugged in: the logical databases this session may reach
+    /// (`["*"]` = all). Absent = nothing is allowed beyond connection commands.
+    #[serde(default)]
+    pub allow_db_names: Option<Vec<String>>,
+}
+
+impl SessionParams {
+    pub fn from_json(json: &str) -> Result<Self> {
+        let params: SessionParams = serde_json::from_str(json).map_err(|e| {
+            Error::new(
+                ResultCode::InvalidConfig,
+                format!("session parameters: {e}"),
+            )
+        })?;
+        if params.user().is_none() {
+            return Err(Error::new(
+                ResultCode::InvalidConfig,
+                "session parameters: identity.user must be a non-empty string",
+            ));
+        }
+        if params.db_user.is_empty() {
+            return Err(Error::new(
+                ResultCode::InvalidConfig,
+                "session parameters: db_user must not be empty",
+            ));
+        }
+        DatabaseUri::parse(&params.database_uri)?;
+        Ok(params)
+    }
+
+    fn user(&self) -> Option<&str> {
+        self.identity
+            .get("user")
+            .and_then(|u| u.as_str())
+            .filter(|u| !u.is_empty())
+    }
+}
+
+/// Counters of a finished session.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    pub bytes_from_client: u64,
+    pub bytes_to_client: u64,
+    pub messages_from_client: u64,
+    pub messages_to_client: u64,
+    /// Client messages refused (denied, unparsable, authentication commands).
+    pub denied: u64,
+    pub duration: Duration,
+    /// Why it ended (client closed, database closed, idle timeout, shut down, error text).
+    pub end_reason: String,
+}
+
+/// A tokio runtime owned by the host, plus the audit dispatcher thread of its sessions.
+pub struct Runtime {
+    runtime: Option<tokio::runtime::Runtime>,
+    audit: AuditDispatcher,
+}
+
+impl Runtime {
+    /// `threads` worker threads (0 = one per CPU).
+    pub fn new(threads: usize) -> Result<Self> {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.enable_all().thread_name("docauth-session");
+        if threads > 0 {
+            builder.worker_threads(threads);
+        }
+        let runtime = builder.build().map_err(|e| {
+            Error::new(
+                ResultCode::SessionIo,
+                format!("could not start the runtime: {e}"),
+            )
+        })?;
+        let audit = AuditDispatcher::new(audit::DEFAULT_AUDIT_QUEUE).map_err(|e| {
+            Error::new(
+                ResultCode::SessionIo,
+                format!("could not start the audit dispatcher thread: {e}"),
+            )
+        })?;
+        Ok(Runtime {
+            runtime: Some(runtime),
+            audit,
+        })
+    }
+
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        // `runtime` is only taken in Drop.
+        self.runtime
+            .as_ref()
+            .map(|r| r.handle())
+            .unwrap_or_else(|| unreachable_handle())
+    }
+
+    /// Audit events dropped by all sessions of this runtime (host too slow).
+    pub fn audit_dropped(&self) -> u64 {
+        self.audit.dropped()
+    }
+}
+
+#[cold]
+fn unreachable_handle() -> &'static tokio::runtime::Handle {
+    // Never reached: the runtime is present for the whole life of `Runtime` outside Drop.
+    static FALLBACK: once_cell::sync::Lazy<tokio::runtime::Runtime> =
+        once_cell::sync::Lazy::new(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap_or_else(|_| std::process::abort())
+        });
+    FALLBACK.handle()
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            // Sessions still running are cancelled: their connections close.
+            rt.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+struct Shared {
+    id: String,
+    shutdown: watch::Sender<bool>,
+    outcome: Mutex<Option<Result<SessionStats>>>,
+    finished: Condvar,
+    audit: AuditSink,
+}
+
+impl Shared {
+    fn finish(&self, outcome: Result<SessionStats>) {
+        let mut slot = self.outcome.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(outcome);
+        }
+        self.finished.notify_all();
+    }
+}
+
+/// Sets an outcome if the task is dropped before finishing (runtime shut down).
+struct FinishGuard(Arc<Shared>);
+
+impl Drop for FinishGuard {
+    fn drop(&mut self) {
+        self.0.finish(Err(Error::new(
+            ResultCode::SessionIo,
+            "the session was cancelled because its runtime shut down",
+        )));
+    }
+}
+
+/// A running session. Every method may be called from any thread.
+#[derive(Clone)]
+pub struct Session {
+    shared: Arc<Shared>,
+}
+
+impl Session {
+    /// Starts a session on `runtime` for the connected `client`; returns at once (the
+    /// database connection is made on the runtime). The outcome comes from [`Session::wait`]
+    /// and the audit events.
+    pub fn start<C>(
+        runtime: &Runtime,
+        client: C,
+        params: SessionParams,
+        judge: Arc<dyn Judge>,
+        credentials: Arc<dyn CredentialSource>,
+        audit_callback: Option<Arc<dyn AuditCallback>>,
+    ) -> Result<Session>
+    where
+        C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let uri = DatabaseUri::parse(&params.database_uri)?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            id: audit::new_session_id(),
+            shutdown,
+            outcome: Mutex::new(None),
+            finished: Condvar::new(),
+            audit: runtime.audit.sink(audit_callback),
+        });
+        let fields = SessionFields {
+            session_id: shared.id.clone(),
+            user: params.user().unwrap_or("").to_string(),
+            db_service: params.database_service.clone(),
+            db_uri: uri.address(),
+            db_user: params.db_user.clone(),
+            db_name: params.db_name.clone(),
+            client_addr: params.client_addr.clone(),
+        };
+        let config = UpstreamConfig {
+            uri,
+            ca_file: params.ca_file.clone().map(Into::into),
+            db_user: params.db_user.clone(),
+            connect_timeout: Duration::from_millis(params.connect_timeout_ms.max(1)),
+            handshake_timeout: Duration::from_millis(params.handshake_timeout_ms.max(1)),
+        };
+        let guard = FinishGuard(shared.clone());
+        let task_shared = shared.clone();
+        runtime.handle().spawn(async move {
+            let outcome = run(
+                client,
+                &params,
+                &config,
+                &*judge,
+                &*credentials,
+                &task_shared.audit,
+                &fields,
+                shutdown_rx,
+            )
+            .await;
+            task_shared.finish(outcome);
+            drop(guard);
+        });
+        Ok(Session { shared })
+    }
+
+    /// The session id (as in the audit events' `sid`).
+    pub fn id(&self) -> &str {
+        &self.shared.id
+    }
+
+    /// Asks the session to end: both connections are closed soon after. Never blocks.
+    pub fn shutdown(&self) {
+        let _ = self.shared.shutdown.send(true);
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.shared
+            .outcome
+            .lock()
+            .map(|o| o.is_some())
+            .unwrap_or(true)
+    }
+
+    /// Blocks until the session ends; its counters, or the error that ended it. Refused on
+    /// the audit dispatcher thread (inside an audit callback), where it would deadlock.
+    pub fn wait(&self) -> Result<SessionStats> {
+        self.wait_timeout(None)
+            .unwrap_or_else(|| Err(Error::new(ResultCode::InvalidState, "unreachable")))
+    }
+
+    /// As [`Session::wait`], giving up after `timeout` (`None` when it did).
+    pub fn wait_timeout(&self, timeout: Option<Duration>) -> Option<Result<SessionStats>> {
+        if audit::on_audit_dispatcher() {
+            return Some(Err(Error::new(
+                ResultCode::CalledFromAuditCallback,
+                "waiting for a session from inside an audit callback would deadlock (the callback runs on the thread that delivers that session's events); wait from another thread",
+            )));
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut slot = self
+            .shared
+            .outcome
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(outcome) = slot.as_ref() {
+                return Some(outcome.clone());
+            }
+            match deadline {
+                None => {
+                    slot = self
+                        .shared
+                        .finished
+                        .wait(slot)
+                        .unwrap_or_else(|p| p.into_inner())
+                }
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return None;
+                    }
+                    slot = self
+                        .shared
+                        .finished
+                        .wait_timeout(slot, d - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+            }
+        }
+    }
+
+    /// Audit events of this session dropped because the host's callback was too slow.
+    pub fn audit_dropped(&self) -> u64 {
+        self.shared.audit.dropped()
+    }
+}
+
+/// MongoDB error code sent to a waiting client when the database could not be reached or
+/// authenticated to.
+fn client_code(e: &Error) -> (i32, &'static str) {
+    match e.code() {
+        ResultCode::UpstreamAuthFailed => (18, "AuthenticationFailed"),
+        ResultCode::ConnectTimeout => (89, "NetworkTimeout"),
+        _ => (6, "HostUnreachable"),
+    }
+}
+
+/// Answers the client's first message (its hello, normally) with the error, so that the
+/// driver shows the explanation rather than a bare closed connection.
+async fn tell_client<C>(client: &mut C, error: &Error, wait: Duration)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut reader = frames::FrameReader::new(&mut *client, 4096);
+    let frame = match tokio::time::timeout(wait, reader.next(crate::wire::DEFAULT_MAX_MESSAGE_SIZE))
+        .await
+    {
+        Ok(Ok(Some(f))) => f,
+        _ => return,
+    };
+    let (code, name) = client_code(error);
+    let Some(reply) = crate::wire::error_reply(
+        &frame.request_info(),
+        1,
+        code,
+        name,
+        &format!("libdocauth: {}", error.message()),
+    ) else {
+        return;
+    };
+    drop(reader);
+    let _ = client.write_all(&reply).await;
+    let _ = client.flush().await;
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run<C>(
+    mut client: C,
+    params: &SessionParams,
+    config: &UpstreamConfig,
+    judge: &dyn Judge,
+    credentials: &dyn CredentialSource,
+    audit: &AuditSink,
+    fields: &SessionFields,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<SessionStats>
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let started = Instant::now();
+    let connected = tokio::select! {
+        r = upstream::connect(config, credentials) => r,
+        _ = shutdown.wait_for(|stop| *stop) => Err(Error::new(ResultCode::SessionIo, "shut down by the host before the database connection was ready")),
+    };
+    let upstream = match connected {
+        Ok(u) => u,
+        Err(e) => {
+            audit.emit(&fields.start(Some(&e)));
+            if !*shutdown.borrow() {
+                tell_client(&mut client, &e, Duration::from_millis(2_000)).await;
+            }
+            let stats = SessionStats {
+                duration: started.elapsed(),
+                end_reason: e.message().to_string(),
+                ..Default::default()
+            };
+            audit.emit_always(&fields.end(&stats, e.message(), audit.dropped()));
+            return Err(e);
+        }
+    };
+    audit.emit(&fields.start(None));
+    let limits = relay::RelayLimits {
+        idle_timeout: (params.idle_timeout_ms > 0)
+            .then(|| Duration::from_millis(params.idle_timeout_ms)),
+        message_timeout: Duration::from_millis(params.message_timeout_ms.max(1)),
+        max_message_size: upstream.max_message_size,
+    };
+    let counters = relay::Counters::default();
+    let outcome = relay::relay(
+        client,
+        upstream.stream,
+        limits,
+        judge,
+        audit,
+        fields,
+        &counters,
+        shutdown,
+    )
+    .await;
+    let stats = SessionStats {
+        bytes_from_client: counters.bytes_from_client.load(Ordering::Relaxed),
+        bytes_to_client: counters.bytes_to_client.load(Ordering::Relaxed),
+        messages_from_client: counters.messages_from_client.load(Ordering::Relaxed),
+        messages_to_client: counters.messages_to_client.load(Ordering::Relaxed),
+        denied: counters.denied.load(Ordering::Relaxed),
+        duration: started.elapsed(),
+        end_reason: match &outcome {
+            Ok(reason) => reason.to_string(),
+            Err(e) => e.message().to_string(),
+        },
+    };
+    audit.emit_always(&fields.end(&stats, &stats.end_reason, audit.dropped()));
+    outcome.map(|_| stats)
+}

@@ -1,0 +1,313 @@
+//! The relay: client messages are framed, analysed and judged; allowed ones are forwarded
+//! to the database as the client's original bytes (only a `hello`/`isMaster` that carried
+//! `speculativeAuthenticate`, `compression` or `saslSupportedMechs` is re-encoded without
+//! them); denied ones are answered with a MongoDB error of the request's kind (code 13,
+//! `responseTo` set) and the session goes on. Database replies are relayed back frame by
+//! frame.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{watch, Mutex};
+
+use super::audit::{AuditSink, SessionFields};
+use super::frames::{FrameError, FrameReader};
+use super::upstream::UpstreamStream;
+use super::Judge;
+use crate::wire::{self, CommandClass, Message, RequestInfo};
+use crate::{Error, ResultCode};
+
+/// Timeouts and limits of one relay.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RelayLimits {
+    /// No message either way for this long ends the session. `None`: no idle timeout.
+    pub idle_timeout: Option<Duration>,
+    /// A client message must arrive whole within this time after its first byte.
+    pub message_timeout: Duration,
+    /// The largest message either side may send (the server's `maxMessageSizeBytes`).
+    pub max_message_size: usize,
+}
+
+/// Byte and message counters, both ways.
+#[derive(Default, Debug)]
+pub(crate) struct Counters {
+    pub bytes_from_client: AtomicU64,
+    pub bytes_to_client: AtomicU64,
+    pub messages_from_client: AtomicU64,
+    pub messages_to_client: AtomicU64,
+    pub denied: AtomicU64,
+}
+
+/// The decision for one analysed message: `(allowed, reason)`.
+fn decide(judge: &dyn Judge, access: &wire::CommandAccess) -> (bool, String) {
+    match access.class {
+        CommandClass::Auth => (
+            false,
+            format!(
+                "command {} is refused: the proxy authenticates to the database itself with the db user's IAM identity; connect without credentials",
+                access.command
+            ),
+        ),
+        CommandClass::Connection => (true, "connection command".to_string()),
+        CommandClass::Data => {
+            let verdict = judge.judge(access);
+            (verdict.allowed, verdict.reason)
+        }
+    }
+}
+
+static NEXT_REPLY_ID: AtomicU64 = AtomicU64::new(1);
+
+fn reply_id() -> i32 {
+    (NEXT_REPLY_ID.fetch_add(1, Ordering::Relaxed) & 0x3fff_ffff) as i32 | 0x4000_0000
+}
+
+fn session_io(side: &str, e: std::io::Error) -> Error {
+    Error::new(ResultCode::SessionIo, format!("{side}: {e}"))
+}
+
+/// Sends `reply` (if any) to the client and counts it.
+async fn answer<W: AsyncWrite + Unpin>(
+    client_write: &Mutex<W>,
+    counters: &Counters,
+    reply: Option<Vec<u8>>,
+) -> Result<(), Error> {
+    let Some(reply) = reply else { return Ok(()) };
+    let mut w = client_write.lock().await;
+    w.write_all(&reply)
+        .await
+        .map_err(|e| session_io("writing to the client", e))?;
+    w.flush()
+        .await
+        .map_err(|e| session_io("writing to the client", e))?;
+    counters.messages_to_client.fetch_add(1, Ordering::Relaxed);
+    counters
+        .bytes_to_client
+        .fetch_add(reply.len() as u64, Ordering::Relaxed);
+    Ok(())
+}
+
+/// MongoDB's code for a request the library could not parse or refuses to parse.
+fn parse_error_code(code: ResultCode) -> (i32, &'static str) {
+    match code {
+        ResultCode::WireTooLarge => (10334, "BSONObjectTooLarge"),
+        ResultCode::WireRefusedOpcode | ResultCode::WireRefusedQuery => {
+            (352, "UnsupportedOpQueryCommand")
+        }
+        _ => (9, "FailedToParse"),
+    }
+}
+
+/// Runs the relay until a side closes, the idle timeout, a fatal client protocol error, or
+/// `shutdown`. `Ok(reason)` for a normal end.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn relay<C>(
+    client: C,
+    upstream: FrameReader<UpstreamStream>,
+    limits: RelayLimits,
+    judge: &dyn Judge,
+    audit: &AuditSink,
+    fields: &SessionFields,
+    counters: &Counters,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<&'static str, Error>
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let started = Instant::now();
+    let last_activity_ms = AtomicU64::new(0);
+    let touch = || last_activity_ms.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    let (client_read, client_write) = tokio::io::split(client);
+    let mut client_read = FrameReader::new(client_read, 8 * 1024);
+    let client_write = Mutex::new(client_write);
+    let (upstream, leftover) = upstream.into_parts();
+    let (upstream_read, mut upstream_write) = tokio::io::split(upstream);
+    let mut upstream_read = FrameReader::from_parts(upstream_read, leftover);
+    let audit_on = audit.enabled();
+
+    let client_to_server = async {
+        loop {
+            // Wait for the first byte of the next message, within the idle timeout.
+            let readable = match limits.idle_timeout {
+                None => client_read.wait_readable().await,
+                Some(idle) => loop {
+                    match tokio::time::timeout(idle, client_read.wait_readable()).await {
+                        Ok(r) => break r,
+                        Err(_) => {
+                            let last =
+                                Duration::from_millis(last_activity_ms.load(Ordering::Relaxed));
+                            if started.elapsed().saturating_sub(last) >= idle {
+                                return Ok("idle timeout");
+                            }
+                        }
+                    }
+                },
+            };
+            match readable {
+                Ok(true) => {}
+                Ok(false) => return Ok("client closed the connection"),
+                Err(e) => return Err(session_io("reading from the client", e)),
+            }
+            let next = match client_read.buffered(limits.max_message_size) {
+                Some(frame) => Ok(Ok(Some(frame))),
+                None => {
+                    tokio::time::timeout(
+                        limits.message_timeout,
+                        client_read.next(limits.max_message_size),
+                    )
+                    .await
+                }
+            };
+            let frame = match next {
+                Err(_) => {
+                    return Err(Error::new(
+                        ResultCode::ClientProtocol,
+                        format!(
+                            "the client did not send a whole message within {} ms of its first byte; closing",
+                            limits.message_timeout.as_millis()
+                        ),
+                    ))
+                }
+                Ok(Ok(Some(frame))) => frame,
+                Ok(Ok(None)) | Ok(Err(FrameError::Truncated)) => {
+                    return Ok("client closed the connection")
+                }
+                Ok(Err(FrameError::Io(e))) => {
+                    return Err(session_io("reading from the client", e))
+                }
+                Ok(Err(FrameError::Bad { error, request })) => {
+                    let why = format!("{}; closing the connection", error.message());
+                    if audit_on {
+                        audit.emit(&fields.query("", &[], None, false, &why));
+                    }
+                    if let Some(request) = request {
+                        let (code, name) = parse_error_code(error.code());
+                        let reply = wire::error_reply(
+                            &request,
+                            reply_id(),
+                            code,
+                            name,
+                            &format!("libdocauth: {why}"),
+                        );
+                        let _ = answer(&client_write, counters, reply).await;
+                    }
+                    return Err(Error::new(ResultCode::ClientProtocol, why));
+                }
+            };
+            touch();
+            counters
+                .messages_from_client
+                .fetch_add(1, Ordering::Relaxed);
+            counters
+                .bytes_from_client
+                .fetch_add(frame.bytes().len() as u64, Ordering::Relaxed);
+            let info: RequestInfo = frame.request_info();
+            let parsed = Message::parse_request(frame, limits.max_message_size)
+                .and_then(|m| wire::analyse(&m).map(|a| (m, a)));
+            let (message, access) = match parsed {
+                Ok(ok) => ok,
+                Err(error) => {
+                    counters.denied.fetch_add(1, Ordering::Relaxed);
+                    if audit_on {
+                        audit.emit(&fields.query("", &[], None, false, error.message()));
+                    }
+                    let (code, name) = parse_error_code(error.code());
+                    let reply = wire::error_reply(
+                        &info,
+                        reply_id(),
+                        code,
+                        name,
+                        &format!("libdocauth refused the message: {}", error.message()),
+                    );
+                    answer(&client_write, counters, reply).await?;
+                    if error.code() == ResultCode::WireRefusedOpcode {
+                        // Legacy writes expect no reply: going on would lose them silently.
+                        return Err(Error::new(ResultCode::ClientProtocol, error.message()));
+                    }
+                    continue;
+                }
+            };
+            let (allowed, reason) = decide(judge, &access);
+            let databases: Vec<String> = access.databases().iter().map(|d| d.to_string()).collect();
+            if audit_on {
+                audit.emit(&fields.query(
+                    &access.command,
+                    &databases,
+                    access.collection.as_deref(),
+                    allowed,
+                    &reason,
+                ));
+            }
+            if allowed {
+                let forwarded;
+                let bytes = if access.class == CommandClass::Connection
+                    && wire::HANDSHAKE_COMMANDS.contains(&access.command.as_str())
+                {
+                    forwarded = wire::strip_handshake(&message).unwrap_or_else(|_| message.clone());
+                    forwarded.bytes()
+                } else {
+                    message.bytes()
+                };
+                upstream_write
+                    .write_all(bytes)
+                    .await
+                    .map_err(|e| session_io("writing to the database", e))?;
+                upstream_write
+                    .flush()
+                    .await
+                    .map_err(|e| session_io("writing to the database", e))?;
+                continue;
+            }
+            counters.denied.fetch_add(1, Ordering::Relaxed);
+            let reply = wire::unauthorized_reply(
+                &message.request_info(),
+                reply_id(),
+                &format!(
+                    "access denied to database {} (command {}): {reason}",
+                    databases.join(", "),
+                    access.command
+                ),
+            );
+            answer(&client_write, counters, reply).await?;
+        }
+    };
+
+    let server_to_client = async {
+        loop {
+            let frame = match upstream_read.next(limits.max_message_size).await {
+                Ok(Some(frame)) => frame,
+                Ok(None) | Err(FrameError::Truncated) => {
+                    return Ok("the database closed the connection")
+                }
+                Err(FrameError::Io(e)) => return Err(session_io("reading from the database", e)),
+                Err(e @ FrameError::Bad { .. }) => {
+                    return Err(Error::new(
+                        ResultCode::UpstreamProtocol,
+                        format!("the database sent an invalid message: {e}"),
+                    ))
+                }
+            };
+            touch();
+            let bytes = frame.bytes();
+            let mut w = client_write.lock().await;
+            w.write_all(bytes)
+                .await
+                .map_err(|e| session_io("writing to the client", e))?;
+            w.flush()
+                .await
+                .map_err(|e| session_io("writing to the client", e))?;
+            drop(w);
+            counters.messages_to_client.fetch_add(1, Ordering::Relaxed);
+            counters
+                .bytes_to_client
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        }
+    };
+
+    tokio::select! {
+        r = client_to_server => r,
+        r = server_to_client => r,
+        _ = shutdown.wait_for(|stop| *stop) => Ok("shut down by the host"),
+    }
+}

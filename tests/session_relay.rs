@@ -1,0 +1,345 @@
+//! The relay end to end against the in-process OP_MSG server: upstream auth, judged relay,
+//! denied messages answered with code 13 while the session goes on, client authentication
+//! refused, handshake stripped, audit events; over plain TCP and over TLS.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bson::doc;
+use common::*;
+use docauth::session::{AllowDbNames, Runtime, Session};
+use docauth::ResultCode;
+
+fn start_session(
+    runtime: &Runtime,
+    uri: &str,
+    ca: Option<&std::path::Path>,
+    allow: &[&str],
+    audit: Arc<Collected>,
+) -> (Client, Session) {
+    let (client, proxy_side) = socket_pair();
+    let p = params(uri, ca, allow);
+    let judge = Arc::new(AllowDbNames::new(p.allow_db_names.clone().unwrap()));
+    let session = Session::start(
+        runtime,
+        tokio_stream(runtime, proxy_side),
+        p,
+        judge,
+        static_credentials(),
+        Some(audit),
+    )
+    .unwrap();
+    (Client::new(client), session)
+}
+
+fn exercise(client: &mut Client, server: &TestServer, audit: &Collected) {
+    // The client's hello goes to the server without speculativeAuthenticate / compression.
+    let (id, reply) = client.command(doc! {
+        "hello": 1, "helloOk": true, "$db": "admin",
+        "speculativeAuthenticate": {"saslStart": 1, "mechanism": "SCRAM-SHA-256", "db": "admin"},
+        "compression": ["zstd", "zlib"],
+    });
+    assert_eq!(reply.response_to, id);
+    assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0, "{:?}", reply.doc);
+    let client_hello = server
+        .seen
+        .commands
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|d| d.contains_key("helloOk"))
+        .cloned()
+        .next_back()
+        .expect("the client's hello reached the server");
+    assert!(!client_hello.contains_key("speculativeAuthenticate"));
+    assert!(!client_hello.contains_key("compression"));
+    assert!(server
+        .seen
+        .authenticated
+        .load(std::sync::atomic::Ordering::SeqCst));
+
+    // Allowed: forwarded byte for byte (the server echoes the command it received).
+    let (id, reply) = client
+        .command(doc! {"find": "people", "filter": {"ssn": "SECRETVALUE-123"}, "$db": "test"});
+    assert_eq!(reply.response_to, id);
+    assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0, "{:?}", reply.doc);
+    assert_eq!(
+        reply.doc.get_document("echo").unwrap(),
+        &doc! {"find": "people", "filter": {"ssn": "SECRETVALUE-123"}, "$db": "test"}
+    );
+
+    // Denied: code 13 with responseTo, naming the database and the rule; not forwarded.
+    let before = server.seen.commands.lock().unwrap().len();
+    let (id, reply) = client.command(doc! {"insert": "x", "documents": [{"a": 1}], "$db": "other"});
+    assert_eq!(reply.response_to, id);
+    assert_eq!(reply.op_code, OP_MSG);
+    assert_eq!(reply.doc.get_f64("ok").unwrap(), 0.0);
+    assert_eq!(reply.doc.get_i32("code").unwrap(), 13);
+    assert_eq!(reply.doc.get_str("codeName").unwrap(), "Unauthorized");
+    let errmsg = reply.doc.get_str("errmsg").unwrap();
+    assert!(errmsg.contains("other"), "{errmsg}");
+    assert!(errmsg.contains("db_names"), "{errmsg}");
+    assert_eq!(server.seen.commands.lock().unwrap().len(), before);
+
+    // Client authentication is refused and never forwarded.
+    let (id, reply) = client.command(doc! {"saslStart": 1, "mechanism": "SCRAM-SHA-256", "payload": bson::Binary{subtype: bson::spec::BinarySubtype::Generic, bytes: b"n,,n=u,r=x".to_vec()}, "$db": "admin"});
+    assert_eq!(reply.response_to, id);
+    assert_eq!(reply.doc.get_i32("code").unwrap(), 13);
+    assert!(reply.doc.get_str("errmsg").unwrap().contains("saslStart"));
+    let (_, reply) = client.command(doc! {"logout": 1, "$db": "test"});
+    assert_eq!(reply.doc.get_i32("code").unwrap(), 13);
+    assert_eq!(server.seen.commands.lock().unwrap().len(), before);
+    // Only the proxy's own saslStart reached the server.
+    assert_eq!(
+        server
+            .seen
+            .command_names()
+            .iter()
+            .filter(|n| *n == "saslStart")
+            .count(),
+        1
+    );
+
+    // The session goes on; connection commands need no `admin` in db_names.
+    let (id, reply) = client.command(doc! {"ping": 1, "$db": "admin"});
+    assert_eq!(reply.response_to, id);
+    assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0);
+
+    // Legacy OP_QUERY isMaster gets an OP_REPLY.
+    client.send_raw(&op_query(500, "admin.$cmd", &doc! {"isMaster": 1}));
+    let reply = parse_reply(&client.read_frame().unwrap());
+    assert_eq!(reply.response_to, 500);
+    assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0);
+    // And a denied OP_QUERY command gets an OP_REPLY error.
+    client.send_raw(&op_query(501, "other.$cmd", &doc! {"dropDatabase": 1}));
+    let reply = parse_reply(&client.read_frame().unwrap());
+    assert_eq!(reply.op_code, OP_REPLY);
+    assert_eq!(reply.response_to, 501);
+    assert_eq!(reply.doc.get_i32("code").unwrap(), 13);
+
+    let _ = audit;
+}
+
+fn check_audit(audit: &Collected, session: &Session) {
+    let end = audit.wait_for("db.session.end");
+    let start = audit.of_kind("db.session.start");
+    assert_eq!(start.len(), 1);
+    assert_eq!(start[0]["success"], true);
+    assert_eq!(start[0]["code"], "TDB00I");
+    assert_eq!(start[0]["user"], "alice");
+    assert_eq!(start[0]["db_user"], "teleport-docdb-user");
+    assert_eq!(start[0]["sid"], session.id());
+    let queries = audit.of_kind("db.session.query");
+    let failed = audit.of_kind("db.session.query.failed");
+    // One event per client message: hello, find, ping, isMaster allowed; insert on other,
+    // saslStart, logout, dropDatabase refused.
+    let commands: Vec<_> = queries
+        .iter()
+        .map(|e| e["command"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(commands, ["hello", "find", "ping", "isMaster"]);
+    let refused: Vec<_> = failed
+        .iter()
+        .map(|e| e["command"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(refused, ["insert", "saslStart", "logout", "dropDatabase"]);
+    assert_eq!(queries[1]["database"], "test");
+    assert_eq!(queries[1]["collection"], "people");
+    assert_eq!(queries[1]["allowed"], true);
+    assert_eq!(failed[0]["database"], "other");
+    assert_eq!(failed[0]["allowed"], false);
+    assert_eq!(failed[0]["code"], "TDB02W");
+    assert_eq!(end["messages_from_client"], 8);
+    assert_eq!(end["messages_to_client"], 8);
+    assert!(end["bytes_from_client"].as_u64().unwrap() > 0);
+    assert_eq!(end["audit_events_dropped"], 0);
+    // No document value and no secret anywhere in the stream.
+    for raw in audit.raw.lock().unwrap().iter() {
+        assert!(!raw.contains("SECRETVALUE"), "{raw}");
+        assert!(!raw.contains(TEST_SECRET), "{raw}");
+        assert!(!raw.contains("n=u,r=x"), "{raw}");
+    }
+}
+
+#[test]
+fn plain_relay_judges_every_message_and_goes_on_after_a_denial() {
+    let server = TestServer::start(ServerOptions::default());
+    let runtime = Runtime::new(2).unwrap();
+    let audit = Arc::new(Collected::default());
+    let uri = format!("mongodb://127.0.0.1:{}/?tls=false", server.addr.port());
+    let (mut client, session) = start_session(&runtime, &uri, None, &["test"], audit.clone());
+    exercise(&mut client, &server, &audit);
+    drop(client);
+    let stats = session.wait().unwrap();
+    assert_eq!(stats.messages_from_client, 8);
+    assert_eq!(stats.denied, 4);
+    assert_eq!(stats.end_reason, "client closed the connection");
+    check_audit(&audit, &session);
+}
+
+#[test]
+fn tls_relay_with_a_multi_certificate_bundle() {
+    let pki = Pki::new("relay");
+    let server = TestServer::start(ServerOptions {
+        tls: Some(TestServer::tls_config(pki.server_cert(true))),
+        ..Default::default()
+    });
+    let runtime = Runtime::new(2).unwrap();
+    let audit = Arc::new(Collected::default());
+    let uri = format!("mongodb://localhost:{}/?tls=true", server.addr.port());
+    let (mut client, session) =
+        start_session(&runtime, &uri, Some(&pki.ca_file), &["test"], audit.clone());
+    exercise(&mut client, &server, &audit);
+    // Shutdown from another thread ends the session cleanly.
+    let s2 = session.clone();
+    std::thread::spawn(move || s2.shutdown()).join().unwrap();
+    let stats = session.wait().unwrap();
+    assert_eq!(stats.end_reason, "shut down by the host");
+    assert!(client.is_closed());
+    check_audit(&audit, &session);
+}
+
+#[test]
+fn the_database_closing_ends_the_session() {
+    let server = TestServer::start(ServerOptions::default());
+    let runtime = Runtime::new(1).unwrap();
+    let audit = Arc::new(Collected::default());
+    let uri = format!("mongodb://127.0.0.1:{}/?tls=false", server.addr.port());
+    let (mut client, session) = start_session(&runtime, &uri, None, &["*"], audit.clone());
+    let (_, reply) = client.command(doc! {"ping": 1, "$db": "admin"});
+    assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0);
+    drop(server); // stops accepting; its connections end with its runtime
+    let outcome = session.wait_timeout(Some(Duration::from_secs(20)));
+    let stats = outcome.expect("the session ended").unwrap();
+    assert_eq!(stats.end_reason, "the database closed the connection");
+    assert!(client.is_closed());
+}
+
+#[test]
+fn idle_timeout_ends_the_session() {
+    let server = TestServer::start(ServerOptions::default());
+    let runtime = Runtime::new(1).unwrap();
+    let audit = Arc::new(Collected::default());
+    let (client, proxy_side) = socket_pair();
+    let mut p = params(
+        &format!("mongodb://127.0.0.1:{}/?tls=false", server.addr.port()),
+        None,
+        &["*"],
+    );
+    p.idle_timeout_ms = 300;
+    let session = Session::start(
+        &runtime,
+        tokio_stream(&runtime, proxy_side),
+        p,
+        Arc::new(AllowDbNames::new(vec!["*".into()])),
+        static_credentials(),
+        Some(audit.clone()),
+    )
+    .unwrap();
+    let mut client = Client::new(client);
+    let (_, reply) = client.command(doc! {"ping": 1, "$db": "admin"});
+    assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0);
+    let stats = session.wait().unwrap();
+    assert_eq!(stats.end_reason, "idle timeout");
+    assert!(client.is_closed());
+    assert_eq!(audit.wait_for("db.session.end")["reason"], "idle timeout");
+}
+
+#[test]
+fn auth_failure_explains_the_external_user_and_tells_the_waiting_client() {
+    let server = TestServer::start(ServerOptions {
+        refuse_auth: true,
+        ..Default::default()
+    });
+    let runtime = Runtime::new(1).unwrap();
+    let audit = Arc::new(Collected::default());
+    let uri = format!("mongodb://127.0.0.1:{}/?tls=false", server.addr.port());
+    let (mut client, session) = start_session(&runtime, &uri, None, &["test"], audit.clone());
+    let (id, reply) = client.command(doc! {"hello": 1, "$db": "admin"});
+    assert_eq!(reply.response_to, id);
+    assert_eq!(reply.doc.get_i32("code").unwrap(), 18);
+    let msg = reply.doc.get_str("errmsg").unwrap();
+    assert!(
+        msg.contains("$external") && msg.contains("MONGODB-AWS"),
+        "{msg}"
+    );
+    let e = session.wait().unwrap_err();
+    assert_eq!(e.code(), ResultCode::UpstreamAuthFailed);
+    assert!(e.message().contains("\"$external\""), "{}", e.message());
+    assert!(
+        e.message().contains("Authentication failed."),
+        "{}",
+        e.message()
+    );
+    let start = audit.wait_for("db.session.start");
+    assert_eq!(start["success"], false);
+    assert_eq!(start["code"], "TDB00W");
+    assert_eq!(start["error_code"], "DOCAUTH_RESULT_UPSTREAM_AUTH_FAILED");
+    assert!(!audit
+        .raw
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|r| r.contains(TEST_SECRET)));
+    // The signature the server got was made with our key.
+    let finals = server.seen.client_finals.lock().unwrap();
+    assert!(finals[0].get_str("a").unwrap().contains(TEST_AKID));
+}
+
+#[test]
+fn every_database_a_command_reaches_is_judged() {
+    let server = TestServer::start(ServerOptions::default());
+    let runtime = Runtime::new(1).unwrap();
+    let audit = Arc::new(Collected::default());
+    let uri = format!("mongodb://127.0.0.1:{}/?tls=false", server.addr.port());
+    let (mut client, session) = start_session(&runtime, &uri, None, &["test"], audit.clone());
+    let (_, reply) = client.command(doc! {"ping": 1, "$db": "admin"});
+    assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0);
+    let before = server.seen.commands.lock().unwrap().len();
+    for (cmd, reached) in [
+        (
+            doc! {"aggregate": "c", "pipeline": [{"$out": {"db": "other", "coll": "x"}}], "cursor": {}, "$db": "test"},
+            "other",
+        ),
+        (
+            doc! {"aggregate": "c", "pipeline": [{"$merge": {"into": {"db": "other", "coll": "x"}}}], "cursor": {}, "$db": "test"},
+            "other",
+        ),
+        (
+            doc! {"aggregate": "c", "pipeline": [{"$lookup": {"from": {"db": "other", "coll": "x"}, "as": "j", "localField": "a", "foreignField": "b"}}], "cursor": {}, "$db": "test"},
+            "other",
+        ),
+        (
+            doc! {"renameCollection": "test.c", "to": "other.c", "$db": "admin"},
+            "other",
+        ),
+    ] {
+        let (id, reply) = client.command(cmd.clone());
+        assert_eq!(reply.response_to, id);
+        assert_eq!(
+            reply.doc.get_i32("code").unwrap(),
+            13,
+            "{cmd:?} -> {:?}",
+            reply.doc
+        );
+        let errmsg = reply.doc.get_str("errmsg").unwrap();
+        assert!(errmsg.contains(reached), "{errmsg}");
+    }
+    // Nothing of it reached the server; a same-database aggregate does.
+    assert_eq!(server.seen.commands.lock().unwrap().len(), before);
+    let (_, reply) = client.command(
+        doc! {"aggregate": "c", "pipeline": [{"$match": {"a": 1}}], "cursor": {}, "$db": "test"},
+    );
+    assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0, "{:?}", reply.doc);
+    drop(client);
+    session.wait().unwrap();
+    let failed = audit.of_kind("db.session.query.failed");
+    assert_eq!(failed.len(), 4);
+    assert!(failed.iter().all(|e| e["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d == "other")));
+}
