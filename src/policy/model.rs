@@ -135,19 +135,10 @@ fn default_protocol() -> String {
     "mongodb".to_string()
 }
 
-/// Commands a MongoDB driver sends while connecting or keeping a connection alive. They do
-/// not touch data, so they do not need their `$db` (usually `admin`) in `db_names`.
-pub const CONNECTION_COMMANDS: &[&str] = &[
-    "hello",
-    "isMaster",
-    "ismaster",
-    "ping",
-    "buildInfo",
-    "buildinfo",
-    "endSessions",
-    "connectionStatus",
-    "whatsmyuri",
-];
+/// Commands a MongoDB driver sends while connecting or keeping a connection alive: they touch
+/// no database's data, so they need no `$db` (usually `admin`) in `db_names`. One list for the
+/// whole library: the wire analysis classifies messages with the same one.
+pub use crate::wire::CONNECTION_COMMANDS;
 
 /// One question: may `identity` reach `database` as `db_user`, touching `db_name` (and, per
 /// message, every namespace `db.coll` the command names)?
