@@ -12,28 +12,6 @@ use common::*;
 use docauth::session::{AllowDbNames, Runtime, Session};
 use docauth::ResultCode;
 
-fn start_session(
-    runtime: &Runtime,
-    uri: &str,
-    ca: Option<&std::path::Path>,
-    allow: &[&str],
-    audit: Arc<Collected>,
-) -> (Client, Session) {
-    let (client, proxy_side) = socket_pair();
-    let p = params(uri, ca, allow);
-    let judge = Arc::new(AllowDbNames::new(p.allow_db_names.clone().unwrap()));
-    let session = Session::start(
-        runtime,
-        tokio_stream(runtime, proxy_side),
-        p,
-        judge,
-        static_credentials(),
-        Some(audit),
-    )
-    .unwrap();
-    (Client::new(client), session)
-}
-
 fn exercise(client: &mut Client, server: &TestServer, audit: &Collected) {
     // The client's hello goes to the server without speculativeAuthenticate / compression.
     let (id, reply) = client.command(doc! {

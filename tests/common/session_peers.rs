@@ -546,3 +546,29 @@ pub fn static_credentials() -> Arc<docauth::session::StaticCredentials> {
         docauth::aws::Credentials::new(TEST_AKID, TEST_SECRET, None).unwrap(),
     ))
 }
+
+/// Starts a session judged by an `AllowDbNames` list, on one end of a fresh socket pair;
+/// returns a client on the other end.
+pub fn start_session(
+    runtime: &docauth::session::Runtime,
+    uri: &str,
+    ca: Option<&std::path::Path>,
+    allow: &[&str],
+    audit: Arc<Collected>,
+) -> (Client, docauth::session::Session) {
+    let (client, proxy_side) = socket_pair();
+    let p = params(uri, ca, allow);
+    let judge = Arc::new(docauth::session::AllowDbNames::new(
+        p.allow_db_names.clone().unwrap(),
+    ));
+    let session = docauth::session::Session::start(
+        runtime,
+        tokio_stream(runtime, proxy_side),
+        p,
+        judge,
+        static_credentials(),
+        Some(audit),
+    )
+    .unwrap();
+    (Client::new(client), session)
+}
