@@ -62,6 +62,7 @@ WITH_MOTO := $(VENV_PY) $(CURDIR)/tests/peers/with_moto.py --
 
 # The C tests: each tests/c/test_*.c, built against the committed header.
 C_TESTS := $(wildcard tests/c/test_*.c)
+C_TEST_NAMES := $(basename $(notdir $(C_TESTS)))
 C_BUILD := build/c
 C_TEST_CFLAGS := -std=c11 -Wall -Wextra -Werror -g -O1 -Iinclude \
 	-DDOCAUTH_VERSION_EXPECTED='"$(VERSION)"'
@@ -139,17 +140,22 @@ test-rust: venv
 	$(call stage,test-rust: cargo test --release)
 	$(CARGO) test --release
 
-test-c: lib
+# Built first, then run under moto + the verifier (the credentials provider's C test resolves
+# teleport-docdb-user against moto and signs with the result): ASan + UBSan, then valgrind.
+test-c: lib venv
 	@mkdir -p $(C_BUILD)
 	@for src in $(C_TESTS); do \
 		name=$$(basename "$$src" .c); \
-		printf '\n==> test-c: %s (ASan + UBSan)\n' "$$name"; \
+		printf '\n==> test-c: build %s (ASan + UBSan, and plain for valgrind)\n' "$$name"; \
 		$(CC) $(C_TEST_CFLAGS) $(C_SANITIZE) -o "$(C_BUILD)/$$name.asan" "$$src" $(C_LINK); \
-		$(C_ASAN_ENV) "$(C_BUILD)/$$name.asan"; \
-		printf '\n==> test-c: %s (valgrind, no leaks)\n' "$$name"; \
 		$(CC) $(C_TEST_CFLAGS) -o "$(C_BUILD)/$$name" "$$src" $(C_LINK); \
-		$(C_VALGRIND) "$(C_BUILD)/$$name"; \
 	done
+	$(WITH_MOTO) $(SHELL) $(.SHELLFLAGS) 'for name in $(C_TEST_NAMES); do \
+		printf "\n==> test-c: %s (ASan + UBSan)\n" "$$name"; \
+		$(C_ASAN_ENV) "$(C_BUILD)/$$name.asan"; \
+		printf "\n==> test-c: %s (valgrind, no leaks)\n" "$$name"; \
+		$(C_VALGRIND) "$(C_BUILD)/$$name"; \
+	done'
 
 test-install: lib
 	$(call stage,test-install: make install into a temporary prefix then build with pkg-config)

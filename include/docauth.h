@@ -268,6 +268,9 @@ typedef struct docauth_bytes docauth_bytes;
  * time (e.g. to create conversations). Conversations created from the same credentials
  * share one cache of SigV4 signing keys.
  * Secrets: copied into zeroizing storage, wiped when the last reference goes; never printed.
+ * Only the access key id and the expiry can be read back
+ * (`docauth_credentials_access_key_id`, `docauth_credentials_expiry`); the secret access key
+ * and the session token never leave the library.
  */
 typedef struct docauth_credentials docauth_credentials;
 
@@ -419,6 +422,29 @@ enum docauth_result docauth_credentials_new(const char *access_key_id,
                                             struct docauth_error **err);
 
 /**
+ * The access key id of `credentials` (e.g. `AKIA…` for long-term keys, `ASIA…` for the
+ * temporary credentials of an assumed role), NUL-terminated ASCII. Not a secret: it names
+ * the key in logs and in CloudTrail. The secret access key and the session token cannot be
+ * read back.
+ *
+ * Ownership: the string belongs to the handle; valid until `docauth_credentials_free`,
+ * never free it. Threads: callable from any thread while the handle lives.
+ * Errors: none; returns an empty string when `credentials` is NULL.
+ */
+const char *docauth_credentials_access_key_id(const struct docauth_credentials *credentials);
+
+/**
+ * When `credentials` expire, in whole seconds since the Unix epoch (UTC), rounded down:
+ * the `Expiration` STS returned for temporary credentials from
+ * `docauth_credentials_provider_resolve`. Returns 0 when the credentials have no expiry
+ * (long-term keys, or any handle from `docauth_credentials_new`) and when `credentials` is
+ * NULL.
+ *
+ * Threads: callable from any thread while the handle lives. Errors: none.
+ */
+int64_t docauth_credentials_expiry(const struct docauth_credentials *credentials);
+
+/**
  * Frees credentials. `NULL` is a no-op. Conversations created from them stay usable.
  * Must not be called twice on the same pointer, nor while another thread uses the handle.
  */
@@ -527,7 +553,9 @@ void docauth_bytes_free(struct docauth_bytes *b);
  *                                            //  "secret_access_key": .., "session_token": ..}
  *                                            // or {"type": "profile", "name": ".."}
  *  "region": "us-east-1",
- *  "sts_endpoint": "https://sts.us-east-1.amazonaws.com",  // else AWS_ENDPOINT_URL_STS
+ *  "sts_endpoint": "https://sts.us-east-1.amazonaws.com",  // else AWS_ENDPOINT_URL_STS;
+ *                                            // also used by the default chain's web
+ *                                            // identity source (AssumeRoleWithWebIdentity)
  *  "imds_endpoint": "http://169.254.169.254",
  *  "connect_timeout_ms": 3000, "operation_timeout_ms": 10000, "imds_timeout_ms": 1000,
  *  "session_duration_seconds": 3600,
@@ -554,7 +582,13 @@ enum docauth_result docauth_credentials_provider_new(const char *config_json,
  *
  * Blocks the calling thread until the credentials are cached or STS answers (bounded by
  * the configured timeouts). On success `*out` receives credentials the caller frees with
- * `docauth_credentials_free`; they may be passed to the MONGODB-AWS conversation.
+ * `docauth_credentials_free`; they may be passed to the MONGODB-AWS conversation, and
+ * `docauth_credentials_access_key_id` / `docauth_credentials_expiry` tell which temporary
+ * key (`ASIA…`) was issued and until when. When the renewal in the five minutes before
+ * cached credentials expire finds STS unreachable (connection refused, timeout), the cached
+ * credentials are returned as long as they are still valid for at least a minute, and STS is
+ * tried again at most every 30 seconds; after that the AWS_STS_UNREACHABLE error is
+ * returned. Any other renewal failure (e.g. AccessDenied) is returned at once.
  * Errors: NULL_PARAMETER, INVALID_UTF8, AWS_INVALID_ROLE_ARN, AWS_NO_CREDENTIALS (lists
  * the sources tried), AWS_ASSUME_ROLE_DENIED (names both ARNs and the trust policy fix),
  * AWS_STS_UNREACHABLE (endpoint and timeout), AWS_INVALID_TOKEN, AWS_STS_ERROR,

@@ -7,9 +7,9 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_smithy_async::time::{SharedTimeSource, TimeSource};
@@ -355,6 +355,156 @@ async fn credentials_are_renewed_five_minutes_before_expiry_and_on_invalidate() 
     assert_eq!(moto.assumed(&setup.db_user_role_arn).len(), 3);
     assert_eq!(provider.invalidate(&setup.db_user_role_arn), 1);
     assert_eq!(provider.invalidate("nobody"), 0);
+}
+
+/// A loopback TCP forwarder in front of moto that the test switches off and on. While off
+/// it accepts connections and closes them at once (an STS endpoint that does not serve),
+/// and cuts the connections it was forwarding (the SDK's pooled keep-alive ones).
+struct StsSwitch {
+    url: String,
+    up: Arc<AtomicBool>,
+    connections: Arc<AtomicU64>,
+    forwarded: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl StsSwitch {
+    fn start(moto_port: u16) -> StsSwitch {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let switch = StsSwitch {
+            url,
+            up: Arc::new(AtomicBool::new(true)),
+            connections: Arc::new(AtomicU64::new(0)),
+            forwarded: Arc::new(Mutex::new(Vec::new())),
+        };
+        let (up, connections, forwarded) = (
+            switch.up.clone(),
+            switch.connections.clone(),
+            switch.forwarded.clone(),
+        );
+        // Lives as long as the test process; it only ever talks to loopback.
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                connections.fetch_add(1, Ordering::SeqCst);
+                if !up.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", moto_port)) else {
+                    continue;
+                };
+                let mut open = forwarded.lock().unwrap();
+                open.push(client.try_clone().unwrap());
+                open.push(server.try_clone().unwrap());
+                drop(open);
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Write);
+                    });
+                }
+            }
+        });
+        switch
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::SeqCst);
+        if !up {
+            for s in self.forwarded.lock().unwrap().drain(..) {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+        }
+    }
+
+    fn connections(&self) -> u64 {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sts_down_in_the_refresh_window_serves_the_still_valid_credentials_until_expiry() {
+    let (moto, setup) = Moto::start(0);
+    let sts = StsSwitch::start(moto.port);
+    let clock = TestClock {
+        offset_secs: Arc::new(AtomicU64::new(0)),
+    };
+    let mut s = settings(
+        &moto,
+        &setup,
+        serde_json::json!({"connect_timeout_ms": 500, "operation_timeout_ms": 3000,
+                           "database": {"account_id": setup.account}}),
+    );
+    s.sts_endpoint = Some(sts.url.clone());
+    let provider = CredentialsProvider::with_time_source(s, SharedTimeSource::new(clock.clone()))
+        .await
+        .unwrap();
+    let resolve = || provider.resolve("teleport-docdb-user", Some("alice"));
+    let first = resolve().await.unwrap();
+    assert_eq!(moto.assumed(&setup.db_user_role_arn).len(), 1);
+    let left = first
+        .expiry()
+        .unwrap()
+        .duration_since(SystemTime::now())
+        .unwrap()
+        .as_secs();
+    assert!(left > 3000, "{left}");
+
+    // STS goes down; four minutes before expiry the renewal fails, and the cached
+    // credentials (still valid for four minutes) are served instead of the error.
+    sts.set_up(false);
+    clock.offset_secs.store(left - 4 * 60, Ordering::SeqCst);
+    let served = resolve().await.unwrap();
+    assert_eq!(served.access_key_id(), first.access_key_id());
+    assert_eq!(served.session_token(), first.session_token());
+    let tried = sts.connections();
+
+    // Right after a failed renewal: served without another STS call.
+    let again = resolve().await.unwrap();
+    assert_eq!(again.access_key_id(), first.access_key_id());
+    assert_eq!(
+        sts.connections(),
+        tried,
+        "no STS call within 30 s of the failure"
+    );
+
+    // 31 seconds later STS is tried again; still down, still served.
+    clock
+        .offset_secs
+        .store(left - 4 * 60 + 31, Ordering::SeqCst);
+    let later = resolve().await.unwrap();
+    assert_eq!(later.access_key_id(), first.access_key_id());
+    assert!(sts.connections() > tried, "STS tried again after 30 s");
+    // They are the real, working credentials of the role.
+    assert_eq!(
+        caller_arn(&moto.url, &later).await,
+        assumed_arn(&setup, "teleport-docdb-user", "alice")
+    );
+
+    // Less than a minute of validity left: the STS error, naming the endpoint.
+    clock.offset_secs.store(left - 30, Ordering::SeqCst);
+    let e = resolve().await.unwrap_err();
+    assert_eq!(e.code(), ResultCode::AwsStsUnreachable, "{e:?}");
+    assert!(e.message().contains(&sts.url), "{e:?}");
+    // Expired: the STS error as well.
+    clock.offset_secs.store(left + 10, Ordering::SeqCst);
+    let e = resolve().await.unwrap_err();
+    assert_eq!(e.code(), ResultCode::AwsStsUnreachable, "{e:?}");
+    assert_no_secret(
+        &format!("{e:?}"),
+        &[&setup.secret_access_key, first.session_token().unwrap()],
+    );
+    assert_eq!(moto.assumed(&setup.db_user_role_arn).len(), 1);
+
+    // STS is back: new credentials.
+    sts.set_up(true);
+    let renewed = resolve().await.unwrap();
+    assert_ne!(renewed.access_key_id(), first.access_key_id());
+    assert_eq!(moto.assumed(&setup.db_user_role_arn).len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,6 +70,7 @@ async fn default_chain_sources_against_moto() {
     environment_credentials_are_used_and_read_fresh(&dir).await;
     profile_credentials_are_used(&dir).await;
     web_identity_credentials_are_used(&dir).await;
+    web_identity_uses_the_configured_sts_endpoint(&dir).await;
     nothing_configured_lists_the_sources_tried(&dir).await;
     a_silent_imds_gets_the_hop_limit_hint(&dir).await;
 
@@ -208,6 +209,57 @@ async fn web_identity_credentials_are_used(dir: &PathBuf) {
     );
     assert_eq!(moto.assumed(&setup.web_identity_role_arn).len(), 1);
     assert_eq!(moto.assumed(&setup.db_user_role_arn).len(), 1);
+}
+
+async fn web_identity_uses_the_configured_sts_endpoint(dir: &PathBuf) {
+    // As above, but moto is named only by `sts_endpoint` in the configuration: without it
+    // AssumeRoleWithWebIdentity would go to sts.us-east-1.amazonaws.com (unreachable here).
+    let (moto, setup) = Moto::start(1);
+    clean_env(dir);
+    let token = dir.join("web-identity-token-2");
+    std::fs::write(
+        &token,
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJkb2NkYi0yIn0.c2lnbmF0dXJl\n",
+    )
+    .unwrap();
+    std::env::set_var("AWS_WEB_IDENTITY_TOKEN_FILE", &token);
+    std::env::set_var("AWS_ROLE_ARN", &setup.web_identity_role_arn);
+    // The session name the db user role trusts (moto compares the session ARN exactly).
+    std::env::set_var("AWS_ROLE_SESSION_NAME", "web-session");
+    assert!(std::env::var_os("AWS_ENDPOINT_URL_STS").is_none());
+    assert!(std::env::var_os("AWS_ENDPOINT_URL").is_none());
+    let p = provider(serde_json::json!({
+        "region": "us-east-1", "sts_endpoint": moto.url,
+        "imds_endpoint": closed_port_url(), "connect_timeout_ms": 1000,
+        "database": {"account_id": setup.account},
+    }))
+    .await;
+    let creds = p
+        .resolve("teleport-docdb-user", Some("web-config-user"))
+        .await
+        .unwrap();
+    assert_eq!(
+        caller_arn(&moto.url, &creds).await,
+        assumed_arn(&setup, "web-config-user")
+    );
+    assert_eq!(moto.assumed(&setup.web_identity_role_arn).len(), 1);
+    assert_eq!(moto.assumed(&setup.db_user_role_arn).len(), 1);
+
+    // The configured endpoint refuses: the failure names the call, the role and the endpoint.
+    let closed = closed_port_url();
+    let p = provider(serde_json::json!({
+        "region": "us-east-1", "sts_endpoint": closed,
+        "imds_endpoint": closed_port_url(), "connect_timeout_ms": 500,
+        "database": {"account_id": setup.account},
+    }))
+    .await;
+    let e = p.resolve("teleport-docdb-user", None).await.unwrap_err();
+    assert_eq!(e.code(), ResultCode::AwsCredentialsSourceFailed, "{e:?}");
+    eprintln!("web identity, STS closed:\n{}", e.message());
+    let m = e.message();
+    assert!(m.contains("AssumeRoleWithWebIdentity"), "{m}");
+    assert!(m.contains(&setup.web_identity_role_arn), "{m}");
+    assert!(m.contains(&closed), "{m}");
 }
 
 async fn nothing_configured_lists_the_sources_tried(dir: &PathBuf) {

@@ -16,6 +16,7 @@ pub mod role_arn;
 pub mod signer;
 mod sts_error;
 mod sts_host;
+mod web_identity;
 
 pub use conversation::{
     ClientConversation, CLIENT_NONCE_LEN, GS2_CB_FLAG, MAX_SERVER_FIRST_LEN, SERVER_NONCE_LEN,

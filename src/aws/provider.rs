@@ -14,11 +14,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
+use aws_config::environment::credentials::EnvironmentVariableCredentialsProvider;
+use aws_config::meta::credentials::CredentialsProviderChain;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::provider_config::ProviderConfig;
 use aws_config::BehaviorVersion;
 use aws_credential_types::provider::error::CredentialsError;
-use aws_credential_types::provider::ProvideCredentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_smithy_async::time::{SharedTimeSource, SystemTimeSource};
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
@@ -29,11 +31,21 @@ use zeroize::Zeroizing;
 
 use super::role_arn::{classify_db_user, partition_for_region, session_name, DbUserRole, RoleArn};
 use super::sts_error;
+use super::web_identity::WebIdentityStep;
 use super::Credentials;
 use crate::{Error, Result, ResultCode};
 
 /// Temporary credentials are refreshed this long before they expire.
 pub const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
+
+/// When a refresh inside the window finds STS unreachable, the cached credentials are still
+/// served if they stay valid at least this long (a signature made with them must still reach
+/// STS through DocumentDB before they expire).
+pub const STALE_MIN_VALIDITY: Duration = Duration::from_secs(60);
+
+/// After a refresh found STS unreachable, callers are served the still-valid cached
+/// credentials without a new STS call for this long.
+pub const RETRY_AFTER_FAILED_REFRESH: Duration = Duration::from_secs(30);
 
 const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 3_000;
 const DEFAULT_OPERATION_TIMEOUT_MS: u64 = 10_000;
@@ -61,8 +73,12 @@ const DEFAULT_REGION: &str = "us-east-1";
 ///
 /// Every field is optional. Unknown fields are refused (a typo must not silently disable
 /// an override). `sts_endpoint` wins over `AWS_ENDPOINT_URL_STS`, which wins over the
-/// regional endpoint. The default chain's web-identity source calls STS through
-/// `AWS_ENDPOINT_URL_STS` (aws-config reads it), not through `sts_endpoint`.
+/// regional endpoint, for every STS call the provider makes: AssumeRole, GetCallerIdentity,
+/// and the default chain's web-identity source (AssumeRoleWithWebIdentity with
+/// `AWS_WEB_IDENTITY_TOKEN_FILE` / `AWS_ROLE_ARN`). Only STS calls that a shared profile
+/// itself asks for (a profile's `role_arn` / `web_identity_token_file`) are made by
+/// aws-config with its own STS client, which honours `AWS_ENDPOINT_URL_STS` but not
+/// `sts_endpoint`.
 #[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderSettings {
@@ -284,12 +300,31 @@ struct Slot {
     /// The last failure and when it happened: callers that were already waiting when it
     /// happened get it too, instead of each making its own STS call.
     failure: Option<(Instant, Error)>,
+    /// When (provider clock) a refresh inside the window last found STS unreachable while
+    /// `value` was still valid; until `RETRY_AFTER_FAILED_REFRESH` later, `value` is served
+    /// without calling STS.
+    refresh_failed_at: Option<SystemTime>,
+}
+
+impl Assumed {
+    /// Not yet in the refresh window.
+    fn is_fresh(&self, now: SystemTime) -> bool {
+        matches!(self.expiry.checked_sub(REFRESH_BEFORE_EXPIRY), Some(at) if now < at)
+    }
+
+    /// Still valid long enough to be served when a refresh cannot reach STS.
+    fn is_servable(&self, now: SystemTime) -> bool {
+        now.checked_add(STALE_MIN_VALIDITY)
+            .is_some_and(|t| t < self.expiry)
+    }
 }
 
 type Entry = Arc<tokio::sync::Mutex<Slot>>;
 
 enum Source {
-    Default(DefaultCredentialsChain),
+    /// aws-config's default chain, or the same chain with our web-identity step when
+    /// `sts_endpoint` is configured.
+    Default(SharedCredentialsProvider),
     Static(aws_credential_types::Credentials),
     Profile {
         name: String,
@@ -503,6 +538,16 @@ impl CredentialsProvider {
         };
         let provider_config = provider_config.with_region(Some(Region::new(region.clone())));
 
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .no_credentials()
+            .region(Region::new(region.clone()))
+            .timeout_config(timeouts)
+            .retry_config(RetryConfig::standard().with_max_attempts(2));
+        if let Some(e) = &settings.sts_endpoint {
+            loader = loader.endpoint_url(e);
+        }
+        let sdk_config = loader.load().await;
+
         let source = match &settings.source {
             SourceConfig::Default => {
                 let mut imds = aws_config::imds::Client::builder()
@@ -517,12 +562,49 @@ impl CredentialsProvider {
                         invalid_config(format!("`imds_endpoint` `{e}` is unusable: {err}"))
                     })?;
                 }
-                let chain = DefaultCredentialsChain::builder()
-                    .configure(provider_config.clone())
-                    .region(Region::new(region.clone()))
-                    .imds_client(imds.build())
-                    .build()
-                    .await;
+                let imds = imds.build();
+                let chain = match &settings.sts_endpoint {
+                    // aws-config's web-identity provider has no endpoint override: the same
+                    // chain, in the same order, with a web-identity step that uses our STS
+                    // client (configured endpoint, region, timeouts).
+                    Some(e) => SharedCredentialsProvider::new(
+                        CredentialsProviderChain::first_try(
+                            "Environment",
+                            EnvironmentVariableCredentialsProvider::new(),
+                        )
+                        .or_else(
+                            "Profile",
+                            aws_config::profile::ProfileFileCredentialsProvider::builder()
+                                .configure(&provider_config)
+                                .build(),
+                        )
+                        .or_else(
+                            "WebIdentityToken",
+                            WebIdentityStep::new(aws_sdk_sts::Client::new(&sdk_config), e.clone()),
+                        )
+                        .or_else(
+                            "EcsContainer",
+                            aws_config::ecs::EcsCredentialsProvider::builder()
+                                .configure(&provider_config)
+                                .build(),
+                        )
+                        .or_else(
+                            "Ec2InstanceMetadata",
+                            aws_config::imds::credentials::ImdsCredentialsProvider::builder()
+                                .configure(&provider_config)
+                                .imds_client(imds)
+                                .build(),
+                        ),
+                    ),
+                    None => SharedCredentialsProvider::new(
+                        DefaultCredentialsChain::builder()
+                            .configure(provider_config.clone())
+                            .region(Region::new(region.clone()))
+                            .imds_client(imds)
+                            .build()
+                            .await,
+                    ),
+                };
                 Source::Default(chain)
             }
             SourceConfig::Static {
@@ -552,16 +634,6 @@ impl CredentialsProvider {
             }
         };
 
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .no_credentials()
-            .region(Region::new(region.clone()))
-            .timeout_config(timeouts)
-            .retry_config(RetryConfig::standard().with_max_attempts(2));
-        if let Some(e) = &settings.sts_endpoint {
-            loader = loader.endpoint_url(e);
-        }
-        let sdk_config = loader.load().await;
-
         Ok(CredentialsProvider {
             inner: Arc::new(Inner {
                 settings: Checked {
@@ -589,6 +661,12 @@ impl CredentialsProvider {
     /// Temporary credentials for the IAM role named by `db_user` (a role name or a full
     /// role ARN), assumed through `assume_role_arn` first when the database has one.
     /// `session_user` is the identity's user name; it becomes the STS role session name.
+    ///
+    /// Cached credentials are renewed in the last [`REFRESH_BEFORE_EXPIRY`] before they
+    /// expire. If that renewal finds STS unreachable ([`ResultCode::AwsStsUnreachable`]) the
+    /// cached credentials are returned while they stay valid for [`STALE_MIN_VALIDITY`]
+    /// (a `tracing` warning without secrets says so, and STS is tried again after
+    /// [`RETRY_AFTER_FAILED_REFRESH`]); after that, the STS error is returned.
     pub async fn resolve(&self, db_user: &str, session_user: Option<&str>) -> Result<Credentials> {
         self.inner
             .resolve(db_user, session_user)
@@ -696,9 +774,18 @@ impl Inner {
         let arrived = Instant::now();
         let mut slot = entry.lock().await;
         if let Some(cached) = &slot.value {
-            match cached.expiry.checked_sub(REFRESH_BEFORE_EXPIRY) {
-                Some(refresh_at) if self.clock.now() < refresh_at => return Ok(cached.clone()),
-                _ => {}
+            let now = self.clock.now();
+            if cached.is_fresh(now) {
+                return Ok(cached.clone());
+            }
+            // STS was unreachable a moment ago: serve the still-valid credentials rather
+            // than make every caller wait for another failing call.
+            let recently_failed = slot
+                .refresh_failed_at
+                .and_then(|at| at.checked_add(RETRY_AFTER_FAILED_REFRESH))
+                .is_some_and(|retry_at| now < retry_at);
+            if recently_failed && cached.is_servable(now) {
+                return Ok(cached.clone());
             }
         }
         if let Some((at, error)) = &slot.failure {
@@ -716,17 +803,40 @@ impl Inner {
             }
         }
         .await;
-        match &outcome {
+        let now = self.clock.now();
+        match outcome {
             Ok(assumed) => {
                 slot.value = Some(assumed.clone());
                 slot.failure = None;
+                slot.refresh_failed_at = None;
+                Ok(assumed)
             }
             Err(error) => {
+                // STS down during the refresh window: the cached credentials are still
+                // valid, so keep serving them (and say so) instead of failing sessions.
+                if error.code() == ResultCode::AwsStsUnreachable {
+                    if let Some(cached) = slot.value.as_ref().filter(|c| c.is_servable(now)) {
+                        let left = cached.expiry.duration_since(now).unwrap_or_default();
+                        tracing::warn!(
+                            role = %last.role,
+                            session = %last.session_name,
+                            access_key_id = %cached.credentials.access_key_id(),
+                            expires_in_secs = left.as_secs(),
+                            error = %error.message(),
+                            "docauth: could not renew AWS credentials; serving the cached ones until they expire"
+                        );
+                        let cached = cached.clone();
+                        slot.refresh_failed_at = Some(now);
+                        slot.failure = None;
+                        return Ok(cached);
+                    }
+                }
                 slot.value = None;
+                slot.refresh_failed_at = None;
                 slot.failure = Some((Instant::now(), error.clone()));
+                Err(error)
             }
         }
-        outcome
     }
 
     /// The service's own credentials, read fresh from the source.

@@ -1,6 +1,6 @@
 //! C entry points of the MONGODB-AWS conversation: credentials and conversation handles.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, CString};
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::aws::{ClientConversation, Credentials, CLIENT_NONCE_LEN};
@@ -17,8 +17,25 @@ use crate::{Error, ResultCode};
 /// time (e.g. to create conversations). Conversations created from the same credentials
 /// share one cache of SigV4 signing keys.
 /// Secrets: copied into zeroizing storage, wiped when the last reference goes; never printed.
+/// Only the access key id and the expiry can be read back
+/// (`docauth_credentials_access_key_id`, `docauth_credentials_expiry`); the secret access key
+/// and the session token never leave the library.
 pub struct docauth_credentials {
     pub(crate) inner: Credentials,
+    /// The access key id, NUL-terminated, for `docauth_credentials_access_key_id`.
+    access_key_id: CString,
+}
+
+impl docauth_credentials {
+    pub(crate) fn new(inner: Credentials) -> Self {
+        // Access key ids are checked to be printable ASCII, so an interior NUL cannot happen;
+        // an empty string would be the (harmless) answer if it did.
+        let access_key_id = CString::new(inner.access_key_id()).unwrap_or_default();
+        docauth_credentials {
+            inner,
+            access_key_id,
+        }
+    }
 }
 
 /// One MONGODB-AWS SASL conversation (client side): `docauth_aws_conversation_client_first`
@@ -61,9 +78,48 @@ pub extern "C" fn docauth_credentials_new(
         // SAFETY: as above.
         let session_token = unsafe { arg_opt_str(session_token, "session_token") }?;
         let inner = Credentials::new(access_key_id, secret_access_key, session_token)?;
-        out.set_boxed(docauth_credentials { inner });
+        out.set_boxed(docauth_credentials::new(inner));
         Ok(())
     })
+}
+
+/// The access key id of `credentials` (e.g. `AKIA…` for long-term keys, `ASIA…` for the
+/// temporary credentials of an assumed role), NUL-terminated ASCII. Not a secret: it names
+/// the key in logs and in CloudTrail. The secret access key and the session token cannot be
+/// read back.
+///
+/// Ownership: the string belongs to the handle; valid until `docauth_credentials_free`,
+/// never free it. Threads: callable from any thread while the handle lives.
+/// Errors: none; returns an empty string when `credentials` is NULL.
+#[no_mangle]
+pub extern "C" fn docauth_credentials_access_key_id(
+    credentials: *const docauth_credentials,
+) -> *const c_char {
+    // SAFETY: the caller passes NULL or a live credentials handle.
+    match unsafe { credentials.as_ref() } {
+        Some(c) => c.access_key_id.as_ptr(),
+        None => c"".as_ptr(),
+    }
+}
+
+/// When `credentials` expire, in whole seconds since the Unix epoch (UTC), rounded down:
+/// the `Expiration` STS returned for temporary credentials from
+/// `docauth_credentials_provider_resolve`. Returns 0 when the credentials have no expiry
+/// (long-term keys, or any handle from `docauth_credentials_new`) and when `credentials` is
+/// NULL.
+///
+/// Threads: callable from any thread while the handle lives. Errors: none.
+#[no_mangle]
+pub extern "C" fn docauth_credentials_expiry(credentials: *const docauth_credentials) -> i64 {
+    // SAFETY: the caller passes NULL or a live credentials handle.
+    let Some(c) = (unsafe { credentials.as_ref() }) else {
+        return 0;
+    };
+    c.inner
+        .expiry()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+        .unwrap_or(0)
 }
 
 /// Frees credentials. `NULL` is a no-op. Conversations created from them stay usable.

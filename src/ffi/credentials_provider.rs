@@ -33,7 +33,9 @@ pub struct docauth_credentials_provider {
 ///                                            //  "secret_access_key": .., "session_token": ..}
 ///                                            // or {"type": "profile", "name": ".."}
 ///  "region": "us-east-1",
-///  "sts_endpoint": "https://sts.us-east-1.amazonaws.com",  // else AWS_ENDPOINT_URL_STS
+///  "sts_endpoint": "https://sts.us-east-1.amazonaws.com",  // else AWS_ENDPOINT_URL_STS;
+///                                            // also used by the default chain's web
+///                                            // identity source (AssumeRoleWithWebIdentity)
 ///  "imds_endpoint": "http://169.254.169.254",
 ///  "connect_timeout_ms": 3000, "operation_timeout_ms": 10000, "imds_timeout_ms": 1000,
 ///  "session_duration_seconds": 3600,
@@ -71,7 +73,13 @@ pub extern "C" fn docauth_credentials_provider_new(
 ///
 /// Blocks the calling thread until the credentials are cached or STS answers (bounded by
 /// the configured timeouts). On success `*out` receives credentials the caller frees with
-/// `docauth_credentials_free`; they may be passed to the MONGODB-AWS conversation.
+/// `docauth_credentials_free`; they may be passed to the MONGODB-AWS conversation, and
+/// `docauth_credentials_access_key_id` / `docauth_credentials_expiry` tell which temporary
+/// key (`ASIA…`) was issued and until when. When the renewal in the five minutes before
+/// cached credentials expire finds STS unreachable (connection refused, timeout), the cached
+/// credentials are returned as long as they are still valid for at least a minute, and STS is
+/// tried again at most every 30 seconds; after that the AWS_STS_UNREACHABLE error is
+/// returned. Any other renewal failure (e.g. AccessDenied) is returned at once.
 /// Errors: NULL_PARAMETER, INVALID_UTF8, AWS_INVALID_ROLE_ARN, AWS_NO_CREDENTIALS (lists
 /// the sources tried), AWS_ASSUME_ROLE_DENIED (names both ARNs and the trust policy fix),
 /// AWS_STS_UNREACHABLE (endpoint and timeout), AWS_INVALID_TOKEN, AWS_STS_ERROR,
@@ -94,7 +102,7 @@ pub extern "C" fn docauth_credentials_provider_resolve(
         // SAFETY: per this function's contract, NULL or writable storage for one pointer.
         let out = unsafe { Out::new(out, "out") }?;
         let credentials = provider.inner.resolve_blocking(db_user, session_user)?;
-        out.set_boxed(docauth_credentials { inner: credentials });
+        out.set_boxed(docauth_credentials::new(credentials));
         Ok(())
     })
 }

@@ -26,7 +26,8 @@ pub use aws::{
     docauth_aws_conversation, docauth_aws_conversation_client_final,
     docauth_aws_conversation_client_first, docauth_aws_conversation_free,
     docauth_aws_conversation_new, docauth_aws_conversation_new_for_testing, docauth_credentials,
-    docauth_credentials_free, docauth_credentials_new,
+    docauth_credentials_access_key_id, docauth_credentials_expiry, docauth_credentials_free,
+    docauth_credentials_new,
 };
 pub use bytes::{docauth_bytes, docauth_bytes_data, docauth_bytes_free, docauth_bytes_len};
 pub use credentials_provider::{

@@ -94,6 +94,8 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
         [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, P(P(docauth_credentials)), ErrOut],
     ),
     "docauth_credentials_free": (None, [P(docauth_credentials)]),
+    "docauth_credentials_access_key_id": (ctypes.c_char_p, [P(docauth_credentials)]),
+    "docauth_credentials_expiry": (ctypes.c_int64, [P(docauth_credentials)]),
     "docauth_aws_conversation_new": (
         c_result,
         [P(docauth_credentials), P(P(docauth_aws_conversation)), ErrOut],
