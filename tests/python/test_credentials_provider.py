@@ -5,6 +5,7 @@ that the verifier forwards to moto, which answers with the db user's assumed rol
 
 from __future__ import annotations
 
+import datetime
 import json
 import socket
 import subprocess
@@ -68,6 +69,12 @@ def _assumed(url: str, role_arn: str) -> int:
     return sum(1 for r in data.get("sts", {}).get("AssumedRole", []) if r["role_arn"] == role_arn)
 
 
+def _assumed_keys(url: str, role_arn: str) -> set[str]:
+    """Access key ids moto's STS issued for `role_arn`."""
+    data = json.load(urllib.request.urlopen(url + "/moto-api/data.json", timeout=10))
+    return {r["access_key_id"] for r in data.get("sts", {}).get("AssumedRole", []) if r["role_arn"] == role_arn}
+
+
 def _config(url: str, setup: dict, **database: str) -> dict:
     return {
         "source": {
@@ -87,6 +94,13 @@ def test_resolved_credentials_sign_as_the_db_user_role(moto):
     with docauth.CredentialsProvider(config) as provider:
         for db_user in ("teleport-docdb-user", setup["db_user_role_arn"]):
             with provider.resolve(db_user, "alice") as creds, docauth.AwsConversation(creds) as conv:
+                # The temporary key moto issued for the db user's role, read back from the library.
+                assert creds.access_key_id.startswith("ASIA"), creds.access_key_id
+                assert creds.access_key_id != setup["access_key_id"]
+                assert creds.access_key_id in _assumed_keys(url, setup["db_user_role_arn"])
+                assert creds.access_key_id in repr(creds)
+                left = (creds.expiry - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+                assert 3000 < left <= 3600 + 120, creds.expiry
                 verifier = MongoDbAwsVerifier(url, "sts.amazonaws.com").start(conv.client_first())
                 answer = verifier.finish(conv.client_final(verifier.server_first))
                 assert answer.ok, answer.describe()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
 )
 
 // Credentials are AWS credentials (access key id, secret access key, optional session
@@ -20,6 +21,22 @@ type Credentials struct {
 	ptr         *C.docauth_credentials
 	accessKeyID string
 	temporary   bool
+	expiry      time.Time // zero: no expiry
+}
+
+// wrapCredentials owns a handle the library returned, reading back its access key id and
+// expiry (the secret and the token cannot be read back).
+func wrapCredentials(ptr *C.docauth_credentials, temporary bool) *Credentials {
+	c := &Credentials{
+		ptr:         ptr,
+		accessKeyID: C.GoString(C.docauth_credentials_access_key_id(ptr)),
+		temporary:   temporary,
+	}
+	if secs := int64(C.docauth_credentials_expiry(ptr)); secs > 0 {
+		c.expiry = time.Unix(secs, 0).UTC()
+	}
+	runtime.SetFinalizer(c, (*Credentials).finalize)
+	return c
 }
 
 // NewCredentials copies the credentials into the library. An empty sessionToken means
@@ -51,13 +68,17 @@ func NewCredentials(accessKeyID, secretAccessKey, sessionToken string) (*Credent
 	if err := takeError(rc, cerr); err != nil {
 		return nil, err
 	}
-	c := &Credentials{ptr: out, accessKeyID: accessKeyID, temporary: sessionToken != ""}
-	runtime.SetFinalizer(c, (*Credentials).finalize)
-	return c, nil
+	return wrapCredentials(out, sessionToken != ""), nil
 }
 
-// AccessKeyID returns the access key id (not a secret).
+// AccessKeyID returns the access key id (not a secret): AKIA... for long-term keys, ASIA...
+// for the temporary credentials of an assumed role (CredentialsProvider.Resolve).
 func (c *Credentials) AccessKeyID() string { return c.accessKeyID }
+
+// Expiry returns when temporary credentials from CredentialsProvider.Resolve expire (STS's
+// Expiration, whole seconds, UTC) and true; the zero time and false when they have none
+// (credentials from NewCredentials).
+func (c *Credentials) Expiry() (time.Time, bool) { return c.expiry, !c.expiry.IsZero() }
 
 // Temporary reports whether the credentials carry a session token.
 func (c *Credentials) Temporary() bool { return c.temporary }

@@ -103,6 +103,9 @@ func TestCredentialsPrintNoSecret(t *testing.T) {
 	if !c.Temporary() || c.AccessKeyID() != testAkid {
 		t.Fatal("accessors")
 	}
+	if at, ok := c.Expiry(); ok || !at.IsZero() {
+		t.Fatalf("credentials from NewCredentials have no expiry, got %v", at)
+	}
 }
 
 func TestCredentialsCloseIsIdempotentAndUseAfterCloseFails(t *testing.T) {

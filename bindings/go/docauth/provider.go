@@ -76,9 +76,7 @@ func (p *CredentialsProvider) Resolve(dbUser, sessionUser string) (*Credentials,
 	if err != nil {
 		return nil, err
 	}
-	c := &Credentials{ptr: out, temporary: true}
-	runtime.SetFinalizer(c, (*Credentials).finalize)
-	return c, nil
+	return wrapCredentials(out, true), nil
 }
 
 // Invalidate drops the cached credentials of dbUser (name or ARN), e.g. after DocumentDB

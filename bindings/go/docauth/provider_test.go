@@ -94,6 +94,12 @@ func startCredentialsMoto(t *testing.T) (string, motoSetup) {
 
 func assumedCount(t *testing.T, url, roleARN string) int {
 	t.Helper()
+	return len(assumedKeys(t, url, roleARN))
+}
+
+// assumedKeys lists the access key ids moto's STS issued for roleARN, one per call.
+func assumedKeys(t *testing.T, url, roleARN string) []string {
+	t.Helper()
 	resp, err := http.Get(url + "/moto-api/data.json")
 	if err != nil {
 		t.Fatal(err)
@@ -102,20 +108,21 @@ func assumedCount(t *testing.T, url, roleARN string) int {
 	var data struct {
 		STS struct {
 			AssumedRole []struct {
-				RoleARN string `json:"role_arn"`
+				RoleARN     string `json:"role_arn"`
+				AccessKeyID string `json:"access_key_id"`
 			} `json:"AssumedRole"`
 		} `json:"sts"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&data); err != nil {
 		t.Fatal(err)
 	}
-	n := 0
+	var keys []string
 	for _, r := range data.STS.AssumedRole {
 		if r.RoleARN == roleARN {
-			n++
+			keys = append(keys, r.AccessKeyID)
 		}
 	}
-	return n
+	return keys
 }
 
 // signedCallerARN runs a MONGODB-AWS conversation with creds and sends the signed
@@ -234,6 +241,19 @@ func TestCredentialsProviderResolvesAndSigns(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer creds.Close()
+	// The temporary key moto issued for the db user's role, read back from the library.
+	akid := creds.AccessKeyID()
+	if keys := assumedKeys(t, url, setup.DBUserRoleARN); !strings.HasPrefix(akid, "ASIA") ||
+		akid == setup.AccessKeyID || len(keys) != 1 || keys[0] != akid {
+		t.Fatalf("resolved access key id %q; moto issued %q for the role", akid, keys)
+	}
+	if !strings.Contains(creds.String(), akid) {
+		t.Fatalf("String() %q lacks the access key id", creds.String())
+	}
+	expiry, ok := creds.Expiry()
+	if left := time.Until(expiry); !ok || left < 3000*time.Second || left > 3720*time.Second {
+		t.Fatalf("expiry %v (%v), want about an hour from now", expiry, ok)
+	}
 	want := "arn:aws:sts::" + setup.Account + ":assumed-role/teleport-docdb-user/alice"
 	if got := signedCallerARN(t, url, creds); got != want {
 		t.Fatalf("signed as %s, want %s", got, want)

@@ -46,6 +46,16 @@ def test_check_maps_a_real_library_error_to_its_class():
     assert isinstance(e, docauth.DocauthError)
 
 
+def test_credentials_read_back_the_key_id_and_no_expiry():
+    with creds(akid="AKIAREADBACK00000000") as c:
+        assert c.access_key_id == "AKIAREADBACK00000000"
+        assert c.expiry is None  # long-term keys
+        assert SECRET not in repr(c) and "AKIAREADBACK00000000" in repr(c)
+    lib = _ffi.lib()
+    assert lib.docauth_credentials_access_key_id(None) == b""
+    assert lib.docauth_credentials_expiry(None) == 0
+
+
 def test_check_without_error_object_still_raises_the_class():
     with pytest.raises(docauth.SaslHostEdgeDotError) as info:
         _ffi.check(docauth.SaslHostEdgeDotError.code, _ffi.new_error_out())

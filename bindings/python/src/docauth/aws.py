@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import datetime
 from typing import Union
 
 from . import _ffi
@@ -54,7 +55,10 @@ class Credentials(OwnedHandle):
     """AWS credentials held by the library (copied into zeroizing storage).
 
     `session_token=None` means long-term credentials. The secret is handed to the library at
-    once and not kept by this object; `repr()` shows no secret. Immutable and shareable: one
+    once and not kept by this object; `repr()` shows no secret. `access_key_id` (not a
+    secret: `AKIA...` for long-term keys, `ASIA...` for the temporary credentials of an
+    assumed role) and `expiry` (an aware UTC `datetime`, `None` without one) are read back
+    from the library; the secret and the token cannot be. Immutable and shareable: one
     `Credentials` may start many conversations, from any thread. Close it (or use `with`) when
     done; conversations already started keep their own reference.
     """
@@ -75,7 +79,7 @@ class Credentials(OwnedHandle):
         del secret
         _ffi.check(result, err)
         super().__init__(out, lib.docauth_credentials_free)
-        self.access_key_id = akid.decode("utf-8", "replace")
+        self._read_back()
         self.has_session_token = token is not None
 
     @classmethod
@@ -83,9 +87,21 @@ class Credentials(OwnedHandle):
         """Wrap a `docauth_credentials *` the library returned (e.g. from a provider)."""
         self = cls.__new__(cls)
         OwnedHandle.__init__(self, ptr, _ffi.lib().docauth_credentials_free)
-        self.access_key_id = None
+        self._read_back()
         self.has_session_token = has_session_token
         return self
+
+    def _read_back(self) -> None:
+        """The access key id and expiry the library holds (the handle is fresh and owned)."""
+        lib = _ffi.lib()
+        with self._lock:
+            ptr = self._use()
+            akid = lib.docauth_credentials_access_key_id(ptr)
+            expiry = lib.docauth_credentials_expiry(ptr)
+        self.access_key_id: str = (akid or b"").decode("utf-8", "replace")
+        self.expiry: datetime.datetime | None = (
+            datetime.datetime.fromtimestamp(expiry, tz=datetime.timezone.utc) if expiry > 0 else None
+        )
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("temporary" if self.has_session_token else "long-term")
