@@ -232,60 +232,41 @@ static bool json_number(json_check *j) {
 
 static bool json_value(json_check *j, int depth);
 
-static bool json_object(json_check *j, int depth) {
-    j->pos++; /* '{' */
+/* An object (`close` = '}') or an array (']'); `depth` is the container's own depth. */
+static bool json_container(json_check *j, int depth, char close) {
+    j->pos++; /* '{' or '[' */
     json_ws(j);
-    if (j->s[j->pos] == '}') {
+    if (j->s[j->pos] == close) {
         j->pos++;
         if (depth == 1) j->empty_object = true;
         return true;
     }
     for (;;) {
-        const char *key;
-        size_t key_len;
-        json_ws(j);
-        if (!json_string(j, &key, &key_len)) return false;
-        if (depth == 1) {
-            if (j->n_keys == sizeof j->keys / sizeof j->keys[0]) return json_fail(j, "too many keys");
-            j->keys[j->n_keys] = key;
-            j->key_lens[j->n_keys++] = key_len;
+        if (close == '}') {
+            const char *key;
+            size_t key_len;
+            json_ws(j);
+            if (!json_string(j, &key, &key_len)) return false;
+            if (depth == 1) {
+                if (j->n_keys == sizeof j->keys / sizeof j->keys[0]) return json_fail(j, "too many keys");
+                j->keys[j->n_keys] = key;
+                j->key_lens[j->n_keys++] = key_len;
+            }
+            json_ws(j);
+            if (j->s[j->pos] != ':') return json_fail(j, "expected ':'");
+            j->pos++;
         }
-        json_ws(j);
-        if (j->s[j->pos] != ':') return json_fail(j, "expected ':'");
-        j->pos++;
         if (!json_value(j, depth)) return false;
         json_ws(j);
         if (j->s[j->pos] == ',') {
             j->pos++;
             continue;
         }
-        if (j->s[j->pos] == '}') {
+        if (j->s[j->pos] == close) {
             j->pos++;
             return true;
         }
-        return json_fail(j, "expected ',' or '}'");
-    }
-}
-
-static bool json_array(json_check *j, int depth) {
-    j->pos++; /* '[' */
-    json_ws(j);
-    if (j->s[j->pos] == ']') {
-        j->pos++;
-        return true;
-    }
-    for (;;) {
-        if (!json_value(j, depth)) return false;
-        json_ws(j);
-        if (j->s[j->pos] == ',') {
-            j->pos++;
-            continue;
-        }
-        if (j->s[j->pos] == ']') {
-            j->pos++;
-            return true;
-        }
-        return json_fail(j, "expected ',' or ']'");
+        return json_fail(j, close == '}' ? "expected ',' or '}'" : "expected ',' or ']'");
     }
 }
 
@@ -293,8 +274,8 @@ static bool json_value(json_check *j, int depth) {
     if (depth >= MAX_JSON_DEPTH) return json_fail(j, "nested too deeply");
     json_ws(j);
     char c = j->s[j->pos];
-    if (c == '{') return json_object(j, depth + 1);
-    if (c == '[') return json_array(j, depth + 1);
+    if (c == '{') return json_container(j, depth + 1, '}');
+    if (c == '[') return json_container(j, depth + 1, ']');
     if (c == '"') return json_string(j, NULL, NULL);
     if (c == '-' || (c >= '0' && c <= '9')) return json_number(j);
     static const char *const literals[] = {"true", "false", "null"};
