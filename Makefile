@@ -2,7 +2,7 @@
 # Rust (cargo), Go, Python 3.11, a C compiler, valgrind and pkg-config: everything else
 # (cbindgen, the Python venv with moto and the test peers, Go modules) is fetched here.
 #
-#   make demo        build the library and run the C, Python and Go MONGODB-AWS examples
+#   make demo        the C example proxy before a DocumentDB stand-in, with a pymongo client
 #   make test        every test: header, Rust, C (ASan + valgrind), install, Python, Go
 #   make install     PREFIX=/usr/local DESTDIR= : shared + static library, header, docauth.pc
 #   make bench       criterion benchmarks (see BENCHMARKS.md)
@@ -78,7 +78,7 @@ C_VALGRIND := $(VALGRIND) -q --leak-check=full --errors-for-leak-kinds=definite,
 stage = @printf '\n==> %s\n' "$(1)"
 
 .PHONY: all tools venv lib header test test-header test-rust test-c test-install \
-	test-python test-go demo install uninstall bench clean distclean help ferretdb
+	test-python test-go demo valgrind-proxy install uninstall bench clean distclean help ferretdb
 
 all: lib
 
@@ -161,7 +161,7 @@ test-install: lib
 	$(call stage,test-install: make install into a temporary prefix then build with pkg-config)
 	tests/check-install.sh
 
-test-python: lib venv
+test-python: lib venv build/examples/docauth-proxy
 	$(call stage,test-python: pytest under moto + verifier)
 	$(WITH_MOTO) "$(VENV)/bin/pytest" bindings/python/tests tests/python
 
@@ -176,9 +176,21 @@ build/examples/aws_conversation: examples/c/aws_conversation.c include/docauth.h
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -Iinclude -o $@ $< $(C_LINK)
 
-demo: lib venv build/examples/aws_conversation
-	$(call stage,demo: MONGODB-AWS conversations from C / Python / Go against moto + verifier)
-	$(WITH_MOTO) examples/run-demo.sh
+# The C example proxy (examples/c/docauth-proxy.c): `build/examples/docauth-proxy CONFIG`.
+build/examples/docauth-proxy: examples/c/docauth-proxy.c include/docauth.h lib
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -g -Iinclude -pthread -o $@ $< $(C_LINK)
+
+# moto (STS + IAM, signature checking on) + the DocumentDB stand-in over TLS (SecantusDB
+# behind it), then examples/demo/run-demo.sh: the C proxy, a pymongo client, the audit lines.
+# The proxy under valgrind (no leaks, no invalid access) with six pymongo clients and SIGTERM.
+valgrind-proxy: lib venv build/examples/docauth-proxy
+	$(call stage,valgrind-proxy: the C proxy under valgrind, real traffic, SIGTERM)
+	$(WITH_MOTO) "$(VENV_PY)" tests/peers/docdb/run.py --backend secantusdb -- tests/c/check-proxy-valgrind.sh
+
+demo: lib venv build/examples/docauth-proxy build/examples/aws_conversation
+	$(call stage,demo: C proxy + pymongo -> DocumentDB stand-in (MONGODB-AWS via moto) -> SecantusDB)
+	$(WITH_MOTO) "$(VENV_PY)" tests/peers/docdb/run.py --backend secantusdb -- examples/demo/run-demo.sh
 
 install: lib
 	$(call stage,install: $(DESTDIR)$(PREFIX))

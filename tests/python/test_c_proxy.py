@@ -1,0 +1,234 @@
+"""The C example proxy (examples/c/docauth-proxy.c, built as build/examples/docauth-proxy)
+as a user runs it: a config file, pymongo through it to the DocumentDB stand-in (TLS,
+MONGODB-AWS checked by moto's STS with signature checking ON, SecantusDB behind), audit
+JSON lines on stdout, SIGTERM, and configuration errors.
+
+    make build/examples/docauth-proxy
+    .venv/bin/python tests/peers/with_moto.py -- .venv/bin/pytest tests/python/test_c_proxy.py
+
+The full matrix (both backends, Go driver, the Go and Python proxies) is test_e2e's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import bson
+import pymongo
+import pytest
+from pymongo.errors import OperationFailure
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ -> `peers`
+
+from peers.docdb.harness import start_docdb  # noqa: E402
+from peers.docdb.standin import principal_for_arn  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+PROXY = Path(os.environ.get("DOCAUTH_C_PROXY", ROOT / "build/examples/docauth-proxy"))
+LISTENING = "docauth-proxy: listening on "
+
+
+@pytest.fixture(scope="module")
+def docdb(peers):
+    role_arn = principal_for_arn(peers.assumed_role_arn)
+    d = start_docdb("secantusdb", sts_endpoint=peers.sts_endpoint, sts_host=peers.sts_host, user_arns=[role_arn])
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+def write_config(tmp_path: Path, docdb, peers, *, db_names=("test",)) -> Path:
+    account = peers.user_arn.split(":")[4]
+    (tmp_path / "policy.yaml").write_text(
+        f"""roles:
+  - kind: role
+    version: v7
+    metadata: {{name: docdb-access}}
+    spec:
+      allow:
+        db_labels: {{'*': '*'}}
+        db_users: [teleport-docdb-user]
+        db_names: {json.dumps(list(db_names))}
+databases:
+  - name: docdb
+    protocol: mongodb
+    uri: {docdb.host}:{docdb.port}
+    aws: {{account_id: "{account}", region: us-east-1}}
+identities:
+  - {{user: alice, roles: [docdb-access]}}
+"""
+    )
+    creds = {
+        "source": {"type": "static", "access_key_id": peers.access_key_id, "secret_access_key": peers.secret_access_key},
+        "region": "us-east-1",
+        "sts_endpoint": peers.sts_endpoint,
+        "database": {"account_id": account, "region": "us-east-1"},
+    }
+    (tmp_path / "creds.json").write_text(json.dumps(creds))
+    session = {
+        "identity": "alice",
+        "database": "docdb",
+        "db_user": "teleport-docdb-user",
+        "db_name": "test",
+        "ca_file": str(docdb.pki.bundle),
+    }
+    conf = tmp_path / "proxy.conf"
+    conf.write_text(
+        "# the C proxy under test\n"
+        "listen = 127.0.0.1:0   # a free port\n"
+        "policy = policy.yaml\n"
+        "credentials = creds.json\n"
+        "threads = 2\n"
+        f"session = {json.dumps(session)}\n"
+    )
+    return conf
+
+
+def start_proxy(conf: Path) -> tuple[subprocess.Popen, str, int]:
+    assert PROXY.exists(), f"{PROXY} missing: run `make build/examples/docauth-proxy`"
+    proc = subprocess.Popen([str(PROXY), str(conf)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stderr.readline()  # blocks until the proxy is ready (or exits: "")
+    if not line.startswith(LISTENING):
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"proxy did not start: {line}{err}")
+    host, _, port = line[len(LISTENING) :].strip().rpartition(":")
+    return proc, host, int(port)
+
+
+def test_pymongo_through_the_c_proxy_allowed_refused_audited_and_sigterm(tmp_path, docdb, peers):
+    proc, host, port = start_proxy(write_config(tmp_path, docdb, peers))
+    try:
+        assert host == "127.0.0.1" and port > 0
+        # Two clients at once: each connection is its own session.
+        a = pymongo.MongoClient(host, port, directConnection=True, retryWrites=False, serverSelectionTimeoutMS=20_000)
+        b = pymongo.MongoClient(host, port, directConnection=True, retryWrites=False, serverSelectionTimeoutMS=20_000)
+        a.test.cproxy.drop()
+        a.test.cproxy.insert_many([{"_id": i, "ssn": f"SECRET-{i}"} for i in range(100)])
+        assert b.test.cproxy.count_documents({}) == 100
+        assert b.test.cproxy.find_one({"_id": 7})["ssn"] == "SECRET-7"
+        with pytest.raises(OperationFailure) as denied:
+            a.admin.command("listDatabases")
+        assert denied.value.code == 13
+        assert "admin" in str(denied.value)
+        with pytest.raises(OperationFailure) as denied:
+            b.other.stuff.insert_one({"x": 1})
+        assert denied.value.code == 13
+        assert a.test.cproxy.count_documents({"_id": {"$lt": 10}}) == 10  # the session went on
+        # SIGTERM with both clients still connected: the proxy shuts their sessions down.
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        a.close()
+        b.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    events = [json.loads(line) for line in out.splitlines()]  # every line is one JSON object
+    kinds = [e["event"] for e in events]
+    starts = [e for e in events if e["event"] == "db.session.start"]
+    assert len(starts) >= 2 and all(e["success"] is True for e in starts), starts
+    assert all(e.get("client_addr", "").startswith("127.0.0.1:") for e in starts), starts
+    assert kinds.count("db.session.end") == len(starts)
+    refused = [e for e in events if e["event"] == "db.session.query.failed"]
+    assert all(e["allowed"] is False for e in refused), refused
+    assert any("admin" in e["databases"] for e in refused), refused
+    assert any("other" in e["databases"] for e in refused), refused
+    assert any(e["event"] == "db.session.query" and e["allowed"] and e["command"] == "insert" for e in events)
+    everything = out + err
+    assert "SECRET-" not in everything
+    assert peers.secret_access_key not in everything
+
+
+def op_msg(request_id: int, doc: dict) -> bytes:
+    body = struct.pack("<I", 0) + b"\x00" + bson.encode(doc)
+    return struct.pack("<iiii", 16 + len(body), request_id, 0, 2013) + body
+
+
+def read_op_msg(sock: socket.socket) -> tuple[int, dict]:
+    def exactly(n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            assert chunk, "connection closed"
+            buf += chunk
+        return buf
+
+    length, _req, response_to, opcode = struct.unpack("<iiii", exactly(16))
+    rest = exactly(length - 16)
+    assert opcode == 2013 and rest[4] == 0
+    return response_to, bson.decode(rest[5:])
+
+
+def test_a_refused_connection_is_answered_with_code_13_and_audited(tmp_path, docdb, peers):
+    # The policy allows db_names [other] only: the session's own db_name `test` is refused at start.
+    proc, host, port = start_proxy(write_config(tmp_path, docdb, peers, db_names=("other",)))
+    try:
+        with socket.create_connection((host, port), timeout=60) as sock:
+            sock.sendall(op_msg(7, {"hello": 1, "$db": "admin"}))
+            response_to, reply = read_op_msg(sock)
+        assert response_to == 7
+        assert reply["ok"] == 0 and reply["code"] == 13 and reply["codeName"] == "Unauthorized", reply
+        assert "test" in reply["errmsg"], reply
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    starts = [json.loads(line) for line in out.splitlines() if '"db.session.start"' in line]
+    assert len(starts) == 1 and starts[0]["success"] is False, out
+    assert starts[0]["error_code"] == "DOCAUTH_RESULT_SESSION_ACCESS_DENIED", starts
+    assert "DOCAUTH_RESULT_SESSION_ACCESS_DENIED" in err  # the proxy reports how the session ended
+
+
+BAD_CONFIGS = [
+    # (config text, line named in the message, text the message must contain)
+    ("listen = 127.0.0.1:0\npolicy = p.yaml\nlisten_port = 5\n", 3, "listen_port"),
+    ("# comment\n\nlisten = 127.0.0.1:99999\n", 3, "listen"),
+    ("listen = localhost\n", 1, "listen"),
+    ("threads = many\n", 1, "threads"),
+    ("listen = 127.0.0.1:0\nlisten = 127.0.0.1:1\n", 2, "twice"),
+    ("just some words\n", 1, "key = value"),
+    ('session = {"identity": "alice", "database": "docdb",}\n', 1, "session"),
+    ('session = {"identity": "alice", "database": "docdb", "db_user": "u", "allow_db_names": ["*"]}\n', 1, "allow_db_names"),
+    ('session = {"identity": "alice", "database": "docdb", "db_user": "u", "client_addr": "1.2.3.4:5"}\n', 1, "client_addr"),
+]
+
+
+@pytest.mark.parametrize("text,line,needle", BAD_CONFIGS)
+def test_bad_config_exits_2_naming_the_line(tmp_path, text, line, needle):
+    conf = tmp_path / "bad.conf"
+    conf.write_text(text)
+    r = subprocess.run([str(PROXY), str(conf)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert f"{conf}:{line}:" in r.stderr and needle in r.stderr, r.stderr
+    assert r.stdout == ""
+
+
+def test_missing_key_and_unloadable_files_exit_2(tmp_path, docdb, peers):
+    conf = write_config(tmp_path, docdb, peers)
+    text = conf.read_text()
+    conf.write_text("\n".join(l for l in text.splitlines() if not l.startswith("session")) + "\n")
+    r = subprocess.run([str(PROXY), str(conf)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and 'missing key "session"' in r.stderr, r.stderr
+
+    conf.write_text(text.replace("policy = policy.yaml", "policy = nowhere.yaml"))
+    r = subprocess.run([str(PROXY), str(conf)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and f"{conf}:3: policy" in r.stderr and "nowhere.yaml" in r.stderr, r.stderr
+
+    (tmp_path / "creds.json").write_text('{"source": {"type": "static"}, "bogus": 1}')
+    conf.write_text(text)
+    r = subprocess.run([str(PROXY), str(conf)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and f"{conf}:4: credentials" in r.stderr, r.stderr
+    assert peers.secret_access_key not in r.stderr
