@@ -38,20 +38,23 @@ C
 # 1. A real prefix.
 prefix="$tmp/prefix"
 "$MAKE" --no-print-directory -s install PREFIX="$prefix" >/dev/null
-export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
-pc_version=$(pkg-config --modversion docauth)
+# pkg-config sees the temporary prefix through this function only: exporting PKG_CONFIG_PATH
+# would reach the nested `make install` below, and aws-lc-sys's build script reruns (and
+# half the dependency tree recompiles) whenever PKG_CONFIG_PATH changes.
+pc() { PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config "$@"; }
+pc_version=$(pc --modversion docauth)
 [ "$pc_version" = "$version" ] || fail "pkg-config --modversion says $pc_version, Cargo.toml $version"
 # shellcheck disable=SC2046 # word splitting of pkg-config's flags is intended
-"$CC" -std=c11 -Wall -Wextra -Werror -o "$tmp/prog" "$tmp/prog.c" $(pkg-config --cflags --libs docauth)
+"$CC" -std=c11 -Wall -Wextra -Werror -o "$tmp/prog" "$tmp/prog.c" $(pc --cflags --libs docauth)
 # No rpath in the program: the loader finds the installed library through LD_LIBRARY_PATH.
 LD_LIBRARY_PATH="$prefix/lib" "$tmp/prog" "$version" || fail "shared-library program failed"
 needed=$(readelf -d "$tmp/prog" | sed -n 's/.*(NEEDED).*\[\(libdocauth[^]]*\)\].*/\1/p')
 [ "$needed" = "libdocauth.so.$major" ] || fail "program records NEEDED '$needed', want libdocauth.so.$major"
 
 # Static: libdocauth.a plus the system libraries from Libs.private (pkg-config --static).
-private=$(pkg-config --static --libs-only-l docauth | tr ' ' '\n' | grep -vx -- '-ldocauth' | tr '\n' ' ')
+private=$(pc --static --libs-only-l docauth | tr ' ' '\n' | grep -vx -- '-ldocauth' | tr '\n' ' ')
 # shellcheck disable=SC2046,SC2086
-"$CC" -std=c11 -Wall -Wextra -Werror -o "$tmp/prog-static" "$tmp/prog.c" $(pkg-config --cflags docauth) \
+"$CC" -std=c11 -Wall -Wextra -Werror -o "$tmp/prog-static" "$tmp/prog.c" $(pc --cflags docauth) \
     "$prefix/lib/libdocauth.a" $private
 if readelf -d "$tmp/prog-static" | grep -q 'libdocauth'; then fail "static program still needs libdocauth.so"; fi
 "$tmp/prog-static" "$version" || fail "statically linked program failed"
