@@ -77,7 +77,8 @@ C_VALGRIND := $(VALGRIND) -q --leak-check=full --errors-for-leak-kinds=definite,
 stage = @printf '\n==> %s\n' "$(1)"
 
 .PHONY: all tools venv lib header test test-header test-rust test-c test-install \
-	test-python test-go demo install uninstall bench clean distclean help ferretdb
+	test-python test-go demo install uninstall bench clean distclean help ferretdb \
+	build/examples/docauth-proxy-go
 
 all: lib
 
@@ -159,9 +160,17 @@ test-python: lib venv
 	$(call stage,test-python: pytest under moto + verifier)
 	$(WITH_MOTO) "$(VENV)/bin/pytest" bindings/python/tests tests/python
 
+# Under moto + verifier + the DocumentDB stand-in (SecantusDB): the binding's session tests
+# and the Go example proxy's smoke test need DOCAUTH_TEST_DOCDB_*.
 test-go: lib venv
-	$(call stage,test-go: go test -race under moto + verifier)
-	cd bindings/go && DOCAUTH_TEST_REQUIRE_PEERS=1 $(WITH_MOTO) $(GO) test -race -count=1 ./...
+	$(call stage,test-go: go test -race under moto + verifier + DocumentDB stand-in)
+	DOCAUTH_TEST_REQUIRE_PEERS=1 $(WITH_MOTO) $(VENV_PY) tests/peers/docdb/run.py --backend secantusdb -- \
+		sh -c 'cd bindings/go && $(GO) test -race -count=1 ./... && cd ../../examples/go && $(GO) test -race -count=1 ./...'
+
+# The Go example proxy (examples/go/docauth-proxy): `build/examples/docauth-proxy-go CONFIG`.
+build/examples/docauth-proxy-go: lib
+	@mkdir -p $(@D)
+	cd examples/go && $(GO) build -o $(CURDIR)/$@ ./docauth-proxy
 
 # ---------------------------------------------------------------------------------------
 # Demo, install, bench

@@ -5,6 +5,11 @@
         first = conv.client_first()
         final = conv.client_final(server_first)
 
+    # A proxied session (see docauth.session): the library takes the client socket over.
+    with Runtime() as runtime:
+        session = runtime.start_session(conn, params, PolicyEngine.from_file("policy.yaml"),
+                                        CredentialsProvider(provider_config), on_audit=print)
+
 The shared library is found through $DOCAUTH_LIBRARY, else the repository's
 target/release build, else the system library path.
 """
@@ -15,6 +20,7 @@ from . import _ffi
 from .aws import AwsConversation, Credentials
 from .provider import CredentialsProvider
 from .policy import Decision, PolicyEngine
+from .session import Runtime, Session, SessionStats
 from .errors import *  # noqa: F403 - one exception class per result code
 from .errors import __all__ as _error_names
 
@@ -38,6 +44,9 @@ __all__ = [
     "CredentialsProvider",
     "Decision",
     "PolicyEngine",
+    "Runtime",
+    "Session",
+    "SessionStats",
     "library_version",
     "result_name",
     *_error_names,
