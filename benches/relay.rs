@@ -1,5 +1,5 @@
 //! Relay throughput and latency: small request/reply round trips through a docauth session
-//! (framing, analysis, judging, audit off) beside a plain byte relay
+//! (framing, analysis, judging by the policy engine, audit off) beside a plain byte relay
 //! (`tokio::io::copy_bidirectional`) between the same blocking client and the same
 //! in-process OP_MSG server, in the same run. Then the memory of 1,000 idle sessions.
 //!
@@ -12,26 +12,24 @@
 mod common;
 
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bson::doc;
 use common::*;
 use criterion::{criterion_group, criterion_main, Criterion};
-use docauth::session::{AllowDbNames, Runtime, Session};
+use docauth::session::{Runtime, Session};
 
 fn session_client(runtime: &Runtime, server: &TestServer) -> (Client, Session) {
     let (client, proxy_side) = socket_pair();
     let p = params(
         &format!("mongodb://127.0.0.1:{}/?tls=false", server.addr.port()),
         None,
-        &["test"],
     );
     let session = Session::start(
         runtime,
         tokio_stream(runtime, proxy_side),
         p,
-        Arc::new(AllowDbNames::new(vec!["test".into()])),
+        engine(&["test"]),
         static_credentials(),
         None,
     )

@@ -237,6 +237,11 @@ typedef enum docauth_result {
    * A blocking call was made from inside an audit callback, where it would deadlock.
    */
   DOCAUTH_RESULT_CALLED_FROM_AUDIT_CALLBACK = 452,
+  /**
+   * The policy engine denied the session at connection level (the identity may not reach
+   * the database as the db user for the db name); no database connection was made.
+   */
+  DOCAUTH_RESULT_SESSION_ACCESS_DENIED = 453,
 } docauth_result;
 
 /**
@@ -285,6 +290,8 @@ typedef struct docauth_credentials docauth_credentials;
  * the same provider; concurrent resolutions of the same db user wait for one STS call.
  * Free it once, when no call on it is running. The blocking calls run on a small
  * library-owned thread pool; do not call them from a callback the library is running.
+ * Sessions started with it (`docauth_session_start`) keep their own reference: the
+ * provider may be freed while they run.
  */
 typedef struct docauth_credentials_provider docauth_credentials_provider;
 
@@ -305,6 +312,8 @@ typedef struct docauth_decision docauth_decision;
  * Threads: shareable. `docauth_engine_decide` and `docauth_engine_reload` may be called
  * from any number of threads at once; a reload swaps the rules atomically and each decision
  * sees either the old or the new rules, never a mix.
+ * Sessions started with it (`docauth_session_start`) keep their own reference: the engine
+ * may be freed while they run, and a reload applies to them from their next message.
  */
 typedef struct docauth_engine docauth_engine;
 
@@ -577,8 +586,9 @@ enum docauth_result docauth_credentials_provider_invalidate(const struct docauth
                                                             struct docauth_error **err);
 
 /**
- * Frees a provider and its cached credentials (zeroized). `NULL` is a no-op. Must not be
- * called twice, nor while another thread is using the provider.
+ * Frees a provider and its cached credentials (zeroized; once the sessions started with it,
+ * which keep their own reference, have ended). `NULL` is a no-op. Must not be called
+ * twice, nor while another thread is using the provider.
  */
 void docauth_credentials_provider_free(struct docauth_credentials_provider *provider);
 
@@ -659,7 +669,8 @@ enum docauth_result docauth_engine_decide(const struct docauth_engine *engine,
                                           struct docauth_error **err);
 
 /**
- * Frees an engine. `NULL` is a no-op. No other call may be using it.
+ * Frees an engine. `NULL` is a no-op. No other call may be using it. Sessions started
+ * with it keep their own reference and go on judging with it.
  */
 void docauth_engine_free(struct docauth_engine *engine);
 
@@ -725,34 +736,52 @@ uint64_t docauth_runtime_audit_dropped(const struct docauth_runtime *runtime);
 
 /**
  * Starts a proxied session for the connected client socket `client_fd` (TCP or Unix) and
- * returns at once; the database connection and authentication happen on the runtime.
+ * returns at once; the connection-level decision, the database connection and its
+ * authentication happen on the runtime.
  *
+ * - `runtime`: the runtime the session runs on (required).
  * - `client_fd`: the library owns it from this call on, whatever the result (on failure it
  *   is closed); the host must not use or close it afterwards.
- * - `params_json`: the session parameters, a JSON object:
- *   `identity` (object, `user` required), `database_uri` (`mongodb://host:port/?tls=true…`),
+ * - `params_json`: the session parameters, a JSON object (unknown fields are refused):
+ *   `identity` (required: an object `{"user": "alice", "roles": [...], "traits": {...}}`,
+ *   or the user name of one of the engine configuration's `identities`),
+ *   `database` (required: a database name of the engine configuration; named in audit),
+ *   `db_user` (required: IAM role name or ARN the session authenticates as),
+ *   `db_name` (the logical database the client asked for; checked at connection level),
+ *   `database_uri` (default: from the engine database's `uri`, `host:port` →
+ *   `mongodb://host:port/?tls=true`, a `mongodb://` URI as is),
  *   `ca_file` (PEM bundle, e.g. DocumentDB's global-bundle.pem; overrides `tlsCAFile`),
- *   `db_user` (IAM role name or ARN the session authenticates as), `db_name`,
- *   `database_service` (name for audit), `client_addr` (for audit), `connect_timeout_ms`
- *   (10000), `handshake_timeout_ms` (15000), `idle_timeout_ms` (0 = none),
- *   `message_timeout_ms` (30000: a client message must arrive whole within it),
- *   `allow_db_names` (list; `"*"` = all; absent = only connection commands are allowed).
- *   Unknown fields are refused.
- * - `credentials`: the AWS credentials the session signs MONGODB-AWS with (the session
- *   keeps its own reference; the handle may be freed after the call).
+ *   `client_addr` (for audit), `connect_timeout_ms` (10000), `handshake_timeout_ms`
+ *   (15000), `idle_timeout_ms` (0 = none), `message_timeout_ms` (30000: a client message
+ *   must arrive whole within it).
+ * - `engine` (required): judges the session at connection level and every client message
+ *   (cached decisions). The session keeps its own reference: the engine may be freed after
+ *   this call; `docauth_engine_reload` applies to the running session from its next message.
+ * - `credentials` (required): gives the db user's AWS credentials (STS AssumeRole, the
+ *   identity's user as role session name). The session keeps its own reference: the
+ *   provider may be freed after this call. When the database rejects the MONGODB-AWS
+ *   authentication, the db user's cached credentials are dropped from the provider.
  * - `audit`: the audit callback (NULL = no events), `user_data` is passed back to it as is;
  *   `user_data_free` (may be NULL) is called exactly once when the library no longer needs
  *   `user_data` — also when this call fails.
  *
- * On success `*out` receives a session to free with `docauth_session_free`. Errors: the
- * parameters (`DOCAUTH_RESULT_INVALID_CONFIG`, `DOCAUTH_RESULT_DATABASE_URI_INVALID`), a
- * `client_fd` that is not a connected TCP/Unix socket (`DOCAUTH_RESULT_INVALID_ARGUMENT`).
- * Failures reaching the database come from `docauth_session_wait` and the audit events.
+ * On success `*out` receives a session to free with `docauth_session_free`. Errors:
+ * `DOCAUTH_RESULT_NULL_PARAMETER` (runtime, params_json, engine, credentials, out),
+ * `DOCAUTH_RESULT_INVALID_CONFIG` (bad parameters; a `database` or named `identity` the
+ * engine does not know; a database without URI), `DOCAUTH_RESULT_DATABASE_URI_INVALID`,
+ * `DOCAUTH_RESULT_INVALID_ARGUMENT` (a `client_fd` that is not a connected TCP/Unix socket).
+ * A connection-level deny is not an error of this call: the session ends with
+ * `DOCAUTH_RESULT_SESSION_ACCESS_DENIED` from `docauth_session_wait`, a failed
+ * `db.session.start` audit event, and the client's first message answered with code 13
+ * (Unauthorized) naming the reason; no database connection is made. Failures reaching the
+ * database also come from `docauth_session_wait` and the audit events.
+ * Threads: callable from any thread, concurrently, on the same runtime, engine and provider.
  */
 enum docauth_result docauth_session_start(const struct docauth_runtime *runtime,
                                           int client_fd,
                                           const char *params_json,
-                                          const struct docauth_credentials *credentials,
+                                          const struct docauth_engine *engine,
+                                          const struct docauth_credentials_provider *credentials,
                                           docauth_audit_fn audit,
                                           void *user_data,
                                           docauth_user_data_free_fn user_data_free,

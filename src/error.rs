@@ -119,6 +119,9 @@ pub enum ResultCode {
     SessionIo = 451,
     /// A blocking call was made from inside an audit callback, where it would deadlock.
     CalledFromAuditCallback = 452,
+    /// The policy engine denied the session at connection level (the identity may not reach
+    /// the database as the db user for the db name); no database connection was made.
+    SessionAccessDenied = 453,
 }
 
 impl ResultCode {
@@ -178,6 +181,7 @@ impl ResultCode {
             ResultCode::ClientProtocol,
             ResultCode::SessionIo,
             ResultCode::CalledFromAuditCallback,
+            ResultCode::SessionAccessDenied,
         ]
     }
 
@@ -251,6 +255,7 @@ impl ResultCode {
             ResultCode::ClientProtocol => c"DOCAUTH_RESULT_CLIENT_PROTOCOL",
             ResultCode::SessionIo => c"DOCAUTH_RESULT_SESSION_IO",
             ResultCode::CalledFromAuditCallback => c"DOCAUTH_RESULT_CALLED_FROM_AUDIT_CALLBACK",
+            ResultCode::SessionAccessDenied => c"DOCAUTH_RESULT_SESSION_ACCESS_DENIED",
         }
     }
 }

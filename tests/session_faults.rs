@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bson::doc;
 use common::*;
-use docauth::session::{AllowDbNames, Runtime, Session, SessionParams};
+use docauth::session::{Runtime, Session, SessionParams};
 use docauth::ResultCode;
 
 fn start(runtime: &Runtime, p: SessionParams, audit: Arc<Collected>) -> (Client, Session) {
@@ -21,7 +21,7 @@ fn start(runtime: &Runtime, p: SessionParams, audit: Arc<Collected>) -> (Client,
         runtime,
         tokio_stream(runtime, proxy_side),
         p,
-        Arc::new(AllowDbNames::new(vec!["test".into()])),
+        engine(&["test"]),
         static_credentials(),
         Some(audit),
     )
@@ -44,11 +44,7 @@ fn tls_failure(with_sans: bool, trusted: bool) -> docauth::Error {
     let runtime = Runtime::new(1).unwrap();
     let audit = Arc::new(Collected::default());
     let uri = format!("mongodb://localhost:{}/?tls=true", server.addr.port());
-    let (mut client, session) = start(
-        &runtime,
-        params(&uri, Some(&pki.ca_file), &["test"]),
-        audit.clone(),
-    );
+    let (mut client, session) = start(&runtime, params(&uri, Some(&pki.ca_file)), audit.clone());
     // The waiting client's hello gets the explanation as a MongoDB error.
     let (id, reply) = client.command(doc! {"hello": 1, "$db": "admin"});
     assert_eq!(reply.response_to, id);
@@ -103,7 +99,7 @@ fn a_server_closing_during_the_tls_handshake_is_named() {
     let runtime = Runtime::new(1).unwrap();
     let audit = Arc::new(Collected::default());
     let uri = format!("mongodb://localhost:{port}/?tls=true");
-    let (_client, session) = start(&runtime, params(&uri, Some(&pki.ca_file), &["test"]), audit);
+    let (_client, session) = start(&runtime, params(&uri, Some(&pki.ca_file)), audit);
     let e = session.wait().unwrap_err();
     closer.join().unwrap();
     assert_eq!(e.code(), ResultCode::UpstreamClosed, "{e:?}");
@@ -154,11 +150,7 @@ fn a_black_holed_port_fails_with_the_timeout_explanation_within_the_timeout() {
     let (fd, port, _fillers) = black_hole();
     let runtime = Runtime::new(1).unwrap();
     let audit = Arc::new(Collected::default());
-    let mut p = params(
-        &format!("mongodb://127.0.0.1:{port}/?tls=false"),
-        None,
-        &["test"],
-    );
+    let mut p = params(&format!("mongodb://127.0.0.1:{port}/?tls=false"), None);
     p.connect_timeout_ms = 700;
     let started = Instant::now();
     let (_client, session) = start(&runtime, p, audit);
@@ -182,7 +174,6 @@ fn relay_session(runtime: &Runtime, server: &TestServer) -> (Client, Session, Ar
     let mut p = params(
         &format!("mongodb://127.0.0.1:{}/?tls=false", server.addr.port()),
         None,
-        &["test"],
     );
     p.message_timeout_ms = 1_500;
     let (mut client, session) = start(runtime, p, audit.clone());

@@ -41,39 +41,76 @@ unsafe extern "C" fn free_state(user_data: *mut c_void) {
     state.frees.fetch_add(1, Ordering::SeqCst);
 }
 
-fn credentials() -> *mut docauth_credentials {
-    let akid = CString::new(TEST_AKID).unwrap();
-    let secret = CString::new(TEST_SECRET).unwrap();
-    let mut creds = ptr::null_mut();
-    let r = docauth_credentials_new(
-        akid.as_ptr(),
-        secret.as_ptr(),
-        ptr::null(),
-        &mut creds,
-        ptr::null_mut(),
-    );
+fn engine_handle(allow: &[&str]) -> *mut docauth_engine {
+    let config = CString::new(engine_config(allow, "")).unwrap();
+    let mut engine = ptr::null_mut();
+    let r = docauth_engine_new(config.as_ptr(), &mut engine, ptr::null_mut());
     assert_eq!(r, ResultCode::Ok);
-    creds
+    engine
+}
+
+/// A provider whose service credentials are moto's IAM user: it assumes the db user's role
+/// through moto's STS (signature checking on).
+fn provider_handle(moto: &Moto, setup: &Setup) -> *mut docauth_credentials_provider {
+    let config = CString::new(
+        serde_json::json!({
+            "source": {"type": "static", "access_key_id": setup.access_key_id,
+                       "secret_access_key": setup.secret_access_key},
+            "region": "us-east-1", "sts_endpoint": moto.url,
+            "database": {"account_id": setup.account},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let mut provider = ptr::null_mut();
+    let r = docauth_credentials_provider_new(config.as_ptr(), &mut provider, ptr::null_mut());
+    assert_eq!(r, ResultCode::Ok);
+    provider
+}
+
+/// A provider that is never asked (its STS endpoint is a closed port).
+fn offline_provider() -> *mut docauth_credentials_provider {
+    let config = CString::new(
+        serde_json::json!({
+            "source": {"type": "static", "access_key_id": TEST_AKID, "secret_access_key": TEST_SECRET},
+            "region": "us-east-1", "sts_endpoint": format!("http://127.0.0.1:{}", free_port()),
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let mut provider = ptr::null_mut();
+    let r = docauth_credentials_provider_new(config.as_ptr(), &mut provider, ptr::null_mut());
+    assert_eq!(r, ResultCode::Ok);
+    provider
+}
+
+fn any_key_server() -> TestServer {
+    TestServer::start(ServerOptions {
+        any_access_key: true,
+        ..Default::default()
+    })
 }
 
 #[test]
 fn a_session_through_the_c_abi() {
     static FREES: AtomicUsize = AtomicUsize::new(0);
-    let server = TestServer::start(ServerOptions::default());
+    let (moto, setup) = Moto::start(0);
+    let server = any_key_server();
     let mut runtime = ptr::null_mut();
     assert_eq!(
         docauth_runtime_new(2, &mut runtime, ptr::null_mut()),
         ResultCode::Ok
     );
-    let creds = credentials();
+    let engine = engine_handle(&["test"]);
+    let provider = provider_handle(&moto, &setup);
     let (client, proxy_side) = socket_pair();
     let params = CString::new(
         serde_json::json!({
-            "identity": {"user": "alice"},
+            "identity": {"user": "alice", "roles": ["docdb-access"]},
+            "database": TEST_DATABASE,
             "database_uri": format!("mongodb://127.0.0.1:{}/?tls=false", server.addr.port()),
             "db_user": "teleport-docdb-user",
             "db_name": "test",
-            "allow_db_names": ["test"],
         })
         .to_string(),
     )
@@ -90,7 +127,8 @@ fn a_session_through_the_c_abi() {
         runtime,
         proxy_side.into_raw_fd(),
         params.as_ptr(),
-        creds,
+        engine,
+        provider,
         Some(on_event),
         state.cast(),
         Some(free_state),
@@ -98,15 +136,25 @@ fn a_session_through_the_c_abi() {
         &mut err,
     );
     assert_eq!(r, ResultCode::Ok);
-    // The session keeps its own reference to the credentials.
-    docauth_credentials_free(creds);
+    // The session keeps its own references to the engine and the provider.
+    docauth_engine_free(engine);
+    docauth_credentials_provider_free(provider);
     // SAFETY: `state` lives until free_state runs, which cannot happen while the session runs.
     unsafe { (*state).session.store(session, Ordering::SeqCst) };
 
     let mut client = Client::new(client);
     let (id, reply) = client.command(doc! {"find": "c", "$db": "test"});
     assert_eq!(reply.response_to, id);
-    assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0);
+    assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0, "{:?}", reply.doc);
+    // The session authenticated with the role's temporary credentials from moto's STS.
+    let finals = server.seen.client_finals.lock().unwrap().clone();
+    assert_eq!(finals.len(), 1);
+    assert!(finals[0]
+        .get_str("a")
+        .unwrap()
+        .starts_with("AWS4-HMAC-SHA256 Credential=ASIA"));
+    assert!(finals[0].get_str("t").is_ok(), "a session token is sent");
+    assert_eq!(moto.assumed(&setup.db_user_role_arn).len(), 1);
     let (_, reply) = client.command(doc! {"find": "c", "$db": "admin"});
     assert_eq!(reply.doc.get_i32("code").unwrap(), 13);
     assert!(!docauth_session_is_finished(session));
@@ -179,20 +227,23 @@ fn a_session_through_the_c_abi() {
 #[test]
 fn the_callback_cannot_block_on_its_own_dispatcher() {
     static FREES: AtomicUsize = AtomicUsize::new(0);
-    let server = TestServer::start(ServerOptions::default());
+    let (moto, setup) = Moto::start(0);
+    let server = any_key_server();
     let mut runtime = ptr::null_mut();
     assert_eq!(
         docauth_runtime_new(1, &mut runtime, ptr::null_mut()),
         ResultCode::Ok
     );
-    let creds = credentials();
+    let engine = engine_handle(&["*"]);
+    let provider = provider_handle(&moto, &setup);
     let (client, proxy_side) = socket_pair();
+    // The identity by name, from the engine configuration's identities.
     let params = CString::new(
         serde_json::json!({
-            "identity": {"user": "alice"},
+            "identity": "alice",
+            "database": TEST_DATABASE,
             "database_uri": format!("mongodb://127.0.0.1:{}/?tls=false", server.addr.port()),
-            "db_user": "teleport-docdb-user",
-            "allow_db_names": ["*"],
+            "db_user": setup.db_user_role_arn,
         })
         .to_string(),
     )
@@ -210,7 +261,8 @@ fn the_callback_cannot_block_on_its_own_dispatcher() {
             runtime,
             proxy_side.into_raw_fd(),
             params.as_ptr(),
-            creds,
+            engine,
+            provider,
             Some(on_event),
             state.cast(),
             Some(free_state),
@@ -234,7 +286,8 @@ fn the_callback_cannot_block_on_its_own_dispatcher() {
     docauth_runtime_free(runtime);
     assert_eq!(FREES.load(Ordering::SeqCst), 1);
     let _ = events;
-    docauth_credentials_free(creds);
+    docauth_engine_free(engine);
+    docauth_credentials_provider_free(provider);
 }
 
 #[test]
@@ -245,20 +298,45 @@ fn a_failed_start_still_owns_the_fd_and_frees_user_data_once() {
         docauth_runtime_new(1, &mut runtime, ptr::null_mut()),
         ResultCode::Ok
     );
-    let creds = credentials();
-    for (params, expected) in [
-        ("{not json", ResultCode::InvalidConfig),
+    let engine = engine_handle(&["test"]);
+    let provider = offline_provider();
+    for (params, expected, named) in [
+        ("{not json", ResultCode::InvalidConfig, ""),
         (
-            r#"{"identity": {"user": "a"}, "database_uri": "mongodb://h", "db_user": "u", "typo": 1}"#,
+            r#"{"identity": {"user": "a"}, "database": "my-docdb", "database_uri": "mongodb://h", "db_user": "u", "typo": 1}"#,
             ResultCode::InvalidConfig,
+            "typo",
         ),
         (
-            r#"{"identity": {"user": "a"}, "database_uri": "mongodb://u:p@h", "db_user": "u"}"#,
+            r#"{"identity": {"user": "a"}, "database": "my-docdb", "database_uri": "mongodb://u:p@h", "db_user": "u"}"#,
             ResultCode::DatabaseUriInvalid,
+            "credentials",
         ),
         (
-            r#"{"identity": {}, "database_uri": "mongodb://h", "db_user": "u"}"#,
+            r#"{"identity": {}, "database": "my-docdb", "database_uri": "mongodb://h", "db_user": "u"}"#,
             ResultCode::InvalidConfig,
+            "user",
+        ),
+        (
+            r#"{"identity": {"user": "a"}, "database": "elsewhere", "db_user": "u"}"#,
+            ResultCode::InvalidConfig,
+            "\"elsewhere\"",
+        ),
+        (
+            r#"{"identity": "bob", "database": "my-docdb", "database_uri": "mongodb://h", "db_user": "u"}"#,
+            ResultCode::InvalidConfig,
+            "\"bob\"",
+        ),
+        (
+            // The engine's database has no uri and none is given.
+            r#"{"identity": {"user": "a"}, "database": "my-docdb", "db_user": "u"}"#,
+            ResultCode::InvalidConfig,
+            "database_uri",
+        ),
+        (
+            r#"{"identity": {"user": "a"}, "database": "my-docdb", "database_uri": "mongodb://h", "db_user": "u", "allow_db_names": ["*"]}"#,
+            ResultCode::InvalidConfig,
+            "allow_db_names",
         ),
     ] {
         let (mut client, proxy_side) = socket_pair();
@@ -276,16 +354,23 @@ fn a_failed_start_still_owns_the_fd_and_frees_user_data_once() {
             runtime,
             proxy_side.into_raw_fd(),
             params.as_ptr(),
-            creds,
+            engine,
+            provider,
             Some(on_event),
             state.cast(),
             Some(free_state),
             &mut session,
             &mut err,
         );
-        assert_eq!(r, expected);
+        assert_eq!(r, expected, "{params:?}");
         assert!(session.is_null(), "out is untouched on failure");
         assert_eq!(docauth_error_code(err), expected);
+        // SAFETY: err was set by the failing call.
+        let msg = unsafe { CStr::from_ptr(docauth_error_message(err)) }
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(msg.contains(named), "{params:?}: {msg}");
         docauth_error_free(err);
         assert_eq!(FREES.load(Ordering::SeqCst), before + 1);
         // The library closed its end of the connection.
@@ -294,32 +379,45 @@ fn a_failed_start_still_owns_the_fd_and_frees_user_data_once() {
         assert_eq!(client.read(&mut b).unwrap(), 0);
     }
     // NULL arguments: named, fd still closed.
-    let (mut client, proxy_side) = socket_pair();
-    let mut err: *mut docauth_error = ptr::null_mut();
-    let mut session = ptr::null_mut();
-    let r = docauth_session_start(
-        runtime,
-        proxy_side.into_raw_fd(),
-        ptr::null(),
-        creds,
-        None,
-        ptr::null_mut(),
-        None,
-        &mut session,
-        &mut err,
-    );
-    assert_eq!(r, ResultCode::NullParameter);
-    // SAFETY: err was set by the failing call.
-    let msg = unsafe { CStr::from_ptr(docauth_error_message(err)) }
-        .to_str()
-        .unwrap()
-        .to_string();
-    assert!(msg.contains("params_json"), "{msg}");
-    docauth_error_free(err);
-    use std::io::Read;
-    let mut b = [0u8; 1];
-    assert_eq!(client.read(&mut b).unwrap(), 0);
-    docauth_credentials_free(creds);
+    let params = CString::new(
+        r#"{"identity": {"user": "a"}, "database": "my-docdb", "database_uri": "mongodb://h", "db_user": "u"}"#,
+    )
+    .unwrap();
+    for (p, e, c, named) in [
+        (ptr::null(), engine, provider, "params_json"),
+        (params.as_ptr(), ptr::null_mut(), provider, "engine"),
+        (params.as_ptr(), engine, ptr::null_mut(), "credentials"),
+    ] {
+        let (mut client, proxy_side) = socket_pair();
+        let mut err: *mut docauth_error = ptr::null_mut();
+        let mut session = ptr::null_mut();
+        let r = docauth_session_start(
+            runtime,
+            proxy_side.into_raw_fd(),
+            p,
+            e,
+            c,
+            None,
+            ptr::null_mut(),
+            None,
+            &mut session,
+            &mut err,
+        );
+        assert_eq!(r, ResultCode::NullParameter);
+        assert!(session.is_null());
+        // SAFETY: err was set by the failing call.
+        let msg = unsafe { CStr::from_ptr(docauth_error_message(err)) }
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(msg.contains(named), "{msg}");
+        docauth_error_free(err);
+        use std::io::Read;
+        let mut b = [0u8; 1];
+        assert_eq!(client.read(&mut b).unwrap(), 0);
+    }
+    docauth_engine_free(engine);
+    docauth_credentials_provider_free(provider);
     docauth_runtime_free(runtime);
     docauth_runtime_free(ptr::null_mut());
     docauth_session_free(ptr::null_mut());

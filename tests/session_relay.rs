@@ -9,15 +9,17 @@ use std::time::Duration;
 
 use bson::doc;
 use common::*;
-use docauth::session::{AllowDbNames, Runtime, Session};
+use docauth::session::{Runtime, Session};
 use docauth::ResultCode;
 
 fn exercise(client: &mut Client, server: &TestServer, audit: &Collected) {
-    // The client's hello goes to the server without speculativeAuthenticate / compression.
+    // The client's hello goes to the server without speculativeAuthenticate, compression or
+    // saslSupportedMechs (no client authentication, nor its negotiation, reaches the server).
     let (id, reply) = client.command(doc! {
         "hello": 1, "helloOk": true, "$db": "admin",
         "speculativeAuthenticate": {"saslStart": 1, "mechanism": "SCRAM-SHA-256", "db": "admin"},
         "compression": ["zstd", "zlib"],
+        "saslSupportedMechs": "admin.alice",
     });
     assert_eq!(reply.response_to, id);
     assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0, "{:?}", reply.doc);
@@ -33,6 +35,8 @@ fn exercise(client: &mut Client, server: &TestServer, audit: &Collected) {
         .expect("the client's hello reached the server");
     assert!(!client_hello.contains_key("speculativeAuthenticate"));
     assert!(!client_hello.contains_key("compression"));
+    assert!(!client_hello.contains_key("saslSupportedMechs"));
+    assert!(client_hello.contains_key("$db"));
     assert!(server
         .seen
         .authenticated
@@ -204,14 +208,13 @@ fn idle_timeout_ends_the_session() {
     let mut p = params(
         &format!("mongodb://127.0.0.1:{}/?tls=false", server.addr.port()),
         None,
-        &["*"],
     );
     p.idle_timeout_ms = 300;
     let session = Session::start(
         &runtime,
         tokio_stream(&runtime, proxy_side),
         p,
-        Arc::new(AllowDbNames::new(vec!["*".into()])),
+        engine(&["*"]),
         static_credentials(),
         Some(audit.clone()),
     )

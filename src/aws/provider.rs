@@ -312,6 +312,8 @@ struct Inner {
     clock: SharedTimeSource,
     entries: Mutex<HashMap<ChainKey, Entry>>,
     accounts: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<String>>>>,
+    /// The runtime the provider was built on: its AWS HTTP connections belong to it.
+    home: Option<tokio::runtime::Handle>,
 }
 
 /// Resolves a db user to temporary AWS credentials of the IAM role it names.
@@ -582,6 +584,7 @@ impl CredentialsProvider {
                 clock,
                 entries: Mutex::new(HashMap::new()),
                 accounts: Mutex::new(HashMap::new()),
+                home: tokio::runtime::Handle::try_current().ok(),
             }),
         })
     }
@@ -594,6 +597,30 @@ impl CredentialsProvider {
             .resolve(db_user, session_user)
             .await
             .map(|a| a.credentials)
+    }
+
+    /// [`CredentialsProvider::resolve`] awaited from any tokio runtime (a session's): the
+    /// resolution runs on the runtime the provider was built on, which owns its AWS HTTP
+    /// connection pool.
+    pub async fn resolve_from_any_runtime(
+        &self,
+        db_user: &str,
+        session_user: Option<&str>,
+    ) -> Result<Credentials> {
+        let Some(home) = self.inner.home.clone() else {
+            return self.resolve(db_user, session_user).await;
+        };
+        let this = self.clone();
+        let db_user = db_user.to_owned();
+        let session_user = session_user.map(str::to_owned);
+        home.spawn(async move { this.resolve(&db_user, session_user.as_deref()).await })
+            .await
+            .unwrap_or_else(|e| {
+                Err(Error::new(
+                    ResultCode::InvalidState,
+                    format!("the credentials resolution task did not finish: {e}"),
+                ))
+            })
     }
 
     /// [`CredentialsProvider::resolve`] on the library's runtime, for callers that are not

@@ -2,6 +2,7 @@
 //! AssumeRole into the IAM role that is the db user (see `crate::aws::provider`).
 
 use std::ffi::c_char;
+use std::sync::Arc;
 
 use super::aws::docauth_credentials;
 use super::boundary::{arg_opt_str, arg_ref, arg_str, free_boxed, Out};
@@ -22,8 +23,10 @@ use crate::ResultCode;
 /// the same provider; concurrent resolutions of the same db user wait for one STS call.
 /// Free it once, when no call on it is running. The blocking calls run on a small
 /// library-owned thread pool; do not call them from a callback the library is running.
+/// Sessions started with it (`docauth_session_start`) keep their own reference: the
+/// provider may be freed while they run.
 pub struct docauth_credentials_provider {
-    inner: CredentialsProvider,
+    pub(crate) inner: Arc<CredentialsProvider>,
 }
 
 /// Creates a credentials provider from a JSON configuration, for example:
@@ -58,7 +61,9 @@ pub extern "C" fn docauth_credentials_provider_new(
         // SAFETY: per this function's contract, NULL or writable storage for one pointer.
         let out = unsafe { Out::new(out, "out") }?;
         let provider = CredentialsProvider::from_json_blocking(json)?;
-        out.set_boxed(docauth_credentials_provider { inner: provider });
+        out.set_boxed(docauth_credentials_provider {
+            inner: Arc::new(provider),
+        });
         Ok(())
     })
 }
@@ -119,8 +124,9 @@ pub extern "C" fn docauth_credentials_provider_invalidate(
     })
 }
 
-/// Frees a provider and its cached credentials (zeroized). `NULL` is a no-op. Must not be
-/// called twice, nor while another thread is using the provider.
+/// Frees a provider and its cached credentials (zeroized; once the sessions started with it,
+/// which keep their own reference, have ended). `NULL` is a no-op. Must not be called
+/// twice, nor while another thread is using the provider.
 #[no_mangle]
 pub extern "C" fn docauth_credentials_provider_free(provider: *mut docauth_credentials_provider) {
     // SAFETY: the caller passes NULL or a provider from this library, not freed before.

@@ -15,8 +15,10 @@ use super::boundary::{arg_ref, arg_str, free_boxed, Out};
 /// Threads: shareable. `docauth_engine_decide` and `docauth_engine_reload` may be called
 /// from any number of threads at once; a reload swaps the rules atomically and each decision
 /// sees either the old or the new rules, never a mix.
+/// Sessions started with it (`docauth_session_start`) keep their own reference: the engine
+/// may be freed while they run, and a reload applies to them from their next message.
 pub struct docauth_engine {
-    inner: PolicyEngine,
+    pub(crate) inner: Arc<PolicyEngine>,
 }
 
 /// One decision: allowed or denied, a reason, the roles that decided.
@@ -61,7 +63,9 @@ pub extern "C" fn docauth_engine_new(
         // SAFETY: per the contract, NULL or writable storage for one pointer.
         let out = unsafe { Out::new(out, "out") }?;
         let inner = engine_from_text(config)?;
-        out.set_boxed(docauth_engine { inner });
+        out.set_boxed(docauth_engine {
+            inner: Arc::new(inner),
+        });
         Ok(())
     })
 }
@@ -80,7 +84,9 @@ pub extern "C" fn docauth_engine_new_from_file(
         // SAFETY: per the contract, NULL or writable storage for one pointer.
         let out = unsafe { Out::new(out, "out") }?;
         let inner = PolicyEngine::from_file(path)?;
-        out.set_boxed(docauth_engine { inner });
+        out.set_boxed(docauth_engine {
+            inner: Arc::new(inner),
+        });
         Ok(())
     })
 }
@@ -160,7 +166,8 @@ pub extern "C" fn docauth_engine_decide(
     })
 }
 
-/// Frees an engine. `NULL` is a no-op. No other call may be using it.
+/// Frees an engine. `NULL` is a no-op. No other call may be using it. Sessions started
+/// with it keep their own reference and go on judging with it.
 #[no_mangle]
 pub extern "C" fn docauth_engine_free(engine: *mut docauth_engine) {
     // SAFETY: the caller passes NULL or an engine from this library, not freed before.

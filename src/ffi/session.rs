@@ -5,11 +5,12 @@ use std::ffi::{c_char, c_int, c_void, CString};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::Arc;
 
-use crate::ffi::aws::docauth_credentials;
 use crate::ffi::boundary::{arg_ref, arg_str, free_boxed, Out};
+use crate::ffi::credentials_provider::docauth_credentials_provider;
 use crate::ffi::docauth_error;
+use crate::ffi::policy::docauth_engine;
 use crate::session::{
-    AllowDbNames, AuditCallback, Runtime, Session, SessionParams, SessionStats, StaticCredentials,
+    AuditCallback, ProviderCredentials, Runtime, Session, SessionParams, SessionStats,
 };
 use crate::{Error, ResultCode};
 
@@ -210,36 +211,54 @@ enum ClientSocket {
 }
 
 /// Starts a proxied session for the connected client socket `client_fd` (TCP or Unix) and
-/// returns at once; the database connection and authentication happen on the runtime.
+/// returns at once; the connection-level decision, the database connection and its
+/// authentication happen on the runtime.
 ///
+/// - `runtime`: the runtime the session runs on (required).
 /// - `client_fd`: the library owns it from this call on, whatever the result (on failure it
 ///   is closed); the host must not use or close it afterwards.
-/// - `params_json`: the session parameters, a JSON object:
-///   `identity` (object, `user` required), `database_uri` (`mongodb://host:port/?tls=true…`),
+/// - `params_json`: the session parameters, a JSON object (unknown fields are refused):
+///   `identity` (required: an object `{"user": "alice", "roles": [...], "traits": {...}}`,
+///   or the user name of one of the engine configuration's `identities`),
+///   `database` (required: a database name of the engine configuration; named in audit),
+///   `db_user` (required: IAM role name or ARN the session authenticates as),
+///   `db_name` (the logical database the client asked for; checked at connection level),
+///   `database_uri` (default: from the engine database's `uri`, `host:port` →
+///   `mongodb://host:port/?tls=true`, a `mongodb://` URI as is),
 ///   `ca_file` (PEM bundle, e.g. DocumentDB's global-bundle.pem; overrides `tlsCAFile`),
-///   `db_user` (IAM role name or ARN the session authenticates as), `db_name`,
-///   `database_service` (name for audit), `client_addr` (for audit), `connect_timeout_ms`
-///   (10000), `handshake_timeout_ms` (15000), `idle_timeout_ms` (0 = none),
-///   `message_timeout_ms` (30000: a client message must arrive whole within it),
-///   `allow_db_names` (list; `"*"` = all; absent = only connection commands are allowed).
-///   Unknown fields are refused.
-/// - `credentials`: the AWS credentials the session signs MONGODB-AWS with (the session
-///   keeps its own reference; the handle may be freed after the call).
+///   `client_addr` (for audit), `connect_timeout_ms` (10000), `handshake_timeout_ms`
+///   (15000), `idle_timeout_ms` (0 = none), `message_timeout_ms` (30000: a client message
+///   must arrive whole within it).
+/// - `engine` (required): judges the session at connection level and every client message
+///   (cached decisions). The session keeps its own reference: the engine may be freed after
+///   this call; `docauth_engine_reload` applies to the running session from its next message.
+/// - `credentials` (required): gives the db user's AWS credentials (STS AssumeRole, the
+///   identity's user as role session name). The session keeps its own reference: the
+///   provider may be freed after this call. When the database rejects the MONGODB-AWS
+///   authentication, the db user's cached credentials are dropped from the provider.
 /// - `audit`: the audit callback (NULL = no events), `user_data` is passed back to it as is;
 ///   `user_data_free` (may be NULL) is called exactly once when the library no longer needs
 ///   `user_data` — also when this call fails.
 ///
-/// On success `*out` receives a session to free with `docauth_session_free`. Errors: the
-/// parameters (`DOCAUTH_RESULT_INVALID_CONFIG`, `DOCAUTH_RESULT_DATABASE_URI_INVALID`), a
-/// `client_fd` that is not a connected TCP/Unix socket (`DOCAUTH_RESULT_INVALID_ARGUMENT`).
-/// Failures reaching the database come from `docauth_session_wait` and the audit events.
+/// On success `*out` receives a session to free with `docauth_session_free`. Errors:
+/// `DOCAUTH_RESULT_NULL_PARAMETER` (runtime, params_json, engine, credentials, out),
+/// `DOCAUTH_RESULT_INVALID_CONFIG` (bad parameters; a `database` or named `identity` the
+/// engine does not know; a database without URI), `DOCAUTH_RESULT_DATABASE_URI_INVALID`,
+/// `DOCAUTH_RESULT_INVALID_ARGUMENT` (a `client_fd` that is not a connected TCP/Unix socket).
+/// A connection-level deny is not an error of this call: the session ends with
+/// `DOCAUTH_RESULT_SESSION_ACCESS_DENIED` from `docauth_session_wait`, a failed
+/// `db.session.start` audit event, and the client's first message answered with code 13
+/// (Unauthorized) naming the reason; no database connection is made. Failures reaching the
+/// database also come from `docauth_session_wait` and the audit events.
+/// Threads: callable from any thread, concurrently, on the same runtime, engine and provider.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub extern "C" fn docauth_session_start(
     runtime: *const docauth_runtime,
     client_fd: c_int,
     params_json: *const c_char,
-    credentials: *const docauth_credentials,
+    engine: *const docauth_engine,
+    credentials: *const docauth_credentials_provider,
     audit: docauth_audit_fn,
     user_data: *mut c_void,
     user_data_free: docauth_user_data_free_fn,
@@ -260,7 +279,8 @@ pub extern "C" fn docauth_session_start(
         // SAFETY: pointer arguments follow the documented contract.
         let out = unsafe { Out::new(out, "out") }?;
         let runtime = unsafe { arg_ref(runtime, "runtime") }?;
-        let credentials = unsafe { arg_ref(credentials, "credentials") }?;
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let provider = unsafe { arg_ref(credentials, "credentials") }?;
         let params = unsafe { arg_str(params_json, "params_json") }?;
         let fd = fd.ok_or_else(|| {
             Error::new(
@@ -269,19 +289,21 @@ pub extern "C" fn docauth_session_start(
             )
         })?;
         let params = SessionParams::from_json(params)?;
-        let judge = Arc::new(AllowDbNames::new(
-            params.allow_db_names.clone().unwrap_or_default(),
+        let session_user = params.session_identity()?.user().to_string();
+        let creds = Arc::new(ProviderCredentials::new(
+            Arc::clone(&provider.inner),
+            session_user,
         ));
-        let creds = Arc::new(StaticCredentials(credentials.inner.clone()));
+        let engine = Arc::clone(&engine.inner);
         let callback: Option<Arc<dyn AuditCallback>> = audit
             .is_some()
             .then(|| callback.clone() as Arc<dyn AuditCallback>);
         let session = match client_socket(fd, &runtime.inner)? {
             ClientSocket::Tcp(s) => {
-                Session::start(&runtime.inner, s, params, judge, creds, callback)?
+                Session::start(&runtime.inner, s, params, engine, creds, callback)?
             }
             ClientSocket::Unix(s) => {
-                Session::start(&runtime.inner, s, params, judge, creds, callback)?
+                Session::start(&runtime.inner, s, params, engine, creds, callback)?
             }
         };
         out.set_boxed(docauth_session { inner: session });

@@ -133,16 +133,60 @@ impl PolicyEngine {
 
     /// Decides, answering from the cache of the current generation when it can.
     pub fn decide(&self, request: &Request) -> Arc<Decision> {
+        self.current.load().decide_cached(request)
+    }
+
+    /// For a command that can reach databases nobody can list (unknown command, cluster-wide
+    /// operation, JavaScript…): allowed only when the identity may reach *every* database —
+    /// the request with `db_name` `*` (and no namespaces) is allowed — and none of the
+    /// identity's roles has a `deny.db_names` rule (such a rule would deny some database the
+    /// command may reach). Both are read from one generation of the rules; the first part
+    /// is cached.
+    pub fn may_reach_every_database(&self, request: &Request) -> Decision {
         let generation = self.current.load();
-        let hash = request.cache_hash();
-        if let Some(hit) = generation.cache.get(hash, request) {
-            return hit;
+        let mut every = request.clone();
+        every.db_name = "*".to_string();
+        every.namespaces.clear();
+        let decision = generation.decide_cached(&every);
+        if !decision.allowed {
+            return Decision::deny(
+                format!(
+                    "denied: the command needs access to every database (db_names \"*\") on database {:?}, which {}",
+                    request.database,
+                    decision.reason.trim_start_matches("denied: ")
+                ),
+                decision.matched_roles.clone(),
+            );
         }
-        let decision = Arc::new(generation.decide(request));
-        generation
-            .cache
-            .insert(hash, request.clone(), Arc::clone(&decision));
-        decision
+        let traits = request.identity.traits();
+        for name in request.identity.roles() {
+            let Some(loaded) = generation.roles.get(name) else {
+                continue;
+            };
+            if loaded
+                .role
+                .deny
+                .db_names
+                .iter()
+                .any(|t| t.any_expansion(traits, |_| true))
+            {
+                return Decision::deny(
+                    format!(
+                        "denied: the command needs access to every database on database {:?}, but role {name:?} has deny.db_names rules",
+                        request.database
+                    ),
+                    vec![name.clone()],
+                );
+            }
+        }
+        Decision {
+            allowed: true,
+            reason: format!(
+                "allowed: every database on database {:?}: {}",
+                request.database, decision.reason
+            ),
+            matched_roles: decision.matched_roles.clone(),
+        }
     }
 
     /// Only the verdict: the cheapest per-message check.
@@ -326,6 +370,18 @@ fn labels_match(
 }
 
 impl Generation {
+    /// Decides, answering from this generation's cache when it can.
+    fn decide_cached(&self, request: &Request) -> Arc<Decision> {
+        let hash = request.cache_hash();
+        if let Some(hit) = self.cache.get(hash, request) {
+            return hit;
+        }
+        let decision = Arc::new(self.decide(request));
+        self.cache
+            .insert(hash, request.clone(), Arc::clone(&decision));
+        decision
+    }
+
     fn build(config: Config) -> Result<Generation, Error> {
         rego::check_builtin()?;
         let id = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);

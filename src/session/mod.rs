@@ -2,10 +2,13 @@
 //! database ([`upstream`]), every client message judged and relayed ([`relay`]), audit
 //! events to the host ([`audit`]).
 //!
-//! What the session needs from the policy engine and the credentials provider is expressed
-//! as two small traits, [`Judge`] and [`CredentialSource`], so that those parts plug in
-//! without the session depending on them. [`AllowDbNames`] and [`StaticCredentials`] are the
-//! simple implementations used until then (and by tests).
+//! What the relay needs from the policy engine and the credentials provider is expressed as
+//! two small traits, [`Judge`] and [`CredentialSource`]. [`EngineJudge`] judges with the
+//! [`PolicyEngine`] (cached decisions; a reload applies from the next message);
+//! [`ProviderCredentials`] gets the db user's credentials from the [`CredentialsProvider`]
+//! (STS AssumeRole, cached) and drops them when the database rejects them.
+//! [`StaticCredentials`] (always the same credentials) is for tests and embedders that
+//! manage credentials themselves.
 
 pub mod audit;
 mod frames;
@@ -25,7 +28,8 @@ use tokio::sync::watch;
 pub use audit::{AuditCallback, AuditDispatcher, AuditSink, SessionFields};
 pub use upstream::{DatabaseUri, UpstreamConfig};
 
-use crate::aws::Credentials;
+use crate::aws::{Credentials, CredentialsProvider};
+use crate::policy::{Identity, IdentitySpec, PolicyEngine, Request};
 use crate::{Error, Result, ResultCode};
 
 /// What one client message asks for, as the judge sees it: the wire analysis (command,
@@ -40,58 +44,155 @@ pub struct Verdict {
     pub reason: String,
 }
 
-/// Decides each client message of one session (the identity, database and db user are the
-/// session's; the judge is built for them). Called on the relay's task: must not block long.
+/// Decides for one session (the identity, database and db user are the session's; the
+/// judge is built for them). Called on the session's task: must not block long.
 pub trait Judge: Send + Sync {
+    /// The connection-level decision, made before the database is contacted.
+    fn admit(&self) -> Verdict;
+    /// One client message (connection commands included: they need no database name).
     fn judge(&self, access: &CommandAccess) -> Verdict;
 }
 
-/// A judge that allows exactly the listed logical databases (`*` = all), Teleport's
-/// `db_names` of one role. Every database the message reaches must be listed.
+/// Who the session is for: an identity given in full, or the name of one of the engine
+/// configuration's `identities` (looked up again at every decision, so that a reload that
+/// changes it applies to running sessions).
 #[derive(Clone, Debug)]
-pub struct AllowDbNames {
-    names: Vec<String>,
+pub enum SessionIdentity {
+    Name(String),
+    Spec(Arc<Identity>),
 }
 
-impl AllowDbNames {
-    pub fn new(names: Vec<String>) -> Self {
-        AllowDbNames { names }
+impl SessionIdentity {
+    pub fn user(&self) -> &str {
+        match self {
+            SessionIdentity::Name(n) => n,
+            SessionIdentity::Spec(i) => i.user(),
+        }
     }
 }
 
-impl Judge for AllowDbNames {
-    fn judge(&self, access: &CommandAccess) -> Verdict {
-        let all = self.names.iter().any(|n| n == "*");
-        if let Some(why) = &access.unanalysable {
-            return if all {
-                Verdict {
-                    allowed: true,
-                    reason: "db_names allows every database".into(),
-                }
-            } else {
-                Verdict {
-                    allowed: false,
-                    reason: format!(
-                        "the command can reach databases that cannot be listed ({why}) and db_names {:?} does not allow every database",
-                        self.names
-                    ),
-                }
-            };
+/// Judges a session's messages with the policy engine: per message, a [`Request`] with the
+/// command, `$db` as `db_name` and every namespace the command can reach.
+pub struct EngineJudge {
+    engine: Arc<PolicyEngine>,
+    identity: SessionIdentity,
+    database: String,
+    db_user: String,
+    db_name: String,
+}
+
+impl EngineJudge {
+    /// Errors (INVALID_CONFIG) when `database` is not in the engine's configuration or a
+    /// named identity is not in its `identities`.
+    pub fn new(
+        engine: Arc<PolicyEngine>,
+        identity: SessionIdentity,
+        database: &str,
+        db_user: &str,
+        db_name: &str,
+    ) -> Result<Self> {
+        if engine.database(database).is_none() {
+            return Err(Error::new(
+                ResultCode::InvalidConfig,
+                format!(
+                    "session parameters: database {database:?} is not in the policy engine's configuration (its `databases`)"
+                ),
+            ));
         }
-        for db in access.databases() {
-            if !all && !self.names.iter().any(|n| n == db) {
+        if let SessionIdentity::Name(name) = &identity {
+            if engine.identity(name).is_none() {
+                return Err(Error::new(
+                    ResultCode::InvalidConfig,
+                    format!(
+                        "session parameters: identity {name:?} is not in the policy engine's configuration (its `identities`); give the identity as an object instead"
+                    ),
+                ));
+            }
+        }
+        Ok(EngineJudge {
+            engine,
+            identity,
+            database: database.to_string(),
+            db_user: db_user.to_string(),
+            db_name: db_name.to_string(),
+        })
+    }
+
+    fn identity(&self) -> std::result::Result<Arc<Identity>, Verdict> {
+        match &self.identity {
+            SessionIdentity::Spec(i) => Ok(Arc::clone(i)),
+            SessionIdentity::Name(name) => self.engine.identity(name).ok_or_else(|| Verdict {
+                allowed: false,
+                reason: format!(
+                    "denied: identity {name:?} is no longer in the policy engine's configuration"
+                ),
+            }),
+        }
+    }
+
+    fn request(&self, identity: Arc<Identity>, db_name: &str) -> Request {
+        Request::new(
+            identity,
+            self.database.as_str(),
+            self.db_user.as_str(),
+            db_name,
+        )
+    }
+}
+
+impl Judge for EngineJudge {
+    fn admit(&self) -> Verdict {
+        let identity = match self.identity() {
+            Ok(i) => i,
+            Err(v) => return v,
+        };
+        // Without a db name only the database and the db user are checked (as for a
+        // connection command, which reaches no database's data).
+        let request = if self.db_name.is_empty() {
+            self.request(identity, "").with_command("hello")
+        } else {
+            self.request(identity, &self.db_name)
+        };
+        let d = self.engine.decide(&request);
+        Verdict {
+            allowed: d.allowed,
+            reason: d.reason.clone(),
+        }
+    }
+
+    fn judge(&self, access: &CommandAccess) -> Verdict {
+        let identity = match self.identity() {
+            Ok(i) => i,
+            Err(v) => return v,
+        };
+        let namespaces = access
+            .namespaces
+            .iter()
+            .map(|ns| match &ns.collection {
+                Some(c) => format!("{}.{c}", ns.database),
+                None => ns.database.clone(),
+            })
+            .collect();
+        let request = self
+            .request(identity, &access.database)
+            .with_command(access.command.as_str())
+            .with_namespaces(namespaces);
+        if let Some(why) = &access.unanalysable {
+            let every = self.engine.may_reach_every_database(&request);
+            if !every.allowed {
                 return Verdict {
                     allowed: false,
                     reason: format!(
-                        "database {db:?} is not in the allowed db_names {:?}",
-                        self.names
+                        "libdocauth cannot list the databases command {:?} reaches ({why}); {}",
+                        access.command, every.reason
                     ),
                 };
             }
         }
+        let d = self.engine.decide(&request);
         Verdict {
-            allowed: true,
-            reason: format!("databases allowed by db_names {:?}", self.names),
+            allowed: d.allowed,
+            reason: d.reason.clone(),
         }
     }
 }
@@ -102,6 +203,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// the session's db user (an IAM role name or ARN).
 pub trait CredentialSource: Send + Sync {
     fn credentials<'a>(&'a self, db_user: &'a str) -> BoxFuture<'a, Result<Credentials>>;
+    /// The database rejected the MONGODB-AWS authentication made with the credentials of
+    /// `db_user`: forget them so that the next session gets fresh ones.
+    fn rejected(&self, _db_user: &str) {}
 }
 
 /// Always the same credentials.
@@ -115,6 +219,36 @@ impl CredentialSource for StaticCredentials {
     }
 }
 
+/// The db user's temporary credentials from the credentials provider (STS AssumeRole,
+/// cached), with the session's user as the STS role session name.
+#[derive(Clone, Debug)]
+pub struct ProviderCredentials {
+    provider: Arc<CredentialsProvider>,
+    session_user: String,
+}
+
+impl ProviderCredentials {
+    pub fn new(provider: Arc<CredentialsProvider>, session_user: impl Into<String>) -> Self {
+        ProviderCredentials {
+            provider,
+            session_user: session_user.into(),
+        }
+    }
+}
+
+impl CredentialSource for ProviderCredentials {
+    fn credentials<'a>(&'a self, db_user: &'a str) -> BoxFuture<'a, Result<Credentials>> {
+        Box::pin(
+            self.provider
+                .resolve_from_any_runtime(db_user, Some(self.session_user.as_str())),
+        )
+    }
+
+    fn rejected(&self, db_user: &str) {
+        self.provider.invalidate(db_user);
+    }
+}
+
 fn default_connect_timeout_ms() -> u64 {
     10_000
 }
@@ -125,24 +259,32 @@ fn default_message_timeout_ms() -> u64 {
     30_000
 }
 
+fn config_error(msg: impl Into<String>) -> Error {
+    Error::new(
+        ResultCode::InvalidConfig,
+        format!("session parameters: {}", msg.into()),
+    )
+}
+
 /// The parameters of one session, as the host gives them (JSON in the C ABI).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionParams {
-    /// Who is connecting: at least `{"user": "alice"}`; other fields (roles, traits) are for
-    /// the judge and are not interpreted here.
+    /// Who is connecting: `{"user": "alice", "roles": [...], "traits": {...}}`, or the user
+    /// name of one of the engine configuration's `identities`.
     pub identity: serde_json::Value,
-    /// The database resource's name in the proxy's configuration (audit only).
+    /// The database's name in the engine configuration (decisions, URI default, audit).
+    pub database: String,
+    /// `mongodb://host:port/?tls=true&tlsCAFile=…`; default: from the engine's database
+    /// `uri` (`host:port` → `mongodb://host:port/?tls=true`).
     #[serde(default)]
-    pub database_service: String,
-    /// `mongodb://host:port/?tls=true&tlsCAFile=…` of the database.
-    pub database_uri: String,
+    pub database_uri: Option<String>,
     /// PEM CA bundle verifying the database (e.g. DocumentDB's global-bundle.pem).
     #[serde(default)]
     pub ca_file: Option<String>,
     /// The database user (IAM role name or ARN) the session authenticates as.
     pub db_user: String,
-    /// The logical database the client asked for (audit; the judge decides per message).
+    /// The logical database the client asked for (connection-level decision, audit).
     #[serde(default)]
     pub db_name: String,
     #[serde(default = "default_connect_timeout_ms")]
@@ -157,41 +299,70 @@ pub struct SessionParams {
     /// The client's address, for audit events.
     #[serde(default)]
     pub client_addr: String,
-    /// Until the policy engine is plugged in: the logical databases this session may reach
-    /// (`["*"]` = all). Absent = nothing is allowed beyond connection commands.
-    #[serde(default)]
-    pub allow_db_names: Option<Vec<String>>,
 }
 
 impl SessionParams {
     pub fn from_json(json: &str) -> Result<Self> {
-        let params: SessionParams = serde_json::from_str(json).map_err(|e| {
-            Error::new(
-                ResultCode::InvalidConfig,
-                format!("session parameters: {e}"),
-            )
-        })?;
-        if params.user().is_none() {
-            return Err(Error::new(
-                ResultCode::InvalidConfig,
-                "session parameters: identity.user must be a non-empty string",
+        let params: SessionParams =
+            serde_json::from_str(json).map_err(|e| config_error(e.to_string()))?;
+        params.session_identity()?;
+        if params.database.is_empty() {
+            return Err(config_error(
+                "database must name a database of the engine configuration",
             ));
         }
         if params.db_user.is_empty() {
-            return Err(Error::new(
-                ResultCode::InvalidConfig,
-                "session parameters: db_user must not be empty",
-            ));
+            return Err(config_error("db_user must not be empty"));
         }
-        DatabaseUri::parse(&params.database_uri)?;
+        if let Some(uri) = &params.database_uri {
+            DatabaseUri::parse(uri)?;
+        }
         Ok(params)
     }
 
-    fn user(&self) -> Option<&str> {
-        self.identity
-            .get("user")
-            .and_then(|u| u.as_str())
-            .filter(|u| !u.is_empty())
+    /// The identity: an object (`user` required) or a non-empty name.
+    pub fn session_identity(&self) -> Result<SessionIdentity> {
+        match &self.identity {
+            serde_json::Value::String(name) if !name.is_empty() => {
+                Ok(SessionIdentity::Name(name.clone()))
+            }
+            serde_json::Value::Object(_) => {
+                let spec: IdentitySpec = serde_json::from_value(self.identity.clone())
+                    .map_err(|e| config_error(format!("identity: {e}")))?;
+                if spec.user.is_empty() {
+                    return Err(config_error("identity.user must be a non-empty string"));
+                }
+                Ok(SessionIdentity::Spec(Arc::new(Identity::from_spec(spec))))
+            }
+            _ => Err(config_error(
+                "identity must be an object {\"user\": …, \"roles\": […], \"traits\": {…}} or the name of an identity of the engine configuration",
+            )),
+        }
+    }
+
+    /// The database URI: `database_uri`, else the engine database's `uri`.
+    fn uri(&self, engine: &PolicyEngine) -> Result<DatabaseUri> {
+        if let Some(uri) = &self.database_uri {
+            return DatabaseUri::parse(uri);
+        }
+        let db = engine.database(&self.database).ok_or_else(|| {
+            config_error(format!(
+                "database {:?} is not in the policy engine's configuration (its `databases`)",
+                self.database
+            ))
+        })?;
+        let uri = db.uri.trim();
+        if uri.is_empty() {
+            return Err(config_error(format!(
+                "database {:?} has no `uri` in the engine configuration; set one there or give database_uri",
+                self.database
+            )));
+        }
+        if uri.contains("://") {
+            DatabaseUri::parse(uri)
+        } else {
+            DatabaseUri::parse(&format!("mongodb://{uri}/?tls=true"))
+        }
     }
 }
 
@@ -314,20 +485,33 @@ pub struct Session {
 
 impl Session {
     /// Starts a session on `runtime` for the connected `client`; returns at once (the
-    /// database connection is made on the runtime). The outcome comes from [`Session::wait`]
-    /// and the audit events.
+    /// connection-level decision, the database connection and its authentication are made
+    /// on the runtime). Every client message is judged by `engine` (a reload applies from
+    /// the next message). The outcome comes from [`Session::wait`] and the audit events.
+    ///
+    /// Errors (INVALID_CONFIG, DATABASE_URI_INVALID): a database or named identity the engine
+    /// does not know, a database without URI, an unusable URI.
     pub fn start<C>(
         runtime: &Runtime,
         client: C,
         params: SessionParams,
-        judge: Arc<dyn Judge>,
+        engine: Arc<PolicyEngine>,
         credentials: Arc<dyn CredentialSource>,
         audit_callback: Option<Arc<dyn AuditCallback>>,
     ) -> Result<Session>
     where
         C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let uri = DatabaseUri::parse(&params.database_uri)?;
+        let identity = params.session_identity()?;
+        let user = identity.user().to_string();
+        let judge = EngineJudge::new(
+            Arc::clone(&engine),
+            identity,
+            &params.database,
+            &params.db_user,
+            &params.db_name,
+        )?;
+        let uri = params.uri(&engine)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             id: audit::new_session_id(),
@@ -338,8 +522,8 @@ impl Session {
         });
         let fields = SessionFields {
             session_id: shared.id.clone(),
-            user: params.user().unwrap_or("").to_string(),
-            db_service: params.database_service.clone(),
+            user,
+            db_service: params.database.clone(),
             db_uri: uri.address(),
             db_user: params.db_user.clone(),
             db_name: params.db_name.clone(),
@@ -359,7 +543,7 @@ impl Session {
                 client,
                 &params,
                 &config,
-                &*judge,
+                &judge,
                 &*credentials,
                 &task_shared.audit,
                 &fields,
@@ -449,6 +633,7 @@ impl Session {
 /// authenticated to.
 fn client_code(e: &Error) -> (i32, &'static str) {
     match e.code() {
+        ResultCode::SessionAccessDenied => (13, "Unauthorized"),
         ResultCode::UpstreamAuthFailed => (18, "AuthenticationFailed"),
         ResultCode::ConnectTimeout => (89, "NetworkTimeout"),
         _ => (6, "HostUnreachable"),
@@ -498,13 +683,27 @@ where
     C: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let started = Instant::now();
-    let connected = tokio::select! {
-        r = upstream::connect(config, credentials) => r,
-        _ = shutdown.wait_for(|stop| *stop) => Err(Error::new(ResultCode::SessionIo, "shut down by the host before the database connection was ready")),
+    let admitted = judge.admit();
+    let connected = if !admitted.allowed {
+        Err(Error::new(
+            ResultCode::SessionAccessDenied,
+            format!(
+                "access denied: user {:?} may not reach database {:?} as db user {:?} (db name {:?}): {}",
+                fields.user, fields.db_service, fields.db_user, fields.db_name, admitted.reason
+            ),
+        ))
+    } else {
+        tokio::select! {
+            r = upstream::connect(config, credentials) => r,
+            _ = shutdown.wait_for(|stop| *stop) => Err(Error::new(ResultCode::SessionIo, "shut down by the host before the database connection was ready")),
+        }
     };
     let upstream = match connected {
         Ok(u) => u,
         Err(e) => {
+            if e.code() == ResultCode::UpstreamAuthFailed {
+                credentials.rejected(&config.db_user);
+            }
             audit.emit(&fields.start(Some(&e)));
             if !*shutdown.borrow() {
                 tell_client(&mut client, &e, Duration::from_millis(2_000)).await;

@@ -49,8 +49,9 @@ fn decide(judge: &dyn Judge, access: &wire::CommandAccess) -> (bool, String) {
                 access.command
             ),
         ),
-        CommandClass::Connection => (true, "connection command".to_string()),
-        CommandClass::Data => {
+        // Connection commands too: the engine allows them without a database name, and a
+        // reload that revokes the session's access applies to them as well.
+        CommandClass::Connection | CommandClass::Data => {
             let verdict = judge.judge(access);
             (verdict.allowed, verdict.reason)
         }
@@ -265,7 +266,11 @@ where
                 reply_id(),
                 &format!(
                     "access denied to database {} (command {}): {reason}",
-                    databases.join(", "),
+                    if databases.is_empty() {
+                        access.database.clone()
+                    } else {
+                        databases.join(", ")
+                    },
                     access.command
                 ),
             );

@@ -197,8 +197,14 @@ pub fn unauthorized_reply(
     )
 }
 
-/// Keys removed from a client's `hello`/`isMaster` before it goes upstream.
-pub const STRIPPED_HANDSHAKE_KEYS: &[&str] = &["speculativeAuthenticate", "compression"];
+/// Keys removed from a client's `hello`/`isMaster` before it goes upstream: no client
+/// authentication (or its mechanism negotiation for a user of the client's choosing) reaches
+/// the server, and compression is negotiated away.
+pub const STRIPPED_HANDSHAKE_KEYS: &[&str] = &[
+    "speculativeAuthenticate",
+    "compression",
+    "saslSupportedMechs",
+];
 
 fn without_keys(doc: &RawDocument, keys: &[&str]) -> Result<RawDocumentBuf> {
     let mut out = RawDocumentBuf::new();
@@ -212,8 +218,8 @@ fn without_keys(doc: &RawDocument, keys: &[&str]) -> Result<RawDocumentBuf> {
 }
 
 /// For a client `hello`/`isMaster` (OP_MSG or OP_QUERY): the same message without
-/// `speculativeAuthenticate` and `compression` (so no client authentication reaches the
-/// server and compression is negotiated away). Any other message is returned unchanged
+/// `speculativeAuthenticate`, `saslSupportedMechs` and `compression` (so no client
+/// authentication reaches the server and compression is negotiated away). Any other message is returned unchanged
 /// (a cheap clone). The rewritten message keeps its requestID, drops any checksum, and is
 /// never compressed.
 pub fn strip_handshake(message: &Message) -> Result<Message> {

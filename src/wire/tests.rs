@@ -434,7 +434,7 @@ fn error_reply_matches_the_request_kind() {
 // ---------------------------------------------------------------- handshake
 
 #[test]
-fn strip_handshake_removes_speculative_auth_and_compression() {
+fn strip_handshake_removes_speculative_auth_sasl_mechs_and_compression() {
     let body = doc! {
         "hello": 1, "$db": "admin", "client": {"driver": {"name": "x"}},
         "compression": ["snappy", "zstd"],
@@ -449,15 +449,22 @@ fn strip_handshake_removes_speculative_auth_and_compression() {
     let out = todoc(s.op_msg().unwrap().body());
     assert_eq!(
         out,
-        doc! {"hello": 1, "$db": "admin", "client": {"driver": {"name": "x"}}, "saslSupportedMechs": "admin.u"}
+        doc! {"hello": 1, "$db": "admin", "client": {"driver": {"name": "x"}}}
     );
     assert_eq!(s.header().request_id, m.header().request_id);
     assert!(!analyse(&s).unwrap().speculative_authenticate);
+    // saslSupportedMechs alone is enough to re-encode the hello without it.
+    let m = op_msg(doc! {"hello": 1, "saslSupportedMechs": "admin.root", "$db": "admin"});
+    let s = strip_handshake(&m).unwrap();
+    assert_eq!(
+        todoc(s.op_msg().unwrap().body()),
+        doc! {"hello": 1, "$db": "admin"}
+    );
 
     // OP_QUERY isMaster, plain and wrapped.
     let q = op_query(
         "admin.$cmd",
-        doc! {"isMaster": 1, "compression": ["zlib"], "speculativeAuthenticate": {"a": 1}},
+        doc! {"isMaster": 1, "compression": ["zlib"], "speculativeAuthenticate": {"a": 1}, "saslSupportedMechs": "admin.u"},
     );
     let s = strip_handshake(&q).unwrap();
     assert_eq!(todoc(s.op_query().unwrap().query), doc! {"isMaster": 1});

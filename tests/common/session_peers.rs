@@ -263,6 +263,11 @@ pub struct ServerOptions {
     pub refuse_auth: bool,
     /// Answer data commands without authentication (for the plain byte-relay baseline).
     pub no_auth_required: bool,
+    /// Accept a signature made with any access key id (temporary credentials from STS),
+    /// not only TEST_AKID.
+    pub any_access_key: bool,
+    /// Do not keep the commands received (load tests: memory must stay flat).
+    pub forget_commands: bool,
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
@@ -391,7 +396,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             _ => None,
         };
         let Some(cmd) = cmd else { return };
-        seen.commands.lock().unwrap().push(cmd.clone());
+        if !options.forget_commands {
+            seen.commands.lock().unwrap().push(cmd.clone());
+        }
         let name = cmd.keys().next().cloned().unwrap_or_default();
         let reply = match name.as_str() {
             "hello" | "isMaster" | "ismaster" => doc! {
@@ -432,7 +439,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 let a = fin.get_str("a").unwrap_or("");
                 let ok = !options.refuse_auth
                     && !nonce.is_empty()
-                    && a.starts_with(&format!("AWS4-HMAC-SHA256 Credential={TEST_AKID}/"))
+                    && (a.starts_with(&format!("AWS4-HMAC-SHA256 Credential={TEST_AKID}/"))
+                        || (options.any_access_key
+                            && a.starts_with("AWS4-HMAC-SHA256 Credential=A")))
                     && a.contains("x-mongodb-server-nonce")
                     && fin.get_str("d").is_ok();
                 if ok {
@@ -519,21 +528,42 @@ pub fn tokio_stream(runtime: &docauth::session::Runtime, s: TcpStream) -> tokio:
     tokio::net::TcpStream::from_std(s).unwrap()
 }
 
-pub fn params(
-    uri: &str,
-    ca_file: Option<&std::path::Path>,
-    allow: &[&str],
-) -> docauth::session::SessionParams {
+/// The database name the session tests use in the engine configuration.
+pub const TEST_DATABASE: &str = "my-docdb";
+
+/// An engine configuration: role `docdb-access` allows every db user on `my-docdb` and the
+/// logical databases `allow` (`*` = all), plus `extra` YAML appended to the role list
+/// (more roles); the configured identity `alice` holds `docdb-access`.
+pub fn engine_config(allow: &[&str], extra_roles: &str) -> String {
+    let names: Vec<String> = allow.iter().map(|n| format!("'{n}'")).collect();
+    format!(
+        "roles:\n  - {{kind: role, version: v7, metadata: {{name: docdb-access}}, spec: {{allow: {{db_labels: {{'*': '*'}}, db_users: ['*'], db_names: [{}]}}}}}}\n{extra_roles}databases:\n  - {{name: {TEST_DATABASE}, labels: {{env: test}}, aws: {{account_id: '123456789012', region: us-east-1}}}}\nidentities:\n  - {{user: alice, roles: [docdb-access]}}\n",
+        names.join(", ")
+    )
+}
+
+/// A policy engine whose role allows the logical databases `allow` (`*` = all).
+pub fn engine(allow: &[&str]) -> Arc<docauth::policy::PolicyEngine> {
+    Arc::new(
+        docauth::policy::PolicyEngine::from_config_str(
+            "session-test.yaml",
+            &engine_config(allow, ""),
+            None,
+        )
+        .unwrap(),
+    )
+}
+
+pub fn params(uri: &str, ca_file: Option<&std::path::Path>) -> docauth::session::SessionParams {
     let mut v = serde_json::json!({
         "identity": {"user": "alice", "roles": ["docdb-access"]},
-        "database_service": "my-docdb",
+        "database": TEST_DATABASE,
         "database_uri": uri,
         "db_user": "teleport-docdb-user",
         "db_name": "test",
         "connect_timeout_ms": 2000,
         "handshake_timeout_ms": 5000,
         "message_timeout_ms": 3000,
-        "allow_db_names": allow,
     });
     if let Some(ca) = ca_file {
         v["ca_file"] = serde_json::json!(ca.to_str().unwrap());
@@ -547,8 +577,29 @@ pub fn static_credentials() -> Arc<docauth::session::StaticCredentials> {
     ))
 }
 
-/// Starts a session judged by an `AllowDbNames` list, on one end of a fresh socket pair;
-/// returns a client on the other end.
+/// Starts a session judged by `engine`, on one end of a fresh socket pair; returns a client
+/// on the other end.
+pub fn start_session_with(
+    runtime: &docauth::session::Runtime,
+    p: docauth::session::SessionParams,
+    engine: Arc<docauth::policy::PolicyEngine>,
+    audit: Arc<Collected>,
+) -> (Client, docauth::session::Session) {
+    let (client, proxy_side) = socket_pair();
+    let session = docauth::session::Session::start(
+        runtime,
+        tokio_stream(runtime, proxy_side),
+        p,
+        engine,
+        static_credentials(),
+        Some(audit),
+    )
+    .unwrap();
+    (Client::new(client), session)
+}
+
+/// Starts a session whose role allows the logical databases `allow`, on one end of a fresh
+/// socket pair; returns a client on the other end.
 pub fn start_session(
     runtime: &docauth::session::Runtime,
     uri: &str,
@@ -556,19 +607,5 @@ pub fn start_session(
     allow: &[&str],
     audit: Arc<Collected>,
 ) -> (Client, docauth::session::Session) {
-    let (client, proxy_side) = socket_pair();
-    let p = params(uri, ca, allow);
-    let judge = Arc::new(docauth::session::AllowDbNames::new(
-        p.allow_db_names.clone().unwrap(),
-    ));
-    let session = docauth::session::Session::start(
-        runtime,
-        tokio_stream(runtime, proxy_side),
-        p,
-        judge,
-        static_credentials(),
-        Some(audit),
-    )
-    .unwrap();
-    (Client::new(client), session)
+    start_session_with(runtime, params(uri, ca), engine(allow), audit)
 }

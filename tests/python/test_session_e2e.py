@@ -1,9 +1,11 @@
 """End to end: pymongo -> a tiny proxy that hands each accepted socket's fd to
-docauth_session_start (C ABI through ctypes) -> TLS + MONGODB-AWS -> the DocumentDB stand-in
+docauth_session_start (C ABI through ctypes) with a policy engine and a credentials provider
+-> TLS + MONGODB-AWS (the provider AssumeRoles into the db user's role through moto's STS;
+the stand-in maps the assumed-role ARN to its `$external` user) -> the DocumentDB stand-in
 (signature verified by moto's STS) -> SecantusDB/FerretDB.
 
-The proxy here is deliberately minimal (accept loop + ctypes); the bindings' own session API
-is the Python worker's. Run under tests/peers/with_moto.py (make test-python).
+The proxy here is deliberately minimal (accept loop + raw ctypes); the bindings' own session
+API is the Python worker's. Run under tests/peers/with_moto.py (make test-python).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ LIB = os.environ.get("DOCAUTH_LIBRARY", str(Path(__file__).resolve().parents[2] 
 AUDIT_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t)
 FREE_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
+DOCAUTH_RESULT_SESSION_ACCESS_DENIED = 453
+
 
 class Abi:
     def __init__(self) -> None:
@@ -38,9 +42,11 @@ class Abi:
         p = ctypes.c_void_p
         lib.docauth_runtime_new.argtypes = [ctypes.c_uint32, ctypes.POINTER(p), ctypes.POINTER(p)]
         lib.docauth_runtime_free.argtypes = [p]
-        lib.docauth_credentials_new.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(p), ctypes.POINTER(p)]
-        lib.docauth_credentials_free.argtypes = [p]
-        lib.docauth_session_start.argtypes = [p, ctypes.c_int, ctypes.c_char_p, p, AUDIT_FN, p, FREE_FN, ctypes.POINTER(p), ctypes.POINTER(p)]
+        lib.docauth_engine_new.argtypes = [ctypes.c_char_p, ctypes.POINTER(p), ctypes.POINTER(p)]
+        lib.docauth_engine_free.argtypes = [p]
+        lib.docauth_credentials_provider_new.argtypes = [ctypes.c_char_p, ctypes.POINTER(p), ctypes.POINTER(p)]
+        lib.docauth_credentials_provider_free.argtypes = [p]
+        lib.docauth_session_start.argtypes = [p, ctypes.c_int, ctypes.c_char_p, p, p, AUDIT_FN, p, FREE_FN, ctypes.POINTER(p), ctypes.POINTER(p)]
         lib.docauth_session_wait.argtypes = [p, p, ctypes.POINTER(p)]
         lib.docauth_session_shutdown.argtypes = [p]
         lib.docauth_session_free.argtypes = [p]
@@ -56,10 +62,42 @@ class Abi:
             raise RuntimeError(f"docauth result {result}: {msg}")
 
 
+def engine_config(d, db_names: list[str]) -> str:
+    """The engine configuration: role `access` (every db user, `db_names`) and the database
+    `my-docdb` whose `uri` is the stand-in's host:port (the session's default URI)."""
+    return json.dumps(
+        {
+            "roles": [
+                {
+                    "kind": "role",
+                    "version": "v7",
+                    "metadata": {"name": "access"},
+                    "spec": {"allow": {"db_labels": {"*": "*"}, "db_users": ["*"], "db_names": db_names}},
+                }
+            ],
+            "databases": [{"name": "my-docdb", "uri": f"localhost:{d.port}", "labels": {"env": "test"}}],
+            "identities": [{"user": "alice", "roles": ["access"]}],
+        }
+    )
+
+
+def provider_config(peers) -> str:
+    """The service's own credentials are the IAM user's long-term key (DOCAUTH_TEST_*):
+    the provider AssumeRoles into the db user's role through moto's STS."""
+    return json.dumps(
+        {
+            "source": {"type": "static", "access_key_id": peers.access_key_id, "secret_access_key": peers.secret_access_key},
+            "region": "us-east-1",
+            "sts_endpoint": peers.sts_endpoint,
+            "database": {"account_id": peers.user_arn.split(":")[4]},
+        }
+    )
+
+
 class Proxy:
     """Accepts on loopback; each connection becomes a docauth session."""
 
-    def __init__(self, abi: Abi, params: dict, key: str, secret: str, token: str | None) -> None:
+    def __init__(self, abi: Abi, params: dict, engine_json: str, provider_json: str) -> None:
         self.abi, self.params = abi, params
         self.events: list[dict] = []
         self.lock = threading.Lock()
@@ -67,9 +105,10 @@ class Proxy:
         rt, err = ctypes.c_void_p(), ctypes.c_void_p()
         abi.check(abi.lib.docauth_runtime_new(2, ctypes.byref(rt), ctypes.byref(err)), err)
         self.runtime = rt
-        creds = ctypes.c_void_p()
-        abi.check(abi.lib.docauth_credentials_new(key.encode(), secret.encode(), token.encode() if token else None, ctypes.byref(creds), ctypes.byref(err)), err)
-        self.creds = creds
+        engine, provider = ctypes.c_void_p(), ctypes.c_void_p()
+        abi.check(abi.lib.docauth_engine_new(engine_json.encode(), ctypes.byref(engine), ctypes.byref(err)), err)
+        abi.check(abi.lib.docauth_credentials_provider_new(provider_json.encode(), ctypes.byref(provider), ctypes.byref(err)), err)
+        self.engine, self.provider = engine, provider
 
         def on_event(_user_data, event_json, _len):
             with self.lock:
@@ -90,10 +129,24 @@ class Proxy:
                 return
             params = dict(self.params, client_addr=f"{addr[0]}:{addr[1]}")
             session, err = ctypes.c_void_p(), ctypes.c_void_p()
-            r = self.abi.lib.docauth_session_start(self.runtime, conn.detach(), json.dumps(params).encode(), self.creds, self.audit, None, self.free, ctypes.byref(session), ctypes.byref(err))
+            r = self.abi.lib.docauth_session_start(
+                self.runtime, conn.detach(), json.dumps(params).encode(), self.engine, self.provider,
+                self.audit, None, self.free, ctypes.byref(session), ctypes.byref(err),
+            )
             self.abi.check(r, err)
             with self.lock:
                 self.sessions.append(session)
+
+    def wait_all(self) -> list[int]:
+        """The result of every session (after the client closed)."""
+        results = []
+        for s in self.sessions:
+            err = ctypes.c_void_p()
+            r = self.abi.lib.docauth_session_wait(s, None, ctypes.byref(err))
+            if r != 0:
+                self.abi.lib.docauth_error_free(err)
+            results.append(r)
+        return results
 
     def close(self) -> None:
         # Stop accepting before the runtime goes: no session may start on a freed runtime.
@@ -107,7 +160,8 @@ class Proxy:
         for s in self.sessions:
             self.abi.lib.docauth_session_free(s)
         self.abi.lib.docauth_runtime_free(self.runtime)
-        self.abi.lib.docauth_credentials_free(self.creds)
+        self.abi.lib.docauth_engine_free(self.engine)
+        self.abi.lib.docauth_credentials_provider_free(self.provider)
 
 
 @pytest.fixture(scope="module", params=["secantusdb", "ferretdb"])
@@ -124,13 +178,11 @@ def docdb(request, peers):
 
 def params_for(d, **extra) -> dict:
     p = {
-        "identity": {"user": "alice"},
-        "database_service": "my-docdb",
-        "database_uri": f"mongodb://localhost:{d.port}/?tls=true&retryWrites=false",
+        "identity": {"user": "alice", "roles": ["access"]},
+        "database": "my-docdb",
         "ca_file": str(d.pki.bundle),
         "db_user": "teleport-docdb-user",
         "db_name": "test",
-        "allow_db_names": ["test"],
     }
     p.update(extra)
     return p
@@ -138,7 +190,7 @@ def params_for(d, **extra) -> dict:
 
 def test_pymongo_through_a_session(docdb, peers):
     abi = Abi()
-    proxy = Proxy(abi, params_for(docdb), peers.temp_access_key_id, peers.temp_secret_access_key, peers.temp_session_token)
+    proxy = Proxy(abi, params_for(docdb), engine_config(docdb, ["test"]), provider_config(peers))
     try:
         c = pymongo.MongoClient("127.0.0.1", proxy.port, directConnection=True, serverSelectionTimeoutMS=15_000, retryWrites=False)
         coll = c.test.people
@@ -162,6 +214,7 @@ def test_pymongo_through_a_session(docdb, peers):
             c.other.stuff.insert_one({"a": 1})
         assert denied.value.code == 13
         assert "other" in str(denied.value)
+        assert "db_names" in str(denied.value) and "access" in str(denied.value)
         with pytest.raises(OperationFailure) as denied:
             list(coll.aggregate([{"$out": {"db": "other", "coll": "copy"}}]))
         assert denied.value.code == 13
@@ -173,16 +226,38 @@ def test_pymongo_through_a_session(docdb, peers):
     kinds = [e["event"] for e in proxy.events]
     assert kinds[0] == "db.session.start" and proxy.events[0]["success"] is True
     assert "db.session.query.failed" in kinds
+    assert proxy.events[0]["db_service"] == "my-docdb"
+    assert proxy.events[0]["db_uri"] == f"localhost:{docdb.port}"  # from the engine's database uri
     raw = json.dumps(proxy.events)
     assert "SECRET-" not in raw
-    assert peers.temp_secret_access_key not in raw
-    assert peers.temp_session_token not in raw
+    assert peers.secret_access_key not in raw
+
+
+def test_the_engine_denies_the_session_at_connection_level(docdb, peers):
+    abi = Abi()
+    proxy = Proxy(abi, params_for(docdb, identity="alice", db_name="admin"), engine_config(docdb, ["test"]), provider_config(peers))
+    try:
+        c = pymongo.MongoClient("127.0.0.1", proxy.port, directConnection=True, serverSelectionTimeoutMS=3_000)
+        with pytest.raises(Exception) as failed:
+            c.test.command("ping")
+        assert "Unauthorized" in str(failed.value) or "access denied" in str(failed.value)
+        c.close()
+        results = proxy.wait_all()
+    finally:
+        proxy.close()
+    assert results and all(r == DOCAUTH_RESULT_SESSION_ACCESS_DENIED for r in results), results
+    start = [e for e in proxy.events if e["event"] == "db.session.start"]
+    assert start and all(e["success"] is False for e in start)
+    assert start[0]["error_code"] == "DOCAUTH_RESULT_SESSION_ACCESS_DENIED"
+    assert '"admin"' in start[0]["error"] and "db_names" in start[0]["error"]
 
 
 def test_untrusted_credentials_fail_with_the_mongodb_aws_explanation(docdb, peers):
-    # The IAM user's own key is valid for STS but is not a $external user of the cluster.
+    # A role the service may assume, but that is not a $external user of the cluster.
+    account = peers.user_arn.split(":")[4]
     abi = Abi()
-    proxy = Proxy(abi, params_for(docdb), peers.access_key_id, peers.secret_access_key, None)
+    p = params_for(docdb, db_user=f"arn:aws:iam::{account}:role/teleport-docdb-external")
+    proxy = Proxy(abi, p, engine_config(docdb, ["test"]), provider_config(peers))
     try:
         c = pymongo.MongoClient("127.0.0.1", proxy.port, directConnection=True, serverSelectionTimeoutMS=5_000)
         with pytest.raises(Exception) as failed:
@@ -200,7 +275,7 @@ def test_untrusted_credentials_fail_with_the_mongodb_aws_explanation(docdb, peer
 def test_legacy_common_name_certificate_is_explained(docdb, peers):
     abi = Abi()
     p = params_for(docdb, database_uri=f"mongodb://localhost:{docdb.legacy.port}/?tls=true")
-    proxy = Proxy(abi, p, peers.temp_access_key_id, peers.temp_secret_access_key, peers.temp_session_token)
+    proxy = Proxy(abi, p, engine_config(docdb, ["test"]), provider_config(peers))
     try:
         c = pymongo.MongoClient("127.0.0.1", proxy.port, directConnection=True, serverSelectionTimeoutMS=5_000)
         with pytest.raises(Exception):

@@ -110,6 +110,8 @@ const (
 	ResultSessionIo Result = 451
 	// A blocking call was made from inside an audit callback, where it would deadlock.
 	ResultCalledFromAuditCallback Result = 452
+	// The policy engine denied the session at connection level (the identity may not reach the database as the db user for the db name); no database connection was made.
+	ResultSessionAccessDenied Result = 453
 )
 
 // Sentinel errors for errors.Is, one per failure code (every code but OK).
@@ -219,6 +221,8 @@ var (
 	ErrSessionIo = &Error{Code: ResultSessionIo, Name: "DOCAUTH_RESULT_SESSION_IO", Message: "A read or write on the client or database connection failed during the session."}
 	// A blocking call was made from inside an audit callback, where it would deadlock.
 	ErrCalledFromAuditCallback = &Error{Code: ResultCalledFromAuditCallback, Name: "DOCAUTH_RESULT_CALLED_FROM_AUDIT_CALLBACK", Message: "A blocking call was made from inside an audit callback, where it would deadlock."}
+	// The policy engine denied the session at connection level (the identity may not reach the database as the db user for the db name); no database connection was made.
+	ErrSessionAccessDenied = &Error{Code: ResultSessionAccessDenied, Name: "DOCAUTH_RESULT_SESSION_ACCESS_DENIED", Message: "The policy engine denied the session at connection level (the identity may not reach the database as the db user for the db name); no database connection was made."}
 )
 
 // resultNames maps every known code to its C constant name.
@@ -276,6 +280,7 @@ var resultNames = map[Result]string{
 	ResultClientProtocol:             "DOCAUTH_RESULT_CLIENT_PROTOCOL",
 	ResultSessionIo:                  "DOCAUTH_RESULT_SESSION_IO",
 	ResultCalledFromAuditCallback:    "DOCAUTH_RESULT_CALLED_FROM_AUDIT_CALLBACK",
+	ResultSessionAccessDenied:        "DOCAUTH_RESULT_SESSION_ACCESS_DENIED",
 }
 
 // sentinels maps every failure code to its sentinel error.
@@ -332,4 +337,5 @@ var sentinels = map[Result]*Error{
 	ResultClientProtocol:             ErrClientProtocol,
 	ResultSessionIo:                  ErrSessionIo,
 	ResultCalledFromAuditCallback:    ErrCalledFromAuditCallback,
+	ResultSessionAccessDenied:        ErrSessionAccessDenied,
 }

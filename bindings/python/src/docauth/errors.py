@@ -63,6 +63,7 @@ __all__ = [
     "ClientProtocolError",
     "SessionIoError",
     "CalledFromAuditCallbackError",
+    "SessionAccessDeniedError",
 ]
 
 
@@ -451,6 +452,13 @@ class CalledFromAuditCallbackError(DocauthError):
     name = "DOCAUTH_RESULT_CALLED_FROM_AUDIT_CALLBACK"
 
 
+class SessionAccessDeniedError(DocauthError):
+    """The policy engine denied the session at connection level (the identity may not reach the database as the db user for the db name); no database connection was made. (`DOCAUTH_RESULT_SESSION_ACCESS_DENIED` = 453)"""
+
+    code = 453
+    name = "DOCAUTH_RESULT_SESSION_ACCESS_DENIED"
+
+
 class UseAfterCloseError(InvalidStateError):
     """A method was called on an object after its `close()` (raised by the binding itself)."""
 
@@ -510,6 +518,7 @@ CODES: tuple[tuple[int, str, type[DocauthError] | None], ...] = (
     (450, "DOCAUTH_RESULT_CLIENT_PROTOCOL", ClientProtocolError),
     (451, "DOCAUTH_RESULT_SESSION_IO", SessionIoError),
     (452, "DOCAUTH_RESULT_CALLED_FROM_AUDIT_CALLBACK", CalledFromAuditCallbackError),
+    (453, "DOCAUTH_RESULT_SESSION_ACCESS_DENIED", SessionAccessDeniedError),
 )
 
 _BY_CODE: dict[int, type[DocauthError]] = {num: cls for num, _, cls in CODES if cls is not None}
