@@ -78,7 +78,7 @@ stage = @printf '\n==> %s\n' "$(1)"
 
 .PHONY: all tools venv lib header test test-header test-rust test-c test-install \
 	test-python test-go demo install uninstall bench clean distclean help ferretdb \
-	build/examples/docauth-proxy-go
+	build/examples/docauth-proxy-go e2e-programs
 
 all: lib
 
@@ -156,9 +156,21 @@ test-install: lib
 	$(call stage,test-install: make install into a temporary prefix then build with pkg-config)
 	tests/check-install.sh
 
-test-python: lib venv
+# The end-to-end tests (tests/python/test_e2e_proxies.py) need FerretDB, the example proxies
+# and the Go driver client; DOCAUTH_TEST_REQUIRE_PEERS=1 turns a missing one into a failure.
+test-python: lib venv ferretdb e2e-programs
 	$(call stage,test-python: pytest under moto + verifier)
-	$(WITH_MOTO) "$(VENV)/bin/pytest" bindings/python/tests tests/python
+	DOCAUTH_TEST_REQUIRE_PEERS=1 $(WITH_MOTO) "$(VENV)/bin/pytest" bindings/python/tests tests/python
+
+# Programs of the end-to-end tests: the example proxies and the Go driver client (its own
+# module, tests/e2e/goclient).
+E2E_GOCLIENT := build/e2e/goclient
+e2e-programs: $(E2E_GOCLIENT) build/examples/docauth-proxy build/examples/docauth-proxy-go
+
+$(E2E_GOCLIENT): tests/e2e/goclient/main.go tests/e2e/goclient/go.mod tests/e2e/goclient/go.sum
+	$(call stage,e2e: go build $@)
+	@mkdir -p $(@D)
+	cd tests/e2e/goclient && $(GO) build -o $(CURDIR)/$@ .
 
 # Under moto + verifier + the DocumentDB stand-in (SecantusDB): the binding's session tests
 # and the Go example proxy's smoke test need DOCAUTH_TEST_DOCDB_*.
@@ -178,6 +190,11 @@ build/examples/docauth-proxy-go: lib
 build/examples/aws_conversation: examples/c/aws_conversation.c include/docauth.h lib
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -Iinclude -o $@ $< $(C_LINK)
+
+# The C example proxy (examples/c/docauth-proxy.c): `build/examples/docauth-proxy CONFIG`.
+build/examples/docauth-proxy: examples/c/docauth-proxy.c include/docauth.h lib
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -g -Iinclude -pthread -o $@ $< $(C_LINK)
 
 demo: lib venv build/examples/aws_conversation
 	$(call stage,demo: MONGODB-AWS conversations from C / Python / Go against moto + verifier)
