@@ -77,9 +77,9 @@ C_VALGRIND := $(VALGRIND) -q --leak-check=full --errors-for-leak-kinds=definite,
 
 stage = @printf '\n==> %s\n' "$(1)"
 
-.PHONY: all tools venv lib header test test-header test-rust test-c test-install \
+.PHONY: all tools venv lib header test test-ferretdb-background test-header test-rust test-c test-install \
 	test-python test-go demo valgrind-proxy install uninstall bench clean distclean help ferretdb \
-	build/examples/docauth-proxy-go
+	build/examples/docauth-proxy-go e2e-programs
 
 all: lib
 
@@ -126,8 +126,19 @@ header: tools
 # ---------------------------------------------------------------------------------------
 # Tests
 
-test: test-header test-rust test-c test-install test-python test-go
+test: test-ferretdb-background test-header test-rust test-c test-install test-python test-go
 	@printf '\n==> all tests passed\n'
+
+# FerretDB (for the end-to-end cases of test-python) builds in the background at low priority
+# while the Rust stages run: on 2 cores it fills the gaps the Rust build leaves (linking,
+# single-crate compiles, valgrind). The `ferretdb` prerequisite of test-python waits for it
+# (the script takes a lock) and rebuilds in the foreground if it failed.
+test-ferretdb-background:
+	@mkdir -p build
+	@if [ ! -x "$(TOOLS)/bin/ferretdb" ]; then \
+		echo "==> ferretdb: building in the background (log: build/ferretdb-build.log)"; \
+		(nice -n 10 tests/peers/docdb/build_ferretdb.sh > build/ferretdb-build.log 2>&1 &); \
+	fi
 
 test-header: tools
 	$(call stage,test-header: committed include/docauth.h == cbindgen $(CBINDGEN_VERSION) output)
@@ -162,9 +173,21 @@ test-install: lib
 	$(call stage,test-install: make install into a temporary prefix then build with pkg-config)
 	tests/check-install.sh
 
-test-python: lib venv build/examples/docauth-proxy
+# The end-to-end tests (tests/python/test_e2e_proxies.py) need FerretDB, the example proxies
+# and the Go driver client; DOCAUTH_TEST_REQUIRE_PEERS=1 turns a missing one into a failure.
+test-python: lib venv ferretdb e2e-programs
 	$(call stage,test-python: pytest under moto + verifier)
-	$(WITH_MOTO) "$(VENV)/bin/pytest" bindings/python/tests tests/python
+	DOCAUTH_TEST_REQUIRE_PEERS=1 $(WITH_MOTO) "$(VENV)/bin/pytest" bindings/python/tests tests/python
+
+# Programs of the end-to-end tests: the example proxies and the Go driver client (its own
+# module, tests/e2e/goclient).
+E2E_GOCLIENT := build/e2e/goclient
+e2e-programs: $(E2E_GOCLIENT) build/examples/docauth-proxy build/examples/docauth-proxy-go
+
+$(E2E_GOCLIENT): tests/e2e/goclient/main.go tests/e2e/goclient/go.mod tests/e2e/goclient/go.sum
+	$(call stage,e2e: go build $@)
+	@mkdir -p $(@D)
+	cd tests/e2e/goclient && $(GO) build -o $(CURDIR)/$@ .
 
 # Under moto + verifier + the DocumentDB stand-in (SecantusDB): the binding's session tests
 # and the Go example proxy's smoke test need DOCAUTH_TEST_DOCDB_*.
@@ -190,13 +213,13 @@ build/examples/docauth-proxy: examples/c/docauth-proxy.c include/docauth.h lib
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -g -Iinclude -pthread -o $@ $< $(C_LINK)
 
-# moto (STS + IAM, signature checking on) + the DocumentDB stand-in over TLS (SecantusDB
-# behind it), then examples/demo/run-demo.sh: the C proxy, a pymongo client, the audit lines.
 # The proxy under valgrind (no leaks, no invalid access) with six pymongo clients and SIGTERM.
 valgrind-proxy: lib venv build/examples/docauth-proxy
 	$(call stage,valgrind-proxy: the C proxy under valgrind, real traffic, SIGTERM)
 	$(WITH_MOTO) "$(VENV_PY)" tests/peers/docdb/run.py --backend secantusdb -- tests/c/check-proxy-valgrind.sh
 
+# moto (STS + IAM, signature checking on) + the DocumentDB stand-in over TLS (SecantusDB
+# behind it), then examples/demo/run-demo.sh: the C proxy, a pymongo client, the audit lines.
 demo: lib venv build/examples/docauth-proxy build/examples/aws_conversation
 	$(call stage,demo: C proxy + pymongo -> DocumentDB stand-in (MONGODB-AWS via moto) -> SecantusDB)
 	$(WITH_MOTO) "$(VENV_PY)" tests/peers/docdb/run.py --backend secantusdb -- examples/demo/run-demo.sh

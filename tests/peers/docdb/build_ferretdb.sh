@@ -15,6 +15,11 @@ TOOLS="${DOCAUTH_TOOLS_DIR:-$ROOT/.tools}"
 BIN="$TOOLS/bin/ferretdb"
 GO="${GO:-go}"
 
+# One build at a time: `make test` starts one in the background and `make ferretdb` waits for it.
+mkdir -p "$TOOLS"
+exec 9>"$TOOLS/.ferretdb.lock"
+flock 9
+
 if [ -x "$BIN" ]; then
 	echo "ferretdb: $BIN already built ($("$BIN" --version 2>/dev/null | head -n 1 || true))"
 	exit 0
