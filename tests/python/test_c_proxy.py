@@ -28,6 +28,8 @@ from pymongo.errors import OperationFailure
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ -> `peers`
 
 from peers.docdb.harness import start_docdb  # noqa: E402
+from e2e_proxy import credentials_config, policy_config, session_params  # noqa: E402
+from e2e_proxy import write_config as write_proxy_config  # noqa: E402
 from peers.docdb.standin import principal_for_arn  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,50 +48,13 @@ def docdb(peers):
 
 
 def write_config(tmp_path: Path, docdb, peers, *, db_names=("test",)) -> Path:
-    account = peers.user_arn.split(":")[4]
-    (tmp_path / "policy.yaml").write_text(
-        f"""roles:
-  - kind: role
-    version: v7
-    metadata: {{name: docdb-access}}
-    spec:
-      allow:
-        db_labels: {{'*': '*'}}
-        db_users: [teleport-docdb-user]
-        db_names: {json.dumps(list(db_names))}
-databases:
-  - name: docdb
-    protocol: mongodb
-    uri: {docdb.host}:{docdb.port}
-    aws: {{account_id: "{account}", region: us-east-1}}
-identities:
-  - {{user: alice, roles: [docdb-access]}}
-"""
+    """proxy.conf (+ policy.json, credentials.json) the way the e2e tests write it."""
+    return write_proxy_config(
+        tmp_path,
+        policy=policy_config(docdb.port, db_names),
+        credentials=credentials_config(peers),
+        session=session_params(docdb),
     )
-    creds = {
-        "source": {"type": "static", "access_key_id": peers.access_key_id, "secret_access_key": peers.secret_access_key},
-        "region": "us-east-1",
-        "sts_endpoint": peers.sts_endpoint,
-        "database": {"account_id": account, "region": "us-east-1"},
-    }
-    (tmp_path / "creds.json").write_text(json.dumps(creds))
-    session = {
-        "identity": "alice",
-        "database": "docdb",
-        "db_user": "teleport-docdb-user",
-        "db_name": "test",
-        "ca_file": str(docdb.pki.bundle),
-    }
-    conf = tmp_path / "proxy.conf"
-    conf.write_text(
-        "# the C proxy under test\n"
-        "listen = 127.0.0.1:0   # a free port\n"
-        "policy = policy.yaml\n"
-        "credentials = creds.json\n"
-        "threads = 2\n"
-        f"session = {json.dumps(session)}\n"
-    )
-    return conf
 
 
 def start_proxy(conf: Path) -> tuple[subprocess.Popen, str, int]:
@@ -223,11 +188,11 @@ def test_missing_key_and_unloadable_files_exit_2(tmp_path, docdb, peers):
     r = subprocess.run([str(PROXY), str(conf)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and 'missing key "session"' in r.stderr, r.stderr
 
-    conf.write_text(text.replace("policy = policy.yaml", "policy = nowhere.yaml"))
+    conf.write_text(text.replace("policy = policy.json", "policy = nowhere.yaml"))
     r = subprocess.run([str(PROXY), str(conf)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and f"{conf}:3: policy" in r.stderr and "nowhere.yaml" in r.stderr, r.stderr
 
-    (tmp_path / "creds.json").write_text('{"source": {"type": "static"}, "bogus": 1}')
+    (tmp_path / "credentials.json").write_text('{"source": {"type": "static"}, "bogus": 1}')
     conf.write_text(text)
     r = subprocess.run([str(PROXY), str(conf)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and f"{conf}:4: credentials" in r.stderr, r.stderr

@@ -20,6 +20,8 @@ from pymongo.errors import OperationFailure
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ -> `peers`
 
 from peers.docdb.harness import start_docdb  # noqa: E402
+from e2e_proxy import credentials_config, policy_config, session_params  # noqa: E402
+from e2e_proxy import write_config as write_proxy_config  # noqa: E402
 from peers.docdb.standin import principal_for_arn  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,49 +40,10 @@ def docdb(peers):
 
 
 def write_config(tmp_path: Path, docdb, peers) -> Path:
-    (tmp_path / "policy.yaml").write_text(
-        f"""roles:
-  - kind: role
-    version: v7
-    metadata: {{name: docdb-access}}
-    spec:
-      allow:
-        db_labels: {{'*': '*'}}
-        db_users: [teleport-docdb-user]
-        db_names: [test]
-databases:
-  - name: docdb
-    protocol: mongodb
-    uri: {docdb.host}:{docdb.port}
-    aws: {{account_id: "123456789012", region: us-east-1}}
-identities:
-  - {{user: alice, roles: [docdb-access]}}
-"""
+    """proxy.conf (+ policy.json, credentials.json) the way the e2e tests write it."""
+    return write_proxy_config(
+        tmp_path, policy=policy_config(docdb.port), credentials=credentials_config(peers), session=session_params(docdb)
     )
-    creds = {
-        "source": {"type": "static", "access_key_id": peers.access_key_id, "secret_access_key": peers.secret_access_key},
-        "region": "us-east-1",
-        "sts_endpoint": peers.sts_endpoint,
-    }
-    (tmp_path / "creds.json").write_text(json.dumps(creds))
-    session = {
-        "identity": "alice",
-        "database": "docdb",
-        "db_user": "teleport-docdb-user",
-        "db_name": "test",
-        "database_uri": f"mongodb://localhost:{docdb.port}/?tls=true",
-        "ca_file": str(docdb.pki.bundle),
-    }
-    conf = tmp_path / "proxy.conf"
-    conf.write_text(
-        "# the Python proxy under test\n"
-        "listen = 127.0.0.1:0   # a free port\n"
-        "policy = policy.yaml\n"
-        "credentials = creds.json\n"
-        "threads = 2\n"
-        f"session = {json.dumps(session)}\n"
-    )
-    return conf
 
 
 def test_pymongo_through_the_python_proxy(tmp_path, docdb, peers):
