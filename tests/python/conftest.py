@@ -83,3 +83,19 @@ def peers():
     finally:
         service.stop()
         moto.stop()
+
+
+@pytest.fixture(scope="module")
+def docdb(peers):
+    """The DocumentDB stand-in (TLS, MONGODB-AWS checked by moto's STS) in front of SecantusDB,
+    knowing the db user's role as a `$external` user; one per test module. Modules that need
+    another backend or other users define their own `docdb`."""
+    from peers.docdb.harness import start_docdb
+    from peers.docdb.standin import principal_for_arn
+
+    role_arn = principal_for_arn(peers.assumed_role_arn)
+    d = start_docdb("secantusdb", sts_endpoint=peers.sts_endpoint, sts_host=peers.sts_host, user_arns=[role_arn])
+    try:
+        yield d
+    finally:
+        d.stop()

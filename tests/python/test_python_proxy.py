@@ -19,24 +19,12 @@ from pymongo.errors import OperationFailure
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ -> `peers`
 
-from peers.docdb.harness import start_docdb  # noqa: E402
 from e2e_proxy import credentials_config, policy_config, session_params  # noqa: E402
 from e2e_proxy import write_config as write_proxy_config  # noqa: E402
-from peers.docdb.standin import principal_for_arn  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PROXY = [sys.executable, str(ROOT / "examples/python/docauth_proxy.py")]
 LISTENING = "docauth-proxy: listening on "
-
-
-@pytest.fixture(scope="module")
-def docdb(peers):
-    role_arn = principal_for_arn(peers.assumed_role_arn)
-    d = start_docdb("secantusdb", sts_endpoint=peers.sts_endpoint, sts_host=peers.sts_host, user_arns=[role_arn])
-    try:
-        yield d
-    finally:
-        d.stop()
 
 
 def write_config(tmp_path: Path, docdb, peers) -> Path:
