@@ -266,7 +266,7 @@ impl SessionFields {
     pub fn query(
         &self,
         command: &str,
-        databases: &[String],
+        databases: &[&str],
         collection: Option<&str>,
         allowed: bool,
         reason: &str,

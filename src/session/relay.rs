@@ -230,7 +230,7 @@ where
                 }
             };
             let (allowed, reason) = decide(judge, &access);
-            let databases: Vec<String> = access.databases().iter().map(|d| d.to_string()).collect();
+            let databases = access.databases();
             if audit_on {
                 audit.emit(&fields.query(
                     &access.command,
