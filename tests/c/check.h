@@ -64,6 +64,25 @@ static inline int check_report(int ok, const char *file, int line, const char *w
                     check_n_);                                                               \
     } while (0)
 
+/* For libdocauth calls (the including file includes docauth.h and defines
+ * `static const char *const check_secrets[]`, NULL-terminated): checks that a failed call
+ * returned `want`, filled *err with the same code and a message containing `needle` (when not
+ * NULL) and none of `check_secrets`; frees the error. */
+#define CHECK_FAILS(call_result, err, want, needle)                                          \
+    do {                                                                                     \
+        docauth_result got_ = (call_result);                                                 \
+        if (!check_report(got_ == (want), __FILE__, __LINE__, #call_result " -> " #want))    \
+            fprintf(stderr, "    got %s (%d): %s\n", docauth_result_name((uint32_t)got_),    \
+                    (int)got_, docauth_error_message(err));                                  \
+        CHECK((err) != NULL);                                                                \
+        CHECK_INT_EQ(docauth_error_code(err), (want));                                       \
+        if ((needle) != NULL) CHECK_STR_CONTAINS(docauth_error_message(err), (const char *)(needle)); \
+        for (const char *const *secret_ = check_secrets; *secret_ != NULL; secret_++)        \
+            CHECK_STR_LACKS(docauth_error_message(err), *secret_);                           \
+        docauth_error_free(err);                                                             \
+        (err) = NULL;                                                                        \
+    } while (0)
+
 /* Runs one test function and prints "ok"/"FAIL" with its name. */
 #define RUN(test_fn)                                                                         \
     do {                                                                                     \
