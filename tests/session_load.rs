@@ -94,7 +94,7 @@ fn round(runtime: &Runtime, uri: &str, round_trips: usize, audit: &Arc<Counting>
 
 fn settle(audit: &Counting, ends: u64, fds_target: Option<usize>) {
     for _ in 0..3000 {
-        let fds_ok = fds_target.map_or(true, |t| open_fds() <= t);
+        let fds_ok = fds_target.is_none_or(|t| open_fds() <= t);
         if audit.count("db.session.end") == ends && fds_ok {
             break;
         }

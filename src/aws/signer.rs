@@ -414,7 +414,7 @@ mod tests {
         let mut day = 0u64;
         while day * 86_400 <= MAX_UNIX_SECONDS {
             check(day * 86_400 + (day * 7_919) % 86_400);
-            if day % 97 == 0 {
+            if day.is_multiple_of(97) {
                 check(day * 86_400);
                 check(day * 86_400 + 86_399);
             }
