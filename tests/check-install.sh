@@ -5,7 +5,8 @@
 #     the same program linked statically against libdocauth.a with `pkg-config --static`
 #     (Libs.private) runs too;
 #  2. DESTDIR=<tmp> PREFIX=/usr/local: files land under DESTDIR, the .pc names /usr/local,
-#     libdocauth.so.X.Y.Z has the soname libdocauth.so.X and the two symlinks are right.
+#     libdocauth.so.X.Y.Z has the soname libdocauth.so.X and the two symlinks are right; the
+#     installed libraries carry no debug sections (the build tree's keep their line tables).
 # Expects the library to be built (make lib); `make test-install` does that first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,8 +71,9 @@ lib="$stage/usr/local/lib"
 [ -f "$stage/usr/local/include/docauth.h" ] || fail "missing docauth.h"
 soname=$(readelf -d "$lib/libdocauth.so.$version" | sed -n 's/.*(SONAME).*\[\(.*\)\].*/\1/p')
 [ "$soname" = "libdocauth.so.$major" ] || fail "soname is '$soname', want libdocauth.so.$major"
+if readelf -S "$lib/libdocauth.so.$version" | grep -q '\.debug_'; then fail "installed libdocauth.so.$version still has debug sections"; fi
 grep -qx 'prefix=/usr/local' "$lib/pkgconfig/docauth.pc" || fail "docauth.pc does not name prefix=/usr/local"
 PKG_CONFIG_PATH="$lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$stage" pkg-config --cflags --libs docauth \
     | grep -q -- "-I$stage/usr/local/include" || fail "staged docauth.pc not usable with a sysroot"
 
-echo "check-install: shared ($needed) and static builds via pkg-config run; docauth_version() = $version; DESTDIR layout, soname and symlinks right"
+echo "check-install: shared ($needed) and static builds via pkg-config run; docauth_version() = $version; DESTDIR layout, soname, symlinks and stripping right"
