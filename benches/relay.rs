@@ -73,36 +73,52 @@ fn plain_relay_client(rt: &tokio::runtime::Runtime, server: &TestServer) -> Clie
     Client::new(s)
 }
 
-fn round_trips(c: &mut Criterion) {
-    let server = TestServer::start(ServerOptions {
-        no_auth_required: true,
-        ..Default::default()
-    });
-    let runtime = Runtime::new(2).unwrap();
-    let plain_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let engine = engine(&["test"]);
-    let (mut through_session, _session) = session_client(&runtime, &server, &engine);
-    through_session.stream.set_nodelay(true).unwrap();
-    let mut through_plain = plain_relay_client(&plain_rt, &server);
-    let request = find_request();
+/// One client through a docauth session and one through a plain relay, to the same server;
+/// the runtimes, the server and the session live as long as the pair.
+struct RelayPair {
+    plain: Client,
+    session: Client,
+    _session: Session,
+    _runtime: Runtime,
+    _plain_rt: tokio::runtime::Runtime,
+    _server: TestServer,
+}
 
+impl RelayPair {
+    fn start() -> RelayPair {
+        let server = TestServer::start(ServerOptions {
+            no_auth_required: true,
+            ..Default::default()
+        });
+        let runtime = Runtime::new(2).unwrap();
+        let plain_rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (session, session_handle) = session_client(&runtime, &server, &engine(&["test"]));
+        session.stream.set_nodelay(true).unwrap();
+        RelayPair {
+            plain: plain_relay_client(&plain_rt, &server),
+            session,
+            _session: session_handle,
+            _runtime: runtime,
+            _plain_rt: plain_rt,
+            _server: server,
+        }
+    }
+}
+
+fn round_trips(c: &mut Criterion) {
+    let mut pair = RelayPair::start();
+    let request = find_request();
     let mut group = c.benchmark_group("relay_round_trip");
     group.measurement_time(Duration::from_secs(8));
     group.bench_function("plain_copy_bidirectional", |b| {
-        b.iter(|| {
-            let (_, reply) = through_plain.command(request.clone());
-            assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0);
-        })
+        b.iter(|| round_trip(&mut pair.plain, &request))
     });
     group.bench_function("docauth_session", |b| {
-        b.iter(|| {
-            let (_, reply) = through_session.command(request.clone());
-            assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0);
-        })
+        b.iter(|| round_trip(&mut pair.session, &request))
     });
     group.finish();
 }
@@ -127,33 +143,20 @@ fn median_us(samples: &mut [Duration]) -> f64 {
 fn paired_round_trips(_c: &mut Criterion) {
     const BLOCKS: usize = 60;
     const PER_BLOCK: usize = 500;
-    let server = TestServer::start(ServerOptions {
-        no_auth_required: true,
-        ..Default::default()
-    });
-    let runtime = Runtime::new(2).unwrap();
-    let plain_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let engine = engine(&["test"]);
-    let (mut session, _session) = session_client(&runtime, &server, &engine);
-    session.stream.set_nodelay(true).unwrap();
-    let mut plain = plain_relay_client(&plain_rt, &server);
+    let mut pair = RelayPair::start();
     let request = find_request();
     for _ in 0..2 * PER_BLOCK {
-        round_trip(&mut plain, &request);
-        round_trip(&mut session, &request);
+        round_trip(&mut pair.plain, &request);
+        round_trip(&mut pair.session, &request);
     }
     let mut plain_samples = Vec::with_capacity(BLOCKS * PER_BLOCK);
     let mut session_samples = Vec::with_capacity(BLOCKS * PER_BLOCK);
     for block in 0..BLOCKS {
         for turn in 0..2 {
             let (client, samples) = if (block + turn) % 2 == 0 {
-                (&mut plain, &mut plain_samples)
+                (&mut pair.plain, &mut plain_samples)
             } else {
-                (&mut session, &mut session_samples)
+                (&mut pair.session, &mut session_samples)
             };
             for _ in 0..PER_BLOCK {
                 samples.push(round_trip(client, &request));
