@@ -187,15 +187,21 @@ def test_certificate_without_san_fails_with_the_legacy_cn_explanation(docdb, pee
         assert "legacy Common Name" in text and "rotate" in text, text
 
 
-def test_black_holed_port_fails_with_the_timeout_explanation(docdb, peers, workdir):
-    # The silent listener completes TCP and never answers (loopback cannot drop a SYN).
-    port = docdb.faults.silent_port
+@pytest.mark.parametrize("fault", ["black_hole", "silent"])
+def test_black_holed_port_fails_with_the_timeout_explanation(docdb, peers, workdir, fault):
+    # black_hole: SYNs are dropped (a full accept queue), the TCP connect times out;
+    # silent: TCP completes but nothing ever answers, the TLS handshake times out.
+    port = getattr(docdb.faults, f"{fault}_port")
     client_error, start, elapsed = failed_start(
-        docdb, peers, workdir, "silent", port=port, connect_timeout_ms=2000, handshake_timeout_ms=2000
+        docdb, peers, workdir, fault, port=port, connect_timeout_ms=2000, handshake_timeout_ms=2000
     )
     assert start["error_code"] == "DOCAUTH_RESULT_CONNECT_TIMEOUT", start
+    # Which step timed out, and what to check: the security group for a dropped SYN, the port
+    # and TLS for a server that never answers.
+    advice = {"black_hole": "security group", "silent": "did not finish the TLS/MongoDB handshake"}[fault]
     for text in (start["error"], client_error):
         assert f"127.0.0.1:{port}" in text or f"localhost:{port}" in text, text
         assert "2000 ms" in text, text
-    # Within the configured timeout (plus the client's own round trip), not a default one.
-    assert elapsed < 2.0 + 8.0, f"the timeout explanation came after {elapsed:.1f} s"
+        assert advice in text, text
+    # After the configured timeout (plus the client's own round trip), not a default one.
+    assert 1.9 <= elapsed < 2.0 + 8.0, f"the timeout explanation came after {elapsed:.1f} s"

@@ -91,18 +91,36 @@ class DocDb:
 
 
 class FaultListeners:
-    """Two broken servers on loopback: `silent_port` completes TCP (the kernel's backlog) but
+    """Three broken servers on loopback: `silent_port` completes TCP (the kernel's backlog) but
     never reads or answers, so a TLS handshake waits until the client's timeout;
-    `closing_port` accepts and closes at once (the server closed mid-handshake)."""
+    `closing_port` accepts and closes at once (the server closed mid-handshake);
+    `black_hole_port` is a backlog-0 listener whose accept queue is kept full, so the kernel
+    drops every further SYN and a TCP connect hangs as to a port a security group
+    black-holes."""
 
     def __init__(self) -> None:
         self._silent = socket.create_server(("127.0.0.1", 0), backlog=64)
         self._closing = socket.create_server(("127.0.0.1", 0), backlog=64)
         self.silent_port = self._silent.getsockname()[1]
         self.closing_port = self._closing.getsockname()[1]
+        self._black_hole = socket.create_server(("127.0.0.1", 0), backlog=0)
+        self.black_hole_port = self._black_hole.getsockname()[1]
+        self._fillers = self._fill_accept_queue(self.black_hole_port)
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._close_all, name="docdb-closing", daemon=True)
         self._thread.start()
+
+    @staticmethod
+    def _fill_accept_queue(port: int) -> list[socket.socket]:
+        fillers: list[socket.socket] = []
+        for _ in range(16):
+            try:
+                fillers.append(socket.create_connection(("127.0.0.1", port), timeout=0.3))
+            except TimeoutError:
+                return fillers  # the queue is full: SYNs are dropped from now on
+        for f in fillers:
+            f.close()
+        raise RuntimeError("could not fill the accept queue of a backlog-0 listener")
 
     def _close_all(self) -> None:
         self._closing.settimeout(0.2)
@@ -120,6 +138,9 @@ class FaultListeners:
         self._thread.join(5)
         self._closing.close()
         self._silent.close()
+        for f in self._fillers:
+            f.close()
+        self._black_hole.close()
 
 
 def uri_for(host: str, port: int, ca_file: str | Path) -> str:
