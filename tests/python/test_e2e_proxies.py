@@ -180,6 +180,19 @@ def test_role_without_external_user_fails_with_the_mongodb_aws_explanation(docdb
         assert "MONGODB-AWS" in text and "$external" in text, text
 
 
+def test_role_that_does_not_trust_the_service_fails_with_the_assume_role_explanation(docdb, peers, workdir):
+    # teleport-docdb-chained trusts only the teleport-docdb-user role, not the service's own
+    # user: the service credentials are not trusted by the db user's role, STS refuses the
+    # AssumeRole and nothing is signed for DocumentDB; the explanation names both ARNs and
+    # the trust policy.
+    account = peers.user_arn.split(":")[4]
+    role_arn = f"arn:aws:iam::{account}:role/teleport-docdb-chained"
+    client_error, start, _ = failed_start(docdb, peers, workdir, "role-not-trusting", db_user="teleport-docdb-chained")
+    assert start["error_code"] == "DOCAUTH_RESULT_AWS_ASSUME_ROLE_DENIED", start
+    for text in (start["error"], client_error):
+        assert "trust policy" in text and role_arn in text and peers.user_arn in text, text
+
+
 def test_certificate_without_san_fails_with_the_legacy_cn_explanation(docdb, peers, workdir):
     client_error, start, _ = failed_start(docdb, peers, workdir, "legacy-cn", port=docdb.legacy.port)
     assert start["error_code"] == "DOCAUTH_RESULT_TLS_LEGACY_COMMON_NAME", start
