@@ -105,7 +105,12 @@ class FaultListeners:
         self.closing_port = self._closing.getsockname()[1]
         self._black_hole = socket.create_server(("127.0.0.1", 0), backlog=0)
         self.black_hole_port = self._black_hole.getsockname()[1]
-        self._fillers = self._fill_accept_queue(self.black_hole_port)
+        try:
+            self._fillers = self._fill_accept_queue(self.black_hole_port)
+        except BaseException:
+            for s in (self._silent, self._closing, self._black_hole):
+                s.close()
+            raise
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._close_all, name="docdb-closing", daemon=True)
         self._thread.start()
