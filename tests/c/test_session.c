@@ -95,27 +95,37 @@ static void test_runtime_lifecycle(void) {
     CHECK_INT_EQ(docauth_runtime_new(100000, &rt, NULL), DOCAUTH_RESULT_INVALID_ARGUMENT);
 }
 
-static void test_refused_database_over_a_unix_socketpair(void) {
-    docauth_runtime *rt = NULL;
-    CHECK_INT_EQ(docauth_runtime_new(1, &rt, NULL), DOCAUTH_RESULT_OK);
+/* Starts a session on `fd` for alice as db user teleport-docdb-user with logical database
+ * `db_name`, towards a refused port; the engine and provider handles are released at once
+ * (the session keeps its own references). */
+static docauth_session *start_session_to_refused_port(docauth_runtime *rt, int fd, const char *db_name,
+                                                      host_state *state) {
     docauth_engine *e = engine();
     docauth_credentials_provider *p = provider();
-    int pair[2];
-    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, pair) == 0);
     char params[512];
     snprintf(params, sizeof params,
              "{\"identity\": {\"user\": \"alice\", \"roles\": [\"access\"]}, \"database\": \"my-docdb\","
              " \"database_uri\": \"mongodb://127.0.0.1:%d/?tls=false\","
-             " \"db_user\": \"teleport-docdb-user\", \"db_name\": \"test\", \"connect_timeout_ms\": 2000}",
-             refused_port());
-    host_state state = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0};
+             " \"db_user\": \"teleport-docdb-user\", \"db_name\": \"%s\", \"connect_timeout_ms\": 2000}",
+             refused_port(), db_name);
     docauth_session *session = NULL;
     docauth_error *err = NULL;
-    CHECK_INT_EQ(docauth_session_start(rt, pair[1], params, e, p, on_event, &state, free_state, &session, &err),
+    CHECK_INT_EQ(docauth_session_start(rt, fd, params, e, p, on_event, state, free_state, &session, &err),
                  DOCAUTH_RESULT_OK);
-    /* The session keeps its own references. */
+    docauth_error_free(err);
     docauth_engine_free(e);
     docauth_credentials_provider_free(p);
+    return session;
+}
+
+static void test_refused_database_over_a_unix_socketpair(void) {
+    docauth_runtime *rt = NULL;
+    CHECK_INT_EQ(docauth_runtime_new(1, &rt, NULL), DOCAUTH_RESULT_OK);
+    int pair[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, pair) == 0);
+    host_state state = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0};
+    docauth_session *session = start_session_to_refused_port(rt, pair[1], "test", &state);
+    docauth_error *err = NULL;
     docauth_session_stats stats;
     memset(&stats, 0xff, sizeof stats);
     CHECK_INT_EQ(docauth_session_wait(session, &stats, &err), DOCAUTH_RESULT_CONNECT_FAILED);
@@ -148,24 +158,12 @@ static const unsigned char HELLO[] = {
 static void test_connection_level_deny(void) {
     docauth_runtime *rt = NULL;
     CHECK_INT_EQ(docauth_runtime_new(1, &rt, NULL), DOCAUTH_RESULT_OK);
-    docauth_engine *e = engine();
-    docauth_credentials_provider *p = provider();
     int pair[2];
     CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, pair) == 0);
-    /* The role allows db name "test" only; the session asks for "admin". */
-    char params[512];
-    snprintf(params, sizeof params,
-             "{\"identity\": {\"user\": \"alice\", \"roles\": [\"access\"]}, \"database\": \"my-docdb\","
-             " \"database_uri\": \"mongodb://127.0.0.1:%d/?tls=false\","
-             " \"db_user\": \"teleport-docdb-user\", \"db_name\": \"admin\"}",
-             refused_port());
     host_state state = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0};
-    docauth_session *session = NULL;
+    /* The role allows db name "test" only; the session asks for "admin". */
+    docauth_session *session = start_session_to_refused_port(rt, pair[1], "admin", &state);
     docauth_error *err = NULL;
-    CHECK_INT_EQ(docauth_session_start(rt, pair[1], params, e, p, on_event, &state, free_state, &session, &err),
-                 DOCAUTH_RESULT_OK);
-    docauth_engine_free(e);
-    docauth_credentials_provider_free(p);
     CHECK(write(pair[0], HELLO, sizeof HELLO) == (ssize_t)sizeof HELLO);
     unsigned char reply[4096];
     size_t got = 0;
