@@ -37,6 +37,17 @@ fn settings(moto: &Moto, setup: &Setup, extra: serde_json::Value) -> ProviderSet
     serde_json::from_value(json).unwrap()
 }
 
+/// A provider built from `settings`, and the error its resolution of `db_user` ends with.
+async fn failed_resolution(
+    settings: ProviderSettings,
+    db_user: &str,
+    session_user: Option<&str>,
+) -> (CredentialsProvider, docauth::Error) {
+    let provider = CredentialsProvider::new(settings).await.unwrap();
+    let e = provider.resolve(db_user, session_user).await.unwrap_err();
+    (provider, e)
+}
+
 fn assumed_arn(setup: &Setup, role: &str, session: &str) -> String {
     format!(
         "arn:aws:sts::{}:assumed-role/{role}/{session}",
@@ -147,20 +158,15 @@ async fn role_chaining_sends_the_external_id_on_the_first_hop_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_external_id_is_access_denied_with_the_fix() {
     let (moto, setup) = Moto::start(0);
-    let provider = CredentialsProvider::new(settings(
+    let wrong_id = settings(
         &moto,
         &setup,
         serde_json::json!({"database": {
             "assume_role_arn": setup.assume_role_arn,
             "external_id": "not-the-external-id",
         }}),
-    ))
-    .await
-    .unwrap();
-    let e = provider
-        .resolve("teleport-docdb-user", Some("alice"))
-        .await
-        .unwrap_err();
+    );
+    let (_, e) = failed_resolution(wrong_id, "teleport-docdb-user", Some("alice")).await;
     assert_eq!(e.code(), ResultCode::AwsAssumeRoleDenied, "{e:?}");
     let m = e.message();
     eprintln!("wrong external id:\n{m}");
@@ -175,17 +181,12 @@ async fn a_wrong_external_id_is_access_denied_with_the_fix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trust_policy_without_the_caller_is_access_denied_with_both_arns() {
     let (moto, setup) = Moto::start(0);
-    let provider = CredentialsProvider::new(settings(
+    let direct = settings(
         &moto,
         &setup,
         serde_json::json!({"database": {"account_id": setup.account}}),
-    ))
-    .await
-    .unwrap();
-    let e = provider
-        .resolve("untrusted-role", Some("alice"))
-        .await
-        .unwrap_err();
+    );
+    let (_, e) = failed_resolution(direct, "untrusted-role", Some("alice")).await;
     assert_eq!(e.code(), ResultCode::AwsAssumeRoleDenied, "{e:?}");
     let m = e.message();
     assert!(m.contains(&setup.user_arn), "{m}");
@@ -197,20 +198,15 @@ async fn a_trust_policy_without_the_caller_is_access_denied_with_both_arns() {
     );
 
     // Chained: the second hop's caller is the first hop's session, named as such.
-    let chained = CredentialsProvider::new(settings(
+    let chained = settings(
         &moto,
         &setup,
         serde_json::json!({"database": {
             "assume_role_arn": setup.assume_role_arn,
             "external_id": setup.external_id,
         }}),
-    ))
-    .await
-    .unwrap();
-    let e = chained
-        .resolve("untrusted-role", Some("alice"))
-        .await
-        .unwrap_err();
+    );
+    let (_, e) = failed_resolution(chained, "untrusted-role", Some("alice")).await;
     assert_eq!(e.code(), ResultCode::AwsAssumeRoleDenied, "{e:?}");
     assert!(
         e.message()
@@ -520,11 +516,7 @@ async fn rejected_keys_say_so_without_showing_them() {
         "type": "static", "access_key_id": setup.access_key_id, "secret_access_key": wrong_secret
     }))
     .unwrap();
-    let provider = CredentialsProvider::new(s).await.unwrap();
-    let e = provider
-        .resolve("teleport-docdb-user", None)
-        .await
-        .unwrap_err();
+    let (provider, e) = failed_resolution(s, "teleport-docdb-user", None).await;
     assert_eq!(e.code(), ResultCode::AwsInvalidToken, "{e:?}");
     assert!(e.message().contains("SignatureDoesNotMatch"), "{e:?}");
     assert!(e.message().contains(&moto.url), "{e:?}");
@@ -537,11 +529,7 @@ async fn rejected_keys_say_so_without_showing_them() {
         "secret_access_key": "unknownSECRETunknownSECRET", "session_token": token
     }))
     .unwrap();
-    let provider = CredentialsProvider::new(s).await.unwrap();
-    let e = provider
-        .resolve("teleport-docdb-user", None)
-        .await
-        .unwrap_err();
+    let (provider, e) = failed_resolution(s, "teleport-docdb-user", None).await;
     assert_eq!(e.code(), ResultCode::AwsInvalidToken, "{e:?}");
     assert!(e.message().contains("InvalidClientTokenId"), "{e:?}");
     assert_no_secret(
@@ -552,24 +540,16 @@ async fn rejected_keys_say_so_without_showing_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_and_silent_sts_endpoints_name_the_endpoint_and_timeout() {
-    let (_moto, setup) = Moto::start(0);
+    let (moto, setup) = Moto::start(0);
     // A closed port: connection refused.
     let closed = format!("http://127.0.0.1:{}", common::free_port());
-    let provider = CredentialsProvider::new(
-        serde_json::from_value(serde_json::json!({
-            "source": {"type": "static", "access_key_id": setup.access_key_id,
-                       "secret_access_key": setup.secret_access_key},
-            "region": "us-east-1", "sts_endpoint": closed, "connect_timeout_ms": 500,
-            "database": {"account_id": setup.account},
-        }))
-        .unwrap(),
-    )
-    .await
-    .unwrap();
-    let e = provider
-        .resolve("teleport-docdb-user", None)
-        .await
-        .unwrap_err();
+    let refused = settings(
+        &moto,
+        &setup,
+        serde_json::json!({"sts_endpoint": closed, "connect_timeout_ms": 500,
+                           "database": {"account_id": setup.account}}),
+    );
+    let (_, e) = failed_resolution(refused, "teleport-docdb-user", None).await;
     assert_eq!(e.code(), ResultCode::AwsStsUnreachable, "{e:?}");
     assert!(e.message().contains(&closed), "{e:?}");
     assert!(e.message().contains("connect_timeout_ms 500"), "{e:?}");
@@ -577,21 +557,13 @@ async fn unreachable_and_silent_sts_endpoints_name_the_endpoint_and_timeout() {
     // A listener that accepts and never answers: the operation timeout.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", silent.local_addr().unwrap());
-    let provider = CredentialsProvider::new(
-        serde_json::from_value(serde_json::json!({
-            "source": {"type": "static", "access_key_id": setup.access_key_id,
-                       "secret_access_key": setup.secret_access_key},
-            "region": "us-east-1", "sts_endpoint": url, "operation_timeout_ms": 700,
-            "database": {"account_id": setup.account},
-        }))
-        .unwrap(),
-    )
-    .await
-    .unwrap();
-    let e = provider
-        .resolve("teleport-docdb-user", None)
-        .await
-        .unwrap_err();
+    let unanswered = settings(
+        &moto,
+        &setup,
+        serde_json::json!({"sts_endpoint": url, "operation_timeout_ms": 700,
+                           "database": {"account_id": setup.account}}),
+    );
+    let (_, e) = failed_resolution(unanswered, "teleport-docdb-user", None).await;
     assert_eq!(e.code(), ResultCode::AwsStsUnreachable, "{e:?}");
     eprintln!("silent STS:\n{}", e.message());
     assert!(e.message().contains(&url), "{e:?}");
