@@ -45,6 +45,16 @@ fn clean_env(dir: &PathBuf) {
     );
 }
 
+/// The web-identity environment a pod gets (token file `name` in `dir`, the role, session
+/// name `web-session`, which the db user's role trusts: moto compares the session ARN exactly).
+fn set_web_identity_env(dir: &std::path::Path, name: &str, jwt: &str, role_arn: &str) {
+    let token = dir.join(name);
+    std::fs::write(&token, jwt).unwrap();
+    std::env::set_var("AWS_WEB_IDENTITY_TOKEN_FILE", &token);
+    std::env::set_var("AWS_ROLE_ARN", role_arn);
+    std::env::set_var("AWS_ROLE_SESSION_NAME", "web-session");
+}
+
 fn closed_port_url() -> String {
     format!("http://127.0.0.1:{}", common::free_port())
 }
@@ -183,15 +193,12 @@ async fn web_identity_credentials_are_used(dir: &PathBuf) {
     // through unsigned, everything after it is signature-checked.
     let (moto, setup) = Moto::start(1);
     clean_env(dir);
-    let token = dir.join("web-identity-token");
-    std::fs::write(
-        &token,
+    set_web_identity_env(
+        dir,
+        "web-identity-token",
         "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJkb2NkYiJ9.c2lnbmF0dXJl",
-    )
-    .unwrap();
-    std::env::set_var("AWS_WEB_IDENTITY_TOKEN_FILE", &token);
-    std::env::set_var("AWS_ROLE_ARN", &setup.web_identity_role_arn);
-    std::env::set_var("AWS_ROLE_SESSION_NAME", "web-session");
+        &setup.web_identity_role_arn,
+    );
     // No sts_endpoint in the configuration: AWS_ENDPOINT_URL_STS is honoured.
     std::env::set_var("AWS_ENDPOINT_URL_STS", &moto.url);
     let p = provider(serde_json::json!({
@@ -216,16 +223,12 @@ async fn web_identity_uses_the_configured_sts_endpoint(dir: &PathBuf) {
     // AssumeRoleWithWebIdentity would go to sts.us-east-1.amazonaws.com (unreachable here).
     let (moto, setup) = Moto::start(1);
     clean_env(dir);
-    let token = dir.join("web-identity-token-2");
-    std::fs::write(
-        &token,
+    set_web_identity_env(
+        dir,
+        "web-identity-token-2",
         "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJkb2NkYi0yIn0.c2lnbmF0dXJl\n",
-    )
-    .unwrap();
-    std::env::set_var("AWS_WEB_IDENTITY_TOKEN_FILE", &token);
-    std::env::set_var("AWS_ROLE_ARN", &setup.web_identity_role_arn);
-    // The session name the db user role trusts (moto compares the session ARN exactly).
-    std::env::set_var("AWS_ROLE_SESSION_NAME", "web-session");
+        &setup.web_identity_role_arn,
+    );
     assert!(std::env::var_os("AWS_ENDPOINT_URL_STS").is_none());
     assert!(std::env::var_os("AWS_ENDPOINT_URL").is_none());
     let p = provider(serde_json::json!({
