@@ -75,6 +75,9 @@ fn a_message_a_role_denies_gets_code_13_naming_the_database_and_rule_and_the_ses
     drop(client);
     let stats = session.wait().unwrap();
     assert_eq!(stats.denied, 2);
+    // The dispatcher thread delivers the events after the session has ended; in order, so
+    // once the end event is here every query event is too.
+    audit.wait_for("db.session.end");
     let failed = audit.of_kind("db.session.query.failed");
     assert_eq!(failed.len(), 2);
     let reason = failed[0]["reason"].as_str().unwrap_or_default().to_string();

@@ -316,6 +316,9 @@ fn every_database_a_command_reaches_is_judged() {
     assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0, "{:?}", reply.doc);
     drop(client);
     session.wait().unwrap();
+    // The dispatcher thread delivers the events after the session has ended; in order, so
+    // once the end event is here every query event is too.
+    audit.wait_for("db.session.end");
     let failed = audit.of_kind("db.session.query.failed");
     assert_eq!(failed.len(), 4);
     assert!(failed.iter().all(|e| e["databases"]
