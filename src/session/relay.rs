@@ -229,7 +229,25 @@ where
                     continue;
                 }
             };
-            let (allowed, reason) = decide(judge, &access);
+            let (mut allowed, mut reason) = decide(judge, &access);
+            // A handshake goes upstream only without the client's authentication and
+            // compression fields; if it cannot be rewritten it is refused, never forwarded as is.
+            let mut stripped = None;
+            if allowed
+                && access.class == CommandClass::Connection
+                && wire::HANDSHAKE_COMMANDS.contains(&access.command.as_str())
+            {
+                match wire::strip_handshake(&message) {
+                    Ok(m) => stripped = Some(m),
+                    Err(e) => {
+                        allowed = false;
+                        reason = format!(
+                            "the handshake could not be rewritten without its authentication and compression fields: {}",
+                            e.message()
+                        );
+                    }
+                }
+            }
             let databases = access.databases();
             if audit_on {
                 audit.emit(&fields.query(
@@ -241,15 +259,7 @@ where
                 ));
             }
             if allowed {
-                let forwarded;
-                let bytes = if access.class == CommandClass::Connection
-                    && wire::HANDSHAKE_COMMANDS.contains(&access.command.as_str())
-                {
-                    forwarded = wire::strip_handshake(&message).unwrap_or_else(|_| message.clone());
-                    forwarded.bytes()
-                } else {
-                    message.bytes()
-                };
+                let bytes = stripped.as_ref().unwrap_or(&message).bytes();
                 upstream_write
                     .write_all(bytes)
                     .await
