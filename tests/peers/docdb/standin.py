@@ -167,6 +167,73 @@ class AuthEvent:
     reason: str  # on failure: why (what STS said, or which check failed)
 
 
+@dataclasses.dataclass(frozen=True)
+class Received:
+    """One message that reached the stand-in on an authenticated connection, as it arrived
+    (before the stand-in answered, relayed or refused it)."""
+
+    connection_id: int
+    request_id: int
+    op_code: int
+    raw: bytes
+
+
+class MessageRecorder:
+    """Records every message that reaches the stand-in after authentication: the ground
+    truth of "what a proxy in front of it forwarded" (the adversarial corpus reads it).
+
+    `hold_back` (request ids): such a message is recorded but neither relayed to the backend
+    nor run by the stand-in; it is answered with `HELD_BACK` (no answer for `moreToCome`, and
+    a message the stand-in cannot parse closes the connection as usual). A corpus sends
+    messages that a proxy must never forward (`shutdown`, `dropDatabase` of other databases,
+    `logout`...): one that gets through anyway is reported from the recording and must not
+    take down the backend or the upstream session the rest of the corpus runs on.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._received: list[Received] = []
+        self._authenticated: list[int] = []
+        self._closed: set[int] = set()
+        self.hold_back: set[int] = set()
+
+    def add(self, connection_id: int, msg: wire.Message) -> bool:
+        """Records `msg`; True when it is to be held back."""
+        with self._lock:
+            self._received.append(Received(connection_id, msg.request_id, msg.op_code, msg.raw))
+            return msg.request_id in self.hold_back
+
+    def authenticated(self, connection_id: int) -> None:
+        with self._lock:
+            self._authenticated.append(connection_id)
+
+    def closed(self, connection_id: int) -> None:
+        with self._lock:
+            self._closed.add(connection_id)
+
+    def received(self, since: int = 0) -> list[Received]:
+        """Messages recorded so far, from index `since` on (use `len(recorder)` as a mark)."""
+        with self._lock:
+            return self._received[since:]
+
+    def is_closed(self, connection_id: int) -> bool:
+        with self._lock:
+            return connection_id in self._closed
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._received)
+
+
+# What a held-back message gets (see MessageRecorder): an error no real server sends.
+HELD_BACK = {
+    "ok": 0.0,
+    "errmsg": "DocumentDB stand-in: message recorded and held back (a proxy forwarded it; it was not run)",
+    "code": 0,
+    "codeName": "HeldBackByStandIn",
+}
+
+
 class _BackendClosed(Exception):
     pass
 
@@ -211,6 +278,8 @@ class _ClientConnection:
             log.info("conn %d (%s): connection lost: %s", self.cid, self.peer, e)
         finally:
             await self.close()
+            if self.user is not None and self.standin.recorder is not None:
+                self.standin.recorder.closed(self.cid)
 
     async def close(self) -> None:
         for w in ([self.backend[1]] if self.backend else []) + [self.writer]:
@@ -227,6 +296,9 @@ class _ClientConnection:
 
     async def handle(self, msg: wire.Message) -> bool:
         """Handle one client message; False closes the connection."""
+        recorder = self.standin.recorder
+        if self.user is not None and recorder is not None and recorder.add(self.cid, msg):
+            return await self.held_back(msg)
         if msg.op_code == wire.OP_COMPRESSED:
             log.warning("conn %d: OP_COMPRESSED but no compression was negotiated; closing", self.cid)
             return False
@@ -253,6 +325,19 @@ class _ClientConnection:
         if cmd.kind == wire.OP_MSG and cmd.flags & wire.MSG_MORE_TO_COME:
             return True  # the client asked for no reply
         await self.send(wire.reply_for(cmd, msg.request_id, reply, self.standin.next_request_id()))
+        return True
+
+    async def held_back(self, msg: wire.Message) -> bool:
+        """Answers a held-back message (see MessageRecorder) without running it."""
+        rid = self.standin.next_request_id()
+        if msg.op_code == wire.OP_QUERY:
+            await self.send(wire.op_reply(msg.request_id, dict(HELD_BACK), rid))
+        elif msg.op_code == wire.OP_MSG:
+            if not wire.msg_flags(msg) & wire.MSG_MORE_TO_COME:
+                await self.send(wire.op_msg_reply(msg.request_id, dict(HELD_BACK), rid))
+        else:
+            log.warning("conn %d: held back opcode %d; closing", self.cid, msg.op_code)
+            return False
         return True
 
     # -- locally answered commands ---------------------------------------------------------
@@ -342,6 +427,8 @@ class _ClientConnection:
                 log.error("conn %d: backend %s:%d unreachable: %s", self.cid, *self.standin.backend, e)
                 return error_doc(6, "HostUnreachable", "Authentication succeeded but the cluster is unavailable")
         self.user = user
+        if self.standin.recorder is not None:
+            self.standin.recorder.authenticated(self.cid)
         self.standin.record(AuthEvent(self.cid, True, principal, f"STS caller {answer.arn}"))
         log.info("conn %d: authenticated as %s (STS caller %s)", self.cid, principal, answer.arn)
         return {"conversationId": conv.conversation_id, "done": True, "payload": bson.Binary(b"", 0), "ok": 1.0}
@@ -404,6 +491,8 @@ class DocDbStandIn:
         self.ssl_context.load_cert_chain(str(tls_cert), str(tls_key))
         self.events: list[AuthEvent] = []
         self._events_lock = threading.Lock()
+        # Set to a MessageRecorder to record what reaches the stand-in after authentication.
+        self.recorder: MessageRecorder | None = None
         self._request_ids = itertools.count(1)
         self._connection_ids = itertools.count(1)
         self._server: asyncio.base_events.Server | None = None
