@@ -94,7 +94,7 @@ func codeOf(err error) int32 {
 
 func main() {
 	uri := flag.String("uri", "", "MongoDB URI (required)")
-	workload := flag.String("workload", "full", "full | short")
+	workload := flag.String("workload", "full", "full | short | traffic (ordinary driver traffic only, see traffic.go)")
 	dbName := flag.String("db", "test", "the allowed database")
 	coll := flag.String("coll", "e2e_go", "collection name in -db (dropped before and after)")
 	marker := flag.String("marker", "MARKER", "prefix of every document value written")
@@ -102,7 +102,7 @@ func main() {
 	bigMiB := flag.Int("big-mib", 15, "size of the big document's string, MiB")
 	timeout := flag.Duration("timeout", 120*time.Second, "deadline of each step")
 	flag.Parse()
-	if *uri == "" || (*workload != "full" && *workload != "short") {
+	if *uri == "" || (*workload != "full" && *workload != "short" && *workload != "traffic") {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -113,6 +113,11 @@ func main() {
 		os.Exit(2)
 	}
 	r := &runner{client: client, timeout: *timeout, report: Report{Driver: "go.mongodb.org/mongo-driver v1"}}
+	if *workload == "traffic" {
+		trafficWorkload(r, *uri, *dbName, *coll)
+		finish(r, client)
+		return
+	}
 	db := client.Database(*dbName)
 	c := db.Collection(*coll)
 	big := db.Collection(*coll + "_big")
@@ -286,6 +291,11 @@ func main() {
 		return nil, c.Drop(ctx)
 	})
 
+	finish(r, client)
+}
+
+// finish disconnects (recording a failure as a step) and prints the report.
+func finish(r *runner, client *mongo.Client) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := client.Disconnect(ctx); err != nil {
