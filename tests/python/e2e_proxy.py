@@ -52,7 +52,7 @@ def missing(what: str) -> None:
 def proxy_command(kind: str) -> list[str]:
     """The command line of one example proxy, less its config file argument."""
     if kind == "c":
-        path = BUILD / "examples" / "docauth-proxy"
+        path = Path(os.environ.get("DOCAUTH_C_PROXY", BUILD / "examples" / "docauth-proxy"))
         cmd = [str(path)]
     elif kind == "go":
         path = BUILD / "examples" / "docauth-proxy-go"
@@ -63,7 +63,7 @@ def proxy_command(kind: str) -> list[str]:
     else:
         raise ValueError(kind)
     if not path.exists():
-        missing(f"{path.relative_to(REPO)} missing: run `make test-python` (it builds the example proxies)")
+        missing(f"{path} missing: run `make test-python` (it builds the example proxies)")
     return cmd
 
 
