@@ -14,9 +14,12 @@ use docauth::ResultCode;
 
 fn exercise(client: &mut Client, server: &TestServer, audit: &Collected) {
     // The client's hello goes to the server without speculativeAuthenticate, compression or
-    // saslSupportedMechs (no client authentication, nor its negotiation, reaches the server).
+    // saslSupportedMechs (no client authentication, nor its negotiation, reaches the server),
+    // and without its `client` metadata: the server (as mongod, code 186) takes it only in the
+    // connection's first hello, which was the proxy's own.
     let (id, reply) = client.command(doc! {
         "hello": 1, "helloOk": true, "$db": "admin",
+        "client": {"driver": {"name": "PyMongo", "version": "4.10"}, "os": {"type": "Linux"}},
         "speculativeAuthenticate": {"saslStart": 1, "mechanism": "SCRAM-SHA-256", "db": "admin"},
         "compression": ["zstd", "zlib"],
         "saslSupportedMechs": "admin.alice",
@@ -36,6 +39,7 @@ fn exercise(client: &mut Client, server: &TestServer, audit: &Collected) {
     assert!(!client_hello.contains_key("speculativeAuthenticate"));
     assert!(!client_hello.contains_key("compression"));
     assert!(!client_hello.contains_key("saslSupportedMechs"));
+    assert!(!client_hello.contains_key("client"));
     assert!(client_hello.contains_key("$db"));
     assert!(server
         .seen

@@ -1,7 +1,7 @@
 //! The relay: client messages are framed, analysed and judged; allowed ones are forwarded
 //! to the database as the client's original bytes (only a `hello`/`isMaster` that carried
-//! `speculativeAuthenticate`, `compression` or `saslSupportedMechs` is re-encoded without
-//! them); denied ones are answered with a MongoDB error of the request's kind (code 13,
+//! `speculativeAuthenticate`, `compression`, `saslSupportedMechs` or `client` metadata is
+//! re-encoded without them: see [`wire::STRIPPED_HANDSHAKE_KEYS`]); denied ones are answered with a MongoDB error of the request's kind (code 13,
 //! `responseTo` set) and the session goes on. Database replies are relayed back frame by
 //! frame.
 

@@ -199,11 +199,19 @@ pub fn unauthorized_reply(
 
 /// Keys removed from a client's `hello`/`isMaster` before it goes upstream: no client
 /// authentication (or its mechanism negotiation for a user of the client's choosing) reaches
-/// the server, and compression is negotiated away.
+/// the server, compression is negotiated away, and the client's `client` metadata is dropped.
+///
+/// `client` because the upstream connection's first hello was the proxy's own: mongod
+/// finalizes a connection's metadata at its first `hello`/`isMaster`, with or without a
+/// `client` document (`ClientMetadata::tryFinalize` in `CmdHello::run`,
+/// `src/mongo/db/repl/replication_info.cpp`), and refuses any later hello that carries one
+/// with code 186, ClientMetadataCannotBeMutated. Relaying the driver's metadata would make
+/// every driver's first hello fail on a real server.
 pub const STRIPPED_HANDSHAKE_KEYS: &[&str] = &[
     "speculativeAuthenticate",
     "compression",
     "saslSupportedMechs",
+    "client",
 ];
 
 fn without_keys(doc: &RawDocument, keys: &[&str]) -> Result<RawDocumentBuf> {
@@ -217,9 +225,9 @@ fn without_keys(doc: &RawDocument, keys: &[&str]) -> Result<RawDocumentBuf> {
     Ok(out)
 }
 
-/// For a client `hello`/`isMaster` (OP_MSG or OP_QUERY): the same message without
-/// `speculativeAuthenticate`, `saslSupportedMechs` and `compression` (so no client
-/// authentication reaches the server and compression is negotiated away). Any other message is returned unchanged
+/// For a client `hello`/`isMaster` (OP_MSG or OP_QUERY): the same message without the
+/// [`STRIPPED_HANDSHAKE_KEYS`] (`speculativeAuthenticate`, `saslSupportedMechs`,
+/// `compression`, `client`). Any other message is returned unchanged
 /// (a cheap clone). The rewritten message keeps its requestID, drops any checksum, and is
 /// never compressed.
 pub fn strip_handshake(message: &Message) -> Result<Message> {

@@ -434,7 +434,7 @@ fn error_reply_matches_the_request_kind() {
 // ---------------------------------------------------------------- handshake
 
 #[test]
-fn strip_handshake_removes_speculative_auth_sasl_mechs_and_compression() {
+fn strip_handshake_removes_speculative_auth_sasl_mechs_compression_and_client_metadata() {
     let body = doc! {
         "hello": 1, "$db": "admin", "client": {"driver": {"name": "x"}},
         "compression": ["snappy", "zstd"],
@@ -447,12 +447,18 @@ fn strip_handshake_removes_speculative_auth_sasl_mechs_and_compression() {
     assert_eq!(a.class, CommandClass::Connection);
     let s = strip_handshake(&m).unwrap();
     let out = todoc(s.op_msg().unwrap().body());
-    assert_eq!(
-        out,
-        doc! {"hello": 1, "$db": "admin", "client": {"driver": {"name": "x"}}}
-    );
+    assert_eq!(out, doc! {"hello": 1, "$db": "admin"});
     assert_eq!(s.header().request_id, m.header().request_id);
     assert!(!analyse(&s).unwrap().speculative_authenticate);
+    // `client` alone is enough: the upstream connection's first hello was the proxy's.
+    let m = op_msg(
+        doc! {"hello": 1, "helloOk": true, "client": {"application": {"name": "app"}}, "$db": "admin"},
+    );
+    let s = strip_handshake(&m).unwrap();
+    assert_eq!(
+        todoc(s.op_msg().unwrap().body()),
+        doc! {"hello": 1, "helloOk": true, "$db": "admin"}
+    );
     // saslSupportedMechs alone is enough to re-encode the hello without it.
     let m = op_msg(doc! {"hello": 1, "saslSupportedMechs": "admin.root", "$db": "admin"});
     let s = strip_handshake(&m).unwrap();
@@ -471,7 +477,7 @@ fn strip_handshake_removes_speculative_auth_sasl_mechs_and_compression() {
     assert_eq!(s.op_query().unwrap().full_collection_name, "admin.$cmd");
     let q = op_query(
         "admin.$cmd",
-        doc! {"$query": {"ismaster": 1, "compression": ["zlib"]}, "$readPreference": {"mode": "primary"}},
+        doc! {"$query": {"ismaster": 1, "compression": ["zlib"], "client": {"driver": {"name": "legacy"}}}, "$readPreference": {"mode": "primary"}},
     );
     let s = strip_handshake(&q).unwrap();
     assert_eq!(

@@ -371,6 +371,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     options: ServerOptions,
 ) {
     let mut authenticated = false;
+    // mongod finalizes a connection's client metadata at its first hello, with or without a
+    // `client` document (`ClientMetadata::tryFinalize`, src/mongo/db/repl/replication_info.cpp).
+    let mut said_hello = false;
     let mut nonce: Vec<u8> = Vec::new();
     let mut next_id = 1;
     loop {
@@ -400,7 +403,31 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             seen.commands.lock().unwrap().push(cmd.clone());
         }
         let name = cmd.keys().next().cloned().unwrap_or_default();
+        let handshake = matches!(name.as_str(), "hello" | "isMaster" | "ismaster");
+        let metadata_again = handshake && said_hello && cmd.contains_key("client");
+        said_hello |= handshake;
         let reply = match name.as_str() {
+            // mongod 5.1+ runs only the handshake (and a few deprecated commands) over OP_QUERY
+            // (checkAllowedOpQueryCommand, src/mongo/rpc/check_allowed_op_query_cmd.cpp).
+            _ if legacy
+                && !matches!(
+                    name.as_str(),
+                    "hello"
+                        | "isMaster"
+                        | "ismaster"
+                        | "buildinfo"
+                        | "buildInfo"
+                        | "saslStart"
+                        | "saslContinue"
+                ) =>
+            {
+                doc! {"ok": 0.0, "code": 352, "codeName": "UnsupportedOpQueryCommand",
+                "errmsg": format!("Unsupported OP_QUERY command: {name}. The client driver may require an upgrade.")}
+            }
+            _ if metadata_again => doc! {
+                "ok": 0.0, "code": 186, "codeName": "ClientMetadataCannotBeMutated",
+                "errmsg": "The client metadata document may only be sent in the first hello",
+            },
             "hello" | "isMaster" | "ismaster" => doc! {
                 "isWritablePrimary": true, "ismaster": true, "maxBsonObjectSize": 16_777_216,
                 "maxMessageSizeBytes": 48_000_000, "maxWireVersion": 13, "minWireVersion": 0, "ok": 1.0,

@@ -232,6 +232,62 @@ def test_legacy_op_query_hello_and_unauthorized(docdb):
         assert doc["ok"] == 0 and doc["code"] == 13 and doc["errmsg"] == "Command find requires authentication"
 
 
+def _op_query(request_id: int, namespace: str, query: dict) -> bytes:
+    body = struct.pack("<i", 0) + namespace.encode() + b"\x00" + struct.pack("<ii", 0, -1) + bson.encode(query)
+    return wire.HEADER.pack(16 + len(body), request_id, 0, wire.OP_QUERY) + body
+
+
+@pytest.mark.parametrize("first", [{"hello": 1, "client": {"application": {"name": "first"}}}, {"hello": 1}])
+def test_client_metadata_only_in_the_first_hello_as_mongod(docdb, first):
+    """mongod finalizes the metadata at a connection's first hello, with or without `client`:
+    any later hello carrying `client` gets 186 (and one without it still works)."""
+    with _tls_socket(docdb, docdb.port) as s:
+        doc = wire.decode_reply(_roundtrip(s, _op_msg({**first, "$db": "admin"}, 1)))
+        assert doc["ok"] == 1.0 and doc["isWritablePrimary"] is True
+        for n, name in enumerate(("hello", "isMaster", "ismaster")):
+            reply = _roundtrip(s, _op_msg({name: 1, "client": {"application": {"name": "again"}}, "$db": "admin"}, 10 + n))
+            assert reply.response_to == 10 + n
+            doc = wire.decode_reply(reply)
+            assert doc == {
+                "ok": 0.0,
+                "errmsg": "The client metadata document may only be sent in the first hello",
+                "code": 186,
+                "codeName": "ClientMetadataCannotBeMutated",
+            }
+        # the same refusal over OP_QUERY, answered with an OP_REPLY
+        reply = _roundtrip(s, _op_query(20, "admin.$cmd", {"isMaster": 1, "client": {"driver": {"name": "x"}}}))
+        assert reply.op_code == wire.OP_REPLY and wire.decode_reply(reply)["code"] == 186
+        assert wire.decode_reply(_roundtrip(s, _op_msg({"hello": 1, "$db": "admin"}, 21)))["ok"] == 1.0
+    # a new connection starts over
+    with _tls_socket(docdb, docdb.port) as s:
+        doc = wire.decode_reply(_roundtrip(s, _op_msg({"hello": 1, "client": {"application": {"name": "x"}}, "$db": "admin"}, 1)))
+        assert doc["ok"] == 1.0
+
+
+def test_op_query_only_for_the_handshake_as_mongod_5_1(docdb):
+    with _tls_socket(docdb, docdb.port) as s:
+        for n, cmd in enumerate(({"ping": 1}, {"find": "x"}, {"listDatabases": 1}, {"$query": {"insert": "x"}})):
+            reply = _roundtrip(s, _op_query(30 + n, "admin.$cmd", cmd))
+            assert reply.op_code == wire.OP_REPLY and reply.response_to == 30 + n
+            name = next(iter(cmd.get("$query", cmd)))
+            doc = wire.decode_reply(reply)
+            assert doc["code"] == 352 and doc["codeName"] == "UnsupportedOpQueryCommand", doc
+            assert doc["errmsg"].startswith(f"Unsupported OP_QUERY command: {name}.")
+        # a legacy find on a collection: OP_REPLY with QueryFailure and $err, code 5739101
+        reply = _roundtrip(s, _op_query(40, "test.x", {}))
+        assert reply.op_code == wire.OP_REPLY and reply.response_to == 40
+        (flags,) = struct.unpack_from("<i", reply.body, 0)
+        assert flags & wire.REPLY_QUERY_FAILURE
+        assert wire.decode_reply(reply) == {
+            "$err": "OP_QUERY is no longer supported. The client driver may require an upgrade.",
+            "code": 5739101,
+            "ok": 0.0,
+        }
+        # the handshake over OP_QUERY still works on the same connection
+        doc = wire.decode_reply(_roundtrip(s, _op_query(41, "admin.$cmd", {"isMaster": 1})))
+        assert doc["ismaster"] is True
+
+
 def test_certificates_as_presented(docdb):
     # main: SANs; legacy: CN only, no SAN at all; untrusted: not in the bundle; expired.
     with _tls_socket(docdb, docdb.port) as s:

@@ -26,6 +26,24 @@ What it does, the way Amazon DocumentDB 5.0 does it:
   dropped); a backend reply with `moreToCome` (exhaust) is followed by more replies.
 * OP_COMPRESSED (never negotiated) and the removed legacy opcodes close the connection.
 
+Rules of a real mongod it enforces, so that tests see what a real server would refuse:
+
+* **Client metadata only in a connection's first hello** (code 186,
+  ClientMetadataCannotBeMutated, "The client metadata document may only be sent in the first
+  hello"). mongod finalizes a connection's metadata at its *first* `hello`/`isMaster`, whether
+  or not that one carried `client` (`ClientMetadata::tryFinalize` in `CmdHello::run`,
+  `src/mongo/db/repl/replication_info.cpp`; `ClientMetadata::setFromMetadata` in
+  `src/mongo/rpc/metadata/client_metadata.cpp` raises 186 once finalized; FerretDB issue #2989
+  shows the reply). A proxy that said hello upstream itself must not relay its client's
+  `client` document.
+* **OP_QUERY only for the handshake** (MongoDB 5.1+): a command on `<db>.$cmd` other than
+  `hello`/`isMaster`/`ismaster` (and the still "temporarily allowed" `buildinfo`/`buildInfo`,
+  `saslStart`, `saslContinue`, `authenticate`, `_isSelf`) gets code 352,
+  UnsupportedOpQueryCommand (`checkAllowedOpQueryCommand`,
+  `src/mongo/rpc/check_allowed_op_query_cmd.cpp`); an OP_QUERY that is not a command gets an
+  OP_REPLY with the QueryFailure flag and `{$err: "OP_QUERY is no longer supported...", code:
+  5739101}` (`makeErrorResponseToUnsupportedOpQuery`, `src/mongo/db/service_entry_point_common.cpp`).
+
 Command line (prints one JSON line `{"listening": "127.0.0.1:PORT", ...}` on stdout when ready):
 
     python -m tests.peers.docdb.standin --listen 127.0.0.1:0 --backend 127.0.0.1:27017 \\
@@ -77,6 +95,39 @@ PRE_AUTH_COMMANDS = frozenset(
 LOCAL_COMMANDS = PRE_AUTH_COMMANDS | {"logout"}
 
 AUTH_FAILED = {"ok": 0.0, "errmsg": "Authentication failed.", "code": 18, "codeName": "AuthenticationFailed"}
+
+HANDSHAKE_COMMANDS = frozenset({"hello", "isMaster", "ismaster"})
+# checkAllowedOpQueryCommand (src/mongo/rpc/check_allowed_op_query_cmd.cpp): the handshake,
+# plus the commands MongoDB 5.1+ still "temporarily" allows over OP_QUERY for old drivers.
+OP_QUERY_COMMANDS = HANDSHAKE_COMMANDS | {
+    "_isSelf",
+    "authenticate",
+    "buildinfo",
+    "buildInfo",
+    "saslContinue",
+    "saslStart",
+}
+
+
+def metadata_mutated() -> dict[str, Any]:
+    return error_doc(186, "ClientMetadataCannotBeMutated", "The client metadata document may only be sent in the first hello")
+
+
+def unsupported_op_query(command: str) -> dict[str, Any]:
+    return error_doc(
+        352,
+        "UnsupportedOpQueryCommand",
+        f"Unsupported OP_QUERY command: {command}. The client driver may require an upgrade. "
+        "For more details see https://dochub.mongodb.org/core/legacy-opcode-removal",
+    )
+
+
+# makeErrorResponseToUnsupportedOpQuery: an OP_REPLY with QueryFailure and a $err document.
+OP_QUERY_REMOVED = {
+    "$err": "OP_QUERY is no longer supported. The client driver may require an upgrade.",
+    "code": 5739101,
+    "ok": 0.0,
+}
 
 _ASSUMED_ROLE = re.compile(r"^arn:([a-z0-9-]+):sts::(\d{12}):assumed-role/([^/]+)/[^/]+$")
 _IAM_PRINCIPAL = re.compile(r"^arn:([a-z0-9-]+):iam::(\d{12}):(user|role)/.+$")
@@ -257,6 +308,8 @@ class _ClientConnection:
         self.backend: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         # Request ids of relayed moreToCome messages (no reply owed to the client).
         self.unanswered: collections.deque[int] = collections.deque(maxlen=1024)
+        # mongod finalizes the client metadata at a connection's first hello.
+        self.said_hello = False
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
 
@@ -305,6 +358,10 @@ class _ClientConnection:
         if msg.op_code not in (wire.OP_MSG, wire.OP_QUERY):
             log.warning("conn %d: opcode %d is not supported; closing", self.cid, msg.op_code)
             return False
+        refusal = self.refused_as_mongod_would(msg)
+        if refusal is not None:
+            await self.send(refusal)
+            return True
         if self.user is not None:
             # Authenticated: relay without decoding, unless it is one of our own commands.
             name = wire.peek_command_name(msg)
@@ -339,6 +396,31 @@ class _ClientConnection:
             log.warning("conn %d: held back opcode %d; closing", self.cid, msg.op_code)
             return False
         return True
+
+    def refused_as_mongod_would(self, msg: wire.Message) -> bytes | None:
+        """The reply of a real mongod to a message it refuses before running it (see the module
+        docstring: OP_QUERY only for the handshake; `client` only in the first hello), or None.
+        Counts the connection's first hello."""
+        if msg.op_code == wire.OP_QUERY:
+            cmd = wire.parse_command(msg)
+            if cmd is None:
+                self.standin.count_refusal("op_query_removed")
+                return wire.op_reply(msg.request_id, OP_QUERY_REMOVED, self.standin.next_request_id(), wire.REPLY_QUERY_FAILURE)
+            if cmd.name not in OP_QUERY_COMMANDS:
+                self.standin.count_refusal("unsupported_op_query")
+                return wire.op_reply(msg.request_id, unsupported_op_query(cmd.name), self.standin.next_request_id())
+        else:
+            if wire.peek_command_name(msg) not in HANDSHAKE_COMMANDS:
+                return None
+            cmd = wire.parse_command(msg)
+        if cmd is None or cmd.name not in HANDSHAKE_COMMANDS:
+            return None
+        first_hello = not self.said_hello
+        self.said_hello = True
+        if "client" in cmd.doc and not first_hello:
+            self.standin.count_refusal("client_metadata_mutated")
+            return wire.reply_for(cmd, msg.request_id, metadata_mutated(), self.standin.next_request_id())
+        return None
 
     # -- locally answered commands ---------------------------------------------------------
 
@@ -493,6 +575,8 @@ class DocDbStandIn:
         self._events_lock = threading.Lock()
         # Set to a MessageRecorder to record what reaches the stand-in after authentication.
         self.recorder: MessageRecorder | None = None
+        # How many messages were refused by each mongod rule (see the module docstring).
+        self.refusals: collections.Counter[str] = collections.Counter()
         self._request_ids = itertools.count(1)
         self._connection_ids = itertools.count(1)
         self._server: asyncio.base_events.Server | None = None
@@ -509,6 +593,15 @@ class DocDbStandIn:
     def record(self, event: AuthEvent) -> None:
         with self._events_lock:
             self.events.append(event)
+
+    def count_refusal(self, rule: str) -> None:
+        with self._events_lock:
+            self.refusals[rule] += 1
+        log.info("refused by mongod's rule %s", rule)
+
+    def refusal_counts(self) -> dict[str, int]:
+        with self._events_lock:
+            return dict(self.refusals)
 
     def auth_events(self) -> list[AuthEvent]:
         with self._events_lock:

@@ -39,6 +39,7 @@ MSG_KNOWN_REQUIRED = MSG_CHECKSUM_PRESENT | MSG_MORE_TO_COME
 # OP_QUERY flags
 QUERY_EXHAUST = 1 << 6
 # OP_REPLY responseFlags
+REPLY_QUERY_FAILURE = 1 << 1
 REPLY_AWAIT_CAPABLE = 1 << 3
 
 HEADER = struct.Struct("<iiii")
@@ -241,9 +242,9 @@ def op_msg_reply(response_to: int, doc: dict[str, Any], request_id: int, flags: 
     return HEADER.pack(HEADER_LEN + len(payload), request_id, response_to, OP_MSG) + payload
 
 
-def op_reply(response_to: int, doc: dict[str, Any], request_id: int) -> bytes:
+def op_reply(response_to: int, doc: dict[str, Any], request_id: int, flags: int = REPLY_AWAIT_CAPABLE) -> bytes:
     # responseFlags, cursorID int64 (0), startingFrom int32, numberReturned int32, documents
-    payload = struct.pack("<iqii", REPLY_AWAIT_CAPABLE, 0, 0, 1) + bson.encode(doc)
+    payload = struct.pack("<iqii", flags, 0, 0, 1) + bson.encode(doc)
     return HEADER.pack(HEADER_LEN + len(payload), request_id, response_to, OP_REPLY) + payload
 
 
