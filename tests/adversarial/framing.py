@@ -25,21 +25,21 @@ from typing import Any, Iterable
 import bson
 from bson.raw_bson import RawBSONDocument
 
-OP_REPLY = 1
-OP_UPDATE = 2001
-OP_INSERT = 2002
-OP_QUERY = 2004
-OP_GET_MORE = 2005
-OP_DELETE = 2006
-OP_KILL_CURSORS = 2007
-OP_COMPRESSED = 2012
-OP_MSG = 2013
-
-CHECKSUM_PRESENT = 1 << 0
-MORE_TO_COME = 1 << 1
-EXHAUST_ALLOWED = 1 << 16
-
-HEADER = struct.Struct("<iiii")
+# Opcodes and flag bits: the stand-in's (tests/ is on sys.path for the corpus and its runner).
+from peers.docdb.wire import (
+    HEADER,
+    OP_COMPRESSED,
+    OP_DELETE,
+    OP_GET_MORE,
+    OP_INSERT,
+    OP_KILL_CURSORS,
+    OP_MSG,
+    OP_QUERY,
+    OP_REPLY,
+    OP_UPDATE,
+)
+from peers.docdb.wire import MSG_CHECKSUM_PRESENT as CHECKSUM_PRESENT
+from peers.docdb.wire import MSG_MORE_TO_COME as MORE_TO_COME
 
 COMPRESSORS = {"snappy": 1, "zlib": 2, "zstd": 3}
 
