@@ -38,8 +38,7 @@ class Case:
     family: str
     build: Callable[[int], bytes]  # request id -> the whole message
     reply_op: int  # the opcode of the error reply it must get (0: no reply at all)
-    # Legacy fire-and-forget writes: mongod closes such a connection too (no reply can
-    # carry the error), so a close is an acceptable refusal there.
+    # A close of the connection is an acceptable refusal (see must_deny).
     closing_ok: bool = False
 
 
@@ -246,6 +245,10 @@ def admin_commands() -> list[tuple[str, Builder]]:
         ("dropUser_admin", msg(t({"dropUser": "root"}, "admin"))),
         ("createUser_admin", msg(t({"createUser": "evil", "pwd": "pw", "roles": ["root"]}, "admin"))),
         ("serverStatus_on_admin", msg(t({"serverStatus": 1}, "admin"))),
+        # DocumentDB's own admin command (DocumentDB developer guide, "Using change streams"):
+        # enables change streams for the named database, or all of them.
+        ("modifyChangeStreams_other", msg(t({"modifyChangeStreams": 1, "database": "other", "collection": "", "enable": True}))),
+        ("modifyChangeStreams_all", msg(t({"modifyChangeStreams": 1, "database": "", "collection": "", "enable": True}, "admin"))),
     ]
     return out
 
@@ -550,6 +553,42 @@ def document_sequences() -> list[tuple[str, Builder]]:
     return out
 
 
+def compression() -> list[tuple[str, Builder]]:
+    """OP_COMPRESSED framing the proxy cannot have decompressed into what the server would
+    read: unknown compressor, a declared size that lies, nested compression, an original
+    opcode that is not a request. The inner message is an allowed `find` in `test`: what is
+    wrong is only the framing, so forwarding any of these forwards something unjudged.
+
+    Sources: mongodb/specifications source/compression/OP_COMPRESSED.md (compressor ids 0-3;
+    "uncompressedSize: size of the deflated originalOpcode"; OP_COMPRESSED cannot wrap
+    itself); mongod src/mongo/transport/message_compressor_manager.cpp (decompressMessage
+    checks the id and the size).
+    """
+    inner = lambda rid: f.op_msg(rid, t({"find": "c", "filter": {}}))  # noqa: E731
+
+    def rewrap(rid: int, *, op: int | None = None, size_delta: int = 0, compressor_id: int | None = None, data: bytes | None = None, tail: bytes = b"") -> bytes:
+        plain = inner(rid)
+        original = plain[16:]
+        body = data if data is not None else f.zlib_compress(original)
+        payload = f.struct_pack_compressed(op if op is not None else f.OP_MSG, len(original) + size_delta, 2 if compressor_id is None else compressor_id) + body + tail
+        return f.frame(f.OP_COMPRESSED, rid, payload)
+
+    return [
+        ("unknown_compressor_id", lambda rid: rewrap(rid, compressor_id=9, data=inner(rid)[16:])),
+        ("size_declared_larger", lambda rid: rewrap(rid, size_delta=+1)),
+        ("size_declared_smaller", lambda rid: rewrap(rid, size_delta=-1)),
+        ("size_declared_huge", lambda rid: rewrap(rid, size_delta=1 << 30)),
+        ("size_negative", lambda rid: rewrap(rid, size_delta=-(1 << 31) + 1)),
+        ("trailing_bytes_after_zlib", lambda rid: rewrap(rid, tail=b"\x00garbage")),
+        ("noop_size_lie", lambda rid: rewrap(rid, compressor_id=0, data=inner(rid)[16:], size_delta=+4)),
+        ("nested_compressed", lambda rid: f.compress(f.compress(inner(rid), "zlib"), "zlib")),
+        ("original_opcode_compressed", lambda rid: rewrap(rid, op=f.OP_COMPRESSED)),
+        ("original_opcode_reply", lambda rid: rewrap(rid, op=f.OP_REPLY)),
+        ("original_opcode_query_body_msg", lambda rid: rewrap(rid, op=f.OP_QUERY)),
+        ("snappy_corrupt", lambda rid: rewrap(rid, compressor_id=1, data=b"\xff\xff\xff\xff\x0f" + inner(rid)[16:])),
+    ]
+
+
 FAMILIES: dict[str, Callable[[], list[tuple[str, Builder]]]] = {
     "xdb": cross_database,
     "admin": admin_commands,
@@ -562,6 +601,7 @@ FAMILIES: dict[str, Callable[[], list[tuple[str, Builder]]]] = {
     "handshake": handshake,
     "dupkeys": duplicate_keys,
     "sequences": document_sequences,
+    "compression": compression,
 }
 
 COMPRESSOR_CYCLE = ("snappy", "zlib", "zstd")
@@ -571,17 +611,23 @@ def must_deny() -> list[Case]:
     """Every must-deny case: the base messages, their OP_COMPRESSED twins and, for OP_MSG,
     their moreToCome twins."""
     cases: list[Case] = []
-    n = 0
     for family, make in FAMILIES.items():
         seen: set[str] = set()
-        for name, build in make():
+        for position, (name, build) in enumerate(make()):
             if name in seen:
                 raise ValueError(f"duplicate case {family}/{name}")
             seen.add(name)
             case_id = f"{family}/{name}"
             sample = build(1)
             op = int.from_bytes(sample[12:16], "little")
-            closing_ok = family == "legacy"
+            # Legacy fire-and-forget writes and broken compression framing: mongod closes the
+            # connection on these too, so a close is an acceptable refusal.
+            closing_ok = family in ("legacy", "compression")
+            if op == f.OP_COMPRESSED:
+                declared = int.from_bytes(sample[16:20], "little", signed=True)
+                reply_op = f.OP_REPLY if declared == f.OP_QUERY else f.OP_MSG
+                cases.append(Case(case_id, family, build, reply_op, closing_ok))
+                continue  # already compressed: no twins
             if op == f.OP_MSG:
                 flags = f.op_msg_flags(sample)
                 reply_op = 0 if flags & f.MORE_TO_COME else f.OP_MSG
@@ -590,8 +636,8 @@ def must_deny() -> list[Case]:
             else:
                 reply_op = 0  # fire-and-forget legacy opcodes: no reply
             cases.append(Case(case_id, family, build, reply_op, closing_ok))
-            compressor = COMPRESSOR_CYCLE[n % len(COMPRESSOR_CYCLE)]
-            n += 1
+            # By position in the family: appending a case never renames another's twin.
+            compressor = COMPRESSOR_CYCLE[position % len(COMPRESSOR_CYCLE)]
             cases.append(
                 Case(f"{case_id}~{compressor}", family, (lambda b, c: lambda rid: f.compress(b(rid), c))(build, compressor), reply_op, closing_ok)
             )

@@ -140,6 +140,15 @@ def zstd_raw(data: bytes) -> bytes:
     return bytes(out)
 
 
+def zlib_compress(data: bytes) -> bytes:
+    return zlib.compress(data)
+
+
+def struct_pack_compressed(original_opcode: int, uncompressed_size: int, compressor_id: int) -> bytes:
+    """The OP_COMPRESSED fields before the compressed bytes."""
+    return struct.pack("<iiB", original_opcode, uncompressed_size, compressor_id)
+
+
 def compress(message: bytes, compressor: str) -> bytes:
     """The OP_COMPRESSED twin of `message` (same request id)."""
     length, request_id, response_to, op_code = HEADER.unpack_from(message)
@@ -152,7 +161,7 @@ def compress(message: bytes, compressor: str) -> bytes:
         data = zstd_raw(original)
     else:
         raise ValueError(compressor)
-    payload = struct.pack("<iiB", op_code, len(original), COMPRESSORS[compressor]) + data
+    payload = struct_pack_compressed(op_code, len(original), COMPRESSORS[compressor]) + data
     return frame(OP_COMPRESSED, request_id, payload, response_to)
 
 
