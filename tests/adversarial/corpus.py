@@ -249,6 +249,11 @@ def admin_commands() -> list[tuple[str, Builder]]:
         # enables change streams for the named database, or all of them.
         ("modifyChangeStreams_other", msg(t({"modifyChangeStreams": 1, "database": "other", "collection": "", "enable": True}))),
         ("modifyChangeStreams_all", msg(t({"modifyChangeStreams": 1, "database": "", "collection": "", "enable": True}, "admin"))),
+        # profile's `slowms` and `sampleRate` are server-wide ("This setting is global: it
+        # affects all databases", MongoDB manual, profile command).
+        ("profile_sets_global_slowms", msg(t({"profile": 0, "slowms": 0, "sampleRate": 1.0}))),
+        ("explain_listDatabases", msg(t({"explain": {"listDatabases": 1}}))),
+        ("explain_serverStatus", msg(t({"explain": {"serverStatus": 1}}))),
     ]
     return out
 
@@ -289,6 +294,8 @@ def shared_principal() -> list[tuple[str, Builder]]:
         ("listLocalSessions_all_users", t(pipeline({"$listLocalSessions": {"allUsers": True}}))),
         ("listLocalSessions_in_view", t({"create": "v_sessions", "viewOn": "c", "pipeline": [{"$listLocalSessions": {}}]})),
         ("explain_currentOp_stage", t({"explain": pipeline({"$currentOp": {}})})),
+        ("explain_killSessions", t({"explain": {"killSessions": []}})),
+        ("explain_killOp", t({"explain": {"killOp": 1, "op": 12345}})),
     ]
     return [(name, msg(doc)) for name, doc in docs]
 
@@ -325,6 +332,8 @@ def auth_and_legacy() -> list[tuple[str, Builder]]:
         ("eval", t({"eval": Code("db.getSiblingDB('admin').system.users.find().toArray()")})),
         ("dollar_eval", t({"$eval": Code("db.getSiblingDB('other').dropDatabase()")})),
         ("getnonce", t({"getnonce": 1})),
+        ("explain_saslStart", t({"explain": sasl})),
+        ("explain_applyOps_other", t({"explain": {"applyOps": [{"op": "i", "ns": "other.secrets", "o": {"_id": 1}}]}})),
     ]
     return [(name, msg(doc)) for name, doc in docs]
 
@@ -589,6 +598,30 @@ def compression() -> list[tuple[str, Builder]]:
     ]
 
 
+def unknown_commands() -> list[tuple[str, Builder]]:
+    """Command names no server knows (case variants of real ones, typos, an empty name):
+    a command missing from the command table is refused, never forwarded on the chance that
+    the server rejects it. Real aliases (`findandmodify`, `mapreduce`, `ismaster`) are
+    table rows, not case folding.
+
+    Sources: MongoDB 8.0 manual "Database Commands" (the command list); mongod
+    src/mongo/db/commands.cpp (CommandHelpers::findCommand: exact, case-sensitive lookup).
+    """
+    docs: list[tuple[str, Any]] = [
+        ("find_upper", t({"FIND": "c"})),
+        ("find_capitalised", t({"Find": "c"})),
+        ("dropdatabase_lower", t({"dropdatabase": 1})),
+        ("listdatabases_lower", t({"listdatabases": 1})),
+        ("trailing_space", t({"find ": "c"})),
+        ("empty_name", t({"": 1})),
+        ("made_up", t({"frobnicate": 1})),
+        ("db_first", {"$db": "test", "find": "c"}),
+        ("generic_argument_first", {"maxTimeMS": 100, "find": "c", "$db": "test"}),
+        ("lsid_first_then_killAllSessions", {"lsid": {"id": uuid4()}, "killAllSessions": [], "$db": "test"}),
+    ]
+    return [(name, msg(doc)) for name, doc in docs]
+
+
 FAMILIES: dict[str, Callable[[], list[tuple[str, Builder]]]] = {
     "xdb": cross_database,
     "admin": admin_commands,
@@ -602,6 +635,7 @@ FAMILIES: dict[str, Callable[[], list[tuple[str, Builder]]]] = {
     "dupkeys": duplicate_keys,
     "sequences": document_sequences,
     "compression": compression,
+    "unknown": unknown_commands,
 }
 
 COMPRESSOR_CYCLE = ("snappy", "zlib", "zstd")

@@ -142,6 +142,16 @@ def run(uri: str, db_name: str, coll_name: str) -> dict[str, dict[str, Any]]:
                 api.close()
 
         step("stable_api", stable_api)
+
+        def compression_requested() -> None:
+            # The driver offers zlib (the one pymongo has without extras); the proxy negotiates it away.
+            z: pymongo.MongoClient = pymongo.MongoClient(uri, compressors="zlib")
+            try:
+                assert z[db_name][coll_name].count_documents({}) > 0
+            finally:
+                z.close()
+
+        step("compression_requested", compression_requested)
         step("drop_end", lambda: (db[coll_name + "_view"].drop(), db[coll_name + "_renamed"].drop(), b.drop(), c.drop()))
     finally:
         client.close()  # sends endSessions to admin
