@@ -679,3 +679,76 @@ def must_deny() -> list[Case]:
                 more = (lambda b: lambda rid: f.with_flags(b(rid), f.MORE_TO_COME))(build)
                 cases.append(Case(f"{case_id}~more", family, more, 0, closing_ok))
     return cases
+
+
+def near_misses() -> list[tuple[str, Builder]]:
+    """Must-allow: legitimate messages that look like must-deny ones (same fields, but every
+    namespace is in `test`; real aliases; every generic argument). A proxy that refuses them
+    over-blocks. The stand-in holds them back (records, does not run), so only "did the proxy
+    forward it" is measured.
+
+    Sources: MongoDB 8.0 manual ($out/$merge/$lookup `{db, coll}` forms, renameCollection
+    "must be run against the admin database", bulkWrite "must be run against the admin
+    database" with `nsInfo`, explain, findAndModify/mapReduce aliases, Naming Restrictions
+    (collection names may contain dots)); mongod src/mongo/idl/generic_argument.idl
+    (generic_args_api_v1).
+    """
+    lookup_test = {"$lookup": {"from": {"db": ALLOWED_DB, "coll": "c2"}, "localField": "_id", "foreignField": "_id", "as": "j"}}
+    agg = lambda pipeline: t({"aggregate": "c", "pipeline": pipeline, "cursor": {}})  # noqa: E731
+    docs: list[tuple[str, Any]] = [
+        ("out_db_test", agg([{"$out": {"db": ALLOWED_DB, "coll": "copy"}}])),
+        ("merge_into_db_test", agg([{"$merge": {"into": {"db": ALLOWED_DB, "coll": "copy"}}}])),
+        ("lookup_from_db_test", agg([lookup_test])),
+        ("lookup_dotted_collection", agg([{"$lookup": {"from": "other.secrets", "localField": "_id", "foreignField": "_id", "as": "j"}}])),
+        ("unionwith_dotted_collection", agg([{"$unionWith": {"coll": "admin.system.users", "pipeline": []}}])),
+        ("rename_within_test_on_admin", t({"renameCollection": "test.a", "to": "test.b"}, "admin")),
+        ("bulkwrite_nsinfo_test_on_admin", t({"bulkWrite": 1, "ops": [{"insert": 0, "document": {"a": 1}}], "nsInfo": [{"ns": "test.c"}]}, "admin")),
+        ("find_dotted_collection", t({"find": "other.secrets", "filter": {}})),
+        ("find_collection_named_admin", t({"find": "admin", "filter": {}})),
+        ("explain_find", t({"explain": {"find": "c", "filter": {}}, "verbosity": "queryPlanner"})),
+        ("explain_inner_db_same", t({"explain": {"find": "c", "$db": ALLOWED_DB}})),
+        ("explain_aggregate_out_test", t({"explain": {"aggregate": "c", "pipeline": [{"$out": "copy"}], "cursor": {}}})),
+        ("usersinfo_this_db", t({"usersInfo": "app"})),
+        ("usersinfo_doc_this_db", t({"usersInfo": {"user": "app", "db": ALLOWED_DB}})),
+        ("findandmodify_lowercase_alias", t({"findandmodify": "c", "query": {"_id": 1}, "update": {"$set": {"a": 1}}})),
+        ("mapreduce_inline", t({"mapReduce": "c", "map": Code("function(){emit(1,1)}"), "reduce": Code("function(k,v){return 1}"), "out": {"inline": 1}})),
+        ("mapreduce_out_db_test", t({"mapReduce": "c", "map": Code("function(){emit(1,1)}"), "reduce": Code("function(k,v){return 1}"), "out": {"replace": "mr", "db": ALLOWED_DB}})),
+        ("create_view_lookup_test", t({"create": "v", "viewOn": "c", "pipeline": [lookup_test]})),
+        ("aggregate_documents_collectionless", t({"aggregate": 1, "pipeline": [{"$documents": [{"a": 1}]}], "cursor": {}})),
+        ("coll_stats", t({"collStats": "c"})),
+        ("db_stats", t({"dbStats": 1, "scale": 1024})),
+        (
+            "find_every_generic_argument",
+            t(
+                {
+                    "find": "c",
+                    "filter": {},
+                    "maxTimeMS": 1000,
+                    "readConcern": {"level": "local"},
+                    "lsid": {"id": uuid4()},
+                    "comment": "near miss",
+                    "$readPreference": {"mode": "primaryPreferred"},
+                    "$clusterTime": {"clusterTime": bson.timestamp.Timestamp(1, 1), "signature": {"hash": Binary(b"\x00" * 20), "keyId": bson.int64.Int64(0)}},
+                    "apiVersion": "1",
+                    "apiStrict": False,
+                    "apiDeprecationErrors": False,
+                }
+            ),
+        ),
+        ("insert_write_concern", t({"insert": "c", "documents": [{"a": 1}], "writeConcern": {"w": "majority", "wtimeout": 1000}, "ordered": True})),
+    ]
+    out = [(name, msg(doc)) for name, doc in docs]
+    out.append(("insert_documents_sequence", msg(t({"insert": "c"}), sequences=[("documents", [{"a": 1}, {"a": 2}])])))
+    out.append(("update_updates_sequence", msg(t({"update": "c"}), sequences=[("updates", [{"q": {}, "u": {"$set": {"a": 1}}}])])))
+    out.append(("delete_deletes_sequence", msg(t({"delete": "c"}), sequences=[("deletes", [{"q": {}, "limit": 0}])])))
+    out.append(("insert_more_to_come", msg(t({"insert": "c", "documents": [{"a": 1}], "writeConcern": {"w": 0}}), flags=f.MORE_TO_COME)))
+    return out
+
+
+def must_allow() -> list[Case]:
+    """The near misses as cases of family `allow` (no twins)."""
+    cases = []
+    for name, build in near_misses():
+        flags = f.op_msg_flags(build(1))
+        cases.append(Case(f"allow/{name}", "allow", build, 0 if flags & f.MORE_TO_COME else f.OP_MSG))
+    return cases
