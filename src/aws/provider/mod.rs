@@ -1,0 +1,250 @@
+//! The credentials provider: the service's own AWS credentials (aws-config's default chain,
+//! static keys, or a named profile), then STS AssumeRole into the IAM role that *is* the db
+//! user, optionally chained through the database's `assume_role_arn` (with its
+//! `external_id` on that first hop only), cached until five minutes before expiry with one
+//! STS call per entry at a time.
+//!
+//! The async core is [`CredentialsProvider::resolve`]; the C ABI uses the blocking
+//! [`CredentialsProvider::resolve_blocking`], which runs it on a small library-owned tokio
+//! runtime.
+
+//!
+//! One file per job: [`settings`] (what the operator writes, validated), `source` (the
+//! service's own credentials), `cache` (per role chain, refreshed before expiry), `sts`
+//! (GetCallerIdentity and AssumeRole), `blocking` (the bridge for the C ABI).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use aws_config::provider_config::ProviderConfig;
+use aws_config::BehaviorVersion;
+use aws_smithy_async::time::{SharedTimeSource, SystemTimeSource};
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
+use aws_types::region::Region;
+use aws_types::SdkConfig;
+
+mod blocking;
+mod cache;
+mod settings;
+mod source;
+mod sts;
+#[cfg(test)]
+mod tests;
+
+use self::blocking::block_on;
+use self::cache::{Assumed, ChainKey, Entry, Hop};
+use self::settings::{invalid_config, Checked};
+use self::source::Source;
+use super::role_arn::{classify_db_user, session_name, DbUserRole, RoleArn};
+use super::Credentials;
+use crate::{Error, Result, ResultCode};
+
+pub use self::cache::{REFRESH_BEFORE_EXPIRY, RETRY_AFTER_FAILED_REFRESH, STALE_MIN_VALIDITY};
+pub use self::settings::{DatabaseAws, ProviderSettings, SecretString, SourceConfig};
+
+struct Inner {
+    settings: Checked,
+    source: Source,
+    sdk_config: SdkConfig,
+    clock: SharedTimeSource,
+    entries: Mutex<HashMap<ChainKey, Entry>>,
+    accounts: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<String>>>>,
+    /// The runtime the provider was built on: its AWS HTTP connections belong to it.
+    home: Option<tokio::runtime::Handle>,
+}
+
+/// Resolves a db user to temporary AWS credentials of the IAM role it names.
+///
+/// Cheap to clone (shared state); `Send + Sync`; methods take `&self` and may run
+/// concurrently. Must be used from one tokio runtime (the one it was created on, or the
+/// library's own runtime when created and used through the `_blocking` methods): the AWS
+/// HTTP connection pool belongs to the runtime that opened the connections.
+#[derive(Clone)]
+pub struct CredentialsProvider {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for CredentialsProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.inner.settings;
+        f.debug_struct("CredentialsProvider")
+            .field("source", &self.inner.source.description())
+            .field("region", &s.region)
+            .field("sts_endpoint", &s.sts_endpoint_display())
+            .field(
+                "assume_role_arn",
+                &s.assume_role.as_ref().map(|a| a.to_string()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The maps hold no invariant a panic could break halfway; keep going after poison.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl CredentialsProvider {
+    /// Parses JSON settings (see [`ProviderSettings`]) and builds the provider on the
+    /// library's runtime.
+    pub fn from_json_blocking(json: &str) -> Result<Self> {
+        let settings: ProviderSettings = serde_json::from_str(json)
+            .map_err(|e| invalid_config(format!("credentials provider configuration: {e}")))?;
+        block_on(Self::new(settings))?
+    }
+
+    /// Builds a provider. No network call is made here.
+    pub async fn new(settings: ProviderSettings) -> Result<Self> {
+        Self::with_time_source(settings, SharedTimeSource::new(SystemTimeSource::new())).await
+    }
+
+    /// As [`CredentialsProvider::new`], with the clock the cache compares expiry times
+    /// against (tests move it forward instead of waiting an hour).
+    pub async fn with_time_source(
+        settings: ProviderSettings,
+        clock: SharedTimeSource,
+    ) -> Result<Self> {
+        let checked = Checked::new(&settings).await?;
+        let (provider_config, sdk_config) = aws_configs(&checked).await;
+        let source = Source::new(&settings, &checked, &provider_config, &sdk_config).await?;
+        Ok(CredentialsProvider {
+            inner: Arc::new(Inner {
+                settings: checked,
+                source,
+                sdk_config,
+                clock,
+                entries: Mutex::new(HashMap::new()),
+                accounts: Mutex::new(HashMap::new()),
+                home: tokio::runtime::Handle::try_current().ok(),
+            }),
+        })
+    }
+
+    /// Temporary credentials for the IAM role named by `db_user` (a role name or a full
+    /// role ARN), assumed through `assume_role_arn` first when the database has one.
+    /// `session_user` is the identity's user name; it becomes the STS role session name.
+    ///
+    /// Cached credentials are renewed in the last [`REFRESH_BEFORE_EXPIRY`] before they
+    /// expire. If that renewal finds STS unreachable ([`ResultCode::AwsStsUnreachable`]) the
+    /// cached credentials are returned while they stay valid for [`STALE_MIN_VALIDITY`]
+    /// (a `tracing` warning without secrets says so, and STS is tried again after
+    /// [`RETRY_AFTER_FAILED_REFRESH`]); after that, the STS error is returned.
+    pub async fn resolve(&self, db_user: &str, session_user: Option<&str>) -> Result<Credentials> {
+        self.inner
+            .resolve(db_user, session_user)
+            .await
+            .map(|a| a.credentials)
+    }
+
+    /// [`CredentialsProvider::resolve`] awaited from any tokio runtime (a session's): the
+    /// resolution runs on the runtime the provider was built on, which owns its AWS HTTP
+    /// connection pool.
+    pub async fn resolve_from_any_runtime(
+        &self,
+        db_user: &str,
+        session_user: Option<&str>,
+    ) -> Result<Credentials> {
+        let Some(home) = self.inner.home.clone() else {
+            return self.resolve(db_user, session_user).await;
+        };
+        let this = self.clone();
+        let db_user = db_user.to_owned();
+        let session_user = session_user.map(str::to_owned);
+        home.spawn(async move { this.resolve(&db_user, session_user.as_deref()).await })
+            .await
+            .unwrap_or_else(|e| {
+                Err(Error::new(
+                    ResultCode::InvalidState,
+                    format!("the credentials resolution task did not finish: {e}"),
+                ))
+            })
+    }
+
+    /// [`CredentialsProvider::resolve`] on the library's runtime, for callers that are not
+    /// async (the C ABI). Refused from inside an async runtime.
+    pub fn resolve_blocking(
+        &self,
+        db_user: &str,
+        session_user: Option<&str>,
+    ) -> Result<Credentials> {
+        block_on(self.resolve(db_user, session_user))?
+    }
+
+    /// Drops the cached credentials of `db_user` (name or ARN), e.g. after DocumentDB
+    /// rejected an authentication with them. Returns how many entries were dropped. The
+    /// shared first hop (`assume_role_arn`) stays cached.
+    pub fn invalidate(&self, db_user: &str) -> usize {
+        let mut entries = lock(&self.inner.entries);
+        let before = entries.len();
+        entries.retain(|key, _| {
+            let Some(last) = key.hops.last() else {
+                return true;
+            };
+            let is_first_hop_only =
+                key.hops.len() == 1 && self.inner.settings.assume_role.as_ref() == Some(&last.role);
+            let matches = last.role.to_string() == db_user || last.role.name() == db_user;
+            is_first_hop_only || !matches
+        });
+        before - entries.len()
+    }
+}
+
+impl Inner {
+    async fn resolve(&self, db_user: &str, session_user: Option<&str>) -> Result<Assumed> {
+        let s = &self.settings;
+        let session = session_name(session_user.unwrap_or(""));
+        let source = self.source.key();
+        let role = match classify_db_user(db_user, s.partition, s.known_account())? {
+            DbUserRole::Arn(arn) => arn,
+            DbUserRole::Name(name) => {
+                let account = match s.known_account() {
+                    Some(a) => a.to_owned(),
+                    None => self.caller_account(&source).await?,
+                };
+                RoleArn::from_name(s.partition, &account, &name)?
+            }
+        };
+        let mut hops = Vec::with_capacity(2);
+        if let Some(first) = &s.assume_role {
+            hops.push(Hop {
+                role: first.clone(),
+                external_id: s.external_id.clone(),
+                session_name: session.clone(),
+            });
+        }
+        hops.push(Hop {
+            role,
+            external_id: None,
+            session_name: session,
+        });
+        self.resolve_hops(&source, &hops).await
+    }
+
+    fn entry(&self, key: ChainKey) -> Entry {
+        lock(&self.entries).entry(key).or_default().clone()
+    }
+}
+
+/// The settings every AWS client of the provider shares: region, timeouts, two attempts,
+/// and the STS endpoint override.
+async fn aws_configs(settings: &Checked) -> (ProviderConfig, SdkConfig) {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(settings.connect_timeout)
+        .read_timeout(settings.operation_timeout)
+        .operation_timeout(settings.operation_timeout)
+        .build();
+    let provider_config = ProviderConfig::default()
+        .with_timeout_config(timeouts.clone())
+        .with_region(Some(Region::new(settings.region.clone())));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .no_credentials()
+        .region(Region::new(settings.region.clone()))
+        .timeout_config(timeouts)
+        .retry_config(RetryConfig::standard().with_max_attempts(2));
+    if let Some(e) = &settings.sts_endpoint {
+        loader = loader.endpoint_url(e);
+    }
+    (provider_config, loader.load().await)
+}
