@@ -160,7 +160,20 @@ def cross_database() -> list[tuple[str, Builder]]:
         ("db_upper", t({"find": "c"}, "TEST")),
         ("external_db", t({"find": "c"}, "$external")),
     ]
-    return [(name, msg(doc)) for name, doc in cases]
+    out = [(name, msg(doc)) for name, doc in cases]
+    # Pipelines nested as deep as the server allows, and far deeper (BSON depth limit 200 in
+    # mongod's BSONDepth; an analysis that recurses without a bound would overflow its stack).
+    out += [(f"lookup_nested_{n}_deep", (lambda d: lambda rid: f.op_msg(rid, d))(_nested_lookup(n, lookup_other))) for n in (40, 1000)]
+    return out
+
+
+def _nested_lookup(levels: int, innermost: dict[str, Any]) -> Any:
+    """An aggregate whose $lookup pipelines nest `levels` deep around `innermost` (built as raw
+    BSON bottom-up: bson's encoder recurses)."""
+    stage: Any = raw_doc(*innermost.items())
+    for _ in range(levels):
+        stage = raw_doc(("$lookup", raw_doc(("from", "c"), ("as", "j"), ("pipeline", [stage]))))
+    return raw_doc(("aggregate", "c"), ("pipeline", [stage]), ("cursor", {}), ("$db", ALLOWED_DB))
 
 
 def admin_commands() -> list[tuple[str, Builder]]:
@@ -387,6 +400,14 @@ def bad_names() -> list[tuple[str, Builder]]:
         ("count_by_uuid", t({"count": uuid4()})),
         ("aggregate_by_uuid", t({"aggregate": uuid4(), "pipeline": [], "cursor": {}})),
         ("collmod_by_uuid", t({"collMod": uuid4(), "validator": {}})),
+        # Bad database names inside namespace fields, not only in $db.
+        ("out_db_dotted", t({"aggregate": "c", "pipeline": [{"$out": {"db": "test.admin", "coll": "x"}}], "cursor": {}})),
+        ("merge_into_db_slash", t({"aggregate": "c", "pipeline": [{"$merge": {"into": {"db": "test/../admin", "coll": "x"}}}], "cursor": {}})),
+        ("lookup_from_db_empty", t({"aggregate": "c", "pipeline": [{"$lookup": {"from": {"db": "", "coll": "x"}, "pipeline": [], "as": "j"}}], "cursor": {}})),
+        ("lookup_from_db_nul", t({"aggregate": "c", "pipeline": [{"$lookup": {"from": {"db": "test\x00admin", "coll": "x"}, "pipeline": [], "as": "j"}}], "cursor": {}})),
+        ("rename_to_nul", t({"renameCollection": "test.c", "to": "test\x00admin.c"}, "admin")),
+        ("rename_to_no_dot", t({"renameCollection": "test.c", "to": "testc"}, "admin")),
+        ("rename_to_db_64_bytes", t({"renameCollection": "test.c", "to": "test" + "x" * 60 + ".c"}, "admin")),
     ]
     return [(name, msg(doc)) for name, doc in cases]
 
