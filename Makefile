@@ -4,7 +4,8 @@
 #
 #   make demo        the C example proxy before a DocumentDB stand-in, with a pymongo client
 #   make test        every test: header, Rust, C (ASan + valgrind), install, Python, Go
-#   make install     PREFIX=/usr/local DESTDIR= : shared + static library, header, docauth.pc
+#   make install     PREFIX=/usr/local DESTDIR= : shared + static library, header, docauth.pc,
+#                    bin/docauth-check (builds the library and its programs, never the tests)
 #   make bench       criterion benchmarks (see BENCHMARKS.md)
 #
 # One cargo profile everywhere: release. The bindings use target/release/libdocauth.so.
@@ -24,6 +25,7 @@ VALGRIND ?= valgrind
 PREFIX ?= /usr/local
 DESTDIR ?=
 LIBDIR ?= $(PREFIX)/lib
+BINDIR ?= $(PREFIX)/bin
 INCLUDEDIR ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 # The build keeps line tables (file:line in backtraces and valgrind reports); the installed
@@ -82,7 +84,7 @@ C_VALGRIND := $(VALGRIND) -q --leak-check=full --errors-for-leak-kinds=definite,
 stage = @printf '\n==> %s\n' "$(1)"
 
 .PHONY: all tools venv lib header test test-ferretdb-background test-header test-rust test-c test-install \
-	test-python test-go demo valgrind-proxy install uninstall bench clean distclean help ferretdb \
+	test-python test-go demo valgrind-proxy install-build install uninstall bench clean distclean help ferretdb \
 	build/examples/docauth-proxy-go e2e-programs
 
 all: lib
@@ -228,14 +230,21 @@ demo: lib venv build/examples/docauth-proxy build/examples/aws_conversation
 	$(call stage,demo: C proxy + pymongo -> DocumentDB stand-in (MONGODB-AWS via moto) -> SecantusDB)
 	$(WITH_MOTO) "$(VENV_PY)" tests/peers/docdb/run.py --backend secantusdb -- examples/demo/run-demo.sh
 
-install: lib
+# What `make install` installs and nothing more: an install (perhaps as root) compiles no test.
+# Cargo.toml aligns the features of plain and test builds, so after `make lib` this only links.
+install-build:
+	$(call stage,install-build: cargo build --release --lib --bins)
+	$(CARGO) build --release --lib --bins
+
+install: install-build
 	$(call stage,install: $(DESTDIR)$(PREFIX))
-	install -d "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(INCLUDEDIR)" "$(DESTDIR)$(PKGCONFIGDIR)"
+	install -d "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(INCLUDEDIR)" "$(DESTDIR)$(PKGCONFIGDIR)" "$(DESTDIR)$(BINDIR)"
+	install -m 0755 "$(RELEASE)/docauth-check" "$(DESTDIR)$(BINDIR)/docauth-check"
 	install -m 0755 "$(LIB_SO)" "$(DESTDIR)$(LIBDIR)/libdocauth.so.$(VERSION)"
 	ln -sfn "libdocauth.so.$(VERSION)" "$(DESTDIR)$(LIBDIR)/libdocauth.so.$(MAJOR)"
 	ln -sfn "libdocauth.so.$(MAJOR)" "$(DESTDIR)$(LIBDIR)/libdocauth.so"
 	install -m 0644 "$(LIB_A)" "$(DESTDIR)$(LIBDIR)/libdocauth.a"
-	$(if $(INSTALL_STRIP),$(STRIP) $(INSTALL_STRIP) "$(DESTDIR)$(LIBDIR)/libdocauth.so.$(VERSION)" "$(DESTDIR)$(LIBDIR)/libdocauth.a")
+	$(if $(INSTALL_STRIP),$(STRIP) $(INSTALL_STRIP) "$(DESTDIR)$(LIBDIR)/libdocauth.so.$(VERSION)" "$(DESTDIR)$(LIBDIR)/libdocauth.a" "$(DESTDIR)$(BINDIR)/docauth-check")
 	install -m 0644 include/docauth.h "$(DESTDIR)$(INCLUDEDIR)/docauth.h"
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
@@ -246,7 +255,8 @@ install: lib
 uninstall:
 	rm -f "$(DESTDIR)$(LIBDIR)/libdocauth.so.$(VERSION)" "$(DESTDIR)$(LIBDIR)/libdocauth.so.$(MAJOR)" \
 		"$(DESTDIR)$(LIBDIR)/libdocauth.so" "$(DESTDIR)$(LIBDIR)/libdocauth.a" \
-		"$(DESTDIR)$(INCLUDEDIR)/docauth.h" "$(DESTDIR)$(PKGCONFIGDIR)/docauth.pc"
+		"$(DESTDIR)$(INCLUDEDIR)/docauth.h" "$(DESTDIR)$(PKGCONFIGDIR)/docauth.pc" \
+		"$(DESTDIR)$(BINDIR)/docauth-check"
 
 bench:
 	$(call stage,bench: cargo bench)

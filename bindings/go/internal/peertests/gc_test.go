@@ -1,0 +1,8 @@
+package peertests
+
+import "runtime"
+
+func runtimeGC() {
+	runtime.GC()
+	runtime.GC()
+}
