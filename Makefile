@@ -84,7 +84,7 @@ C_VALGRIND := $(VALGRIND) -q --leak-check=full --errors-for-leak-kinds=definite,
 stage = @printf '\n==> %s\n' "$(1)"
 
 .PHONY: all tools venv lib header test test-ferretdb-background test-header test-rust test-c test-install \
-	test-python test-go demo valgrind-proxy install-build install uninstall bench clean distclean help ferretdb \
+	test-python test-go test-go-module demo valgrind-proxy install-build install uninstall bench clean distclean help ferretdb \
 	build/examples/docauth-proxy-go e2e-programs
 
 all: lib
@@ -132,7 +132,7 @@ header: tools
 # ---------------------------------------------------------------------------------------
 # Tests
 
-test: test-ferretdb-background test-header test-rust test-c test-install test-python test-go
+test: test-ferretdb-background test-header test-rust test-c test-install test-python test-go test-go-module
 	@printf '\n==> all tests passed\n'
 
 # FerretDB (for the end-to-end cases of test-python) builds in the background at low priority
@@ -195,17 +195,32 @@ $(E2E_GOCLIENT): tests/e2e/goclient/main.go tests/e2e/goclient/go.mod tests/e2e/
 	@mkdir -p $(@D)
 	cd tests/e2e/goclient && $(GO) build -o $(CURDIR)/$@ .
 
+# In this repository the Go binding links target/release/libdocauth.a (-tags docauth_static,
+# bindings/go/docauth/link_static.go): tests and example programs need nothing installed.
+# A user's default build takes the installed library through pkg-config (test-go-module).
+GO_IN_REPO := GOFLAGS=-tags=docauth_static CGO_CFLAGS="-O2 -g -I$(CURDIR)/include" \
+	CGO_LDFLAGS="-L$(RELEASE)"
+
 # Under moto + verifier + the DocumentDB stand-in (SecantusDB): the binding's session tests
-# and the Go example proxy's smoke test need DOCAUTH_TEST_DOCDB_*.
+# and the Go example proxy's smoke test need DOCAUTH_TEST_DOCDB_*. The binding's tests that
+# need the AWS SDK or the Go driver are their own module (bindings/go/internal/peertests).
 test-go: lib venv
 	$(call stage,test-go: go test -race under moto + verifier + DocumentDB stand-in)
-	DOCAUTH_TEST_REQUIRE_PEERS=1 $(WITH_MOTO) $(VENV_PY) tests/peers/docdb/run.py --backend secantusdb -- \
-		sh -c 'cd bindings/go && $(GO) test -race -count=1 ./... && cd ../../examples/go && $(GO) test -race -count=1 ./...'
+	$(GO_IN_REPO) DOCAUTH_TEST_REQUIRE_PEERS=1 $(WITH_MOTO) $(VENV_PY) tests/peers/docdb/run.py --backend secantusdb -- \
+		sh -c 'for m in bindings/go bindings/go/internal/peertests examples/go; do \
+			(cd $$m && $(GO) test -race -count=1 ./...) || exit 1; done'
+
+# The binding as a user gets it: bindings/go alone (what its module zip holds) in a temporary
+# directory, an outside module importing it through `replace`, the library from
+# `make install PREFIX=<tmp>` through pkg-config; no AWS SDK in that module's graph.
+test-go-module: install-build
+	$(call stage,test-go-module: bindings/go outside the repository against an installed libdocauth)
+	tests/check-go-module.sh
 
 # The Go example proxy (examples/go/docauth-proxy): `build/examples/docauth-proxy-go CONFIG`.
 build/examples/docauth-proxy-go: lib
 	@mkdir -p $(@D)
-	cd examples/go && $(GO) build -o $(CURDIR)/$@ ./docauth-proxy
+	cd examples/go && $(GO_IN_REPO) $(GO) build -o $(CURDIR)/$@ ./docauth-proxy
 
 # ---------------------------------------------------------------------------------------
 # Demo, install, bench

@@ -1,6 +1,6 @@
 package docauth
 
-// #include "docauth.h"
+// #include "include_docauth.h"
 import "C"
 
 import (

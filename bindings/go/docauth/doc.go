@@ -1,10 +1,10 @@
 // Package docauth is the Go binding of libdocauth, the security core of a MongoDB /
 // Amazon DocumentDB access proxy (MONGODB-AWS SASL signing today).
 //
-// Building: the package links against the library built in the same repository:
-//
-//	cargo build --release            # at the repository root
-//	cd bindings/go && go test ./...  # finds include/ and target/release/ relative to this file
+// Building: by default the package uses an installed libdocauth found by pkg-config
+// (`make install`, then PKG_CONFIG_PATH=<prefix>/lib/pkgconfig if the prefix is not a system
+// one); `-tags docauth_static` links libdocauth.a with CGO_CFLAGS/CGO_LDFLAGS naming the
+// header and library directories. See link_pkgconfig.go, link_static.go and the README.
 //
 // Errors: every failing call returns a *Error carrying the library's result code, the
 // code's C name and a message. Compare with errors.Is against the sentinels, one per

@@ -2,7 +2,7 @@ package docauth
 
 // #include <stdlib.h>
 // #include <string.h>
-// #include "docauth.h"
+// #include "include_docauth.h"
 import "C"
 
 import (

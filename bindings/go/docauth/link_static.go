@@ -1,14 +1,17 @@
-//go:build !docauth_dynamic
+//go:build docauth_static
 
 package docauth
 
-// By default the package links the static library the repository builds
-// (`cargo build --release` → target/release/libdocauth.a), so `go test` and `go build`
-// work in the source tree with nothing installed and the binaries need no libdocauth.so at
-// run time. The system libraries are those `rustc --print native-static-libs` lists.
-// Build with `-tags docauth_dynamic` to use an installed libdocauth.so and docauth.h through
-// pkg-config instead (that also works outside this repository, e.g. from the module cache).
+// With `-tags docauth_static` the package links libdocauth.a into the program, which then
+// needs no libdocauth.so at run time. The header and library directories come from the
+// environment (pkg-config is not used: its `-ldocauth` would pick the shared library):
+//
+//	CGO_CFLAGS="-O2 -g $(pkg-config --cflags docauth)" \
+//	CGO_LDFLAGS="-L$(pkg-config --variable=libdir docauth)" go build -tags docauth_static ./...
+//
+// (in a libdocauth checkout, -I<repo>/include and -L<repo>/target/release, as `make test-go`
+// does). The system libraries below are what `rustc --print native-static-libs` lists for
+// Linux/glibc, the same as docauth.pc's Libs.private.
 
-// #cgo CFLAGS: -I${SRCDIR}/../../../include
-// #cgo LDFLAGS: -L${SRCDIR}/../../../target/release -l:libdocauth.a -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+// #cgo LDFLAGS: -l:libdocauth.a -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 import "C"

@@ -1,7 +1,7 @@
 package docauth
 
 // #include <stdlib.h>
-// #include "docauth.h"
+// #include "include_docauth.h"
 import "C"
 
 import (

@@ -2,7 +2,7 @@ package docauth
 
 // #include <stdlib.h>
 // #include <stdint.h>
-// #include "docauth.h"
+// #include "include_docauth.h"
 //
 // // Exported from audit.go (cgo cannot take the address of a Go function directly).
 // extern void docauthGoAudit(void *user_data, char *event_json, size_t len);

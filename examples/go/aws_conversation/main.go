@@ -5,6 +5,10 @@
 //	cargo build --release   # at the repository root
 //	python tests/peers/with_moto.py -- sh -c 'cd examples/go && go run ./aws_conversation'
 //
+// In this repository the binding links target/release/libdocauth.a: add -tags docauth_static
+// with CGO_CFLAGS=-I$PWD/../../include CGO_LDFLAGS=-L$PWD/../../target/release (as make
+// test-go does), or build against an installed library (bindings/go/README.md).
+//
 // Environment: DOCAUTH_TEST_VERIFIER_URL, DOCAUTH_TEST_AWS_ACCESS_KEY_ID,
 // DOCAUTH_TEST_AWS_SECRET_ACCESS_KEY (long-term credentials), and optionally
 // DOCAUTH_TEST_TEMP_ACCESS_KEY_ID, DOCAUTH_TEST_TEMP_SECRET_ACCESS_KEY,

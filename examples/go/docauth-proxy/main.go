@@ -5,7 +5,7 @@
 // provider), relays the wire protocol and judges every client message with the policy
 // engine. This program only accepts, prints the audit events and shuts down cleanly.
 //
-//	make build/examples/docauth-proxy-go     # or: cd examples/go && go build ./docauth-proxy
+//	make build/examples/docauth-proxy-go     # or, with libdocauth installed: cd examples/go && go build ./docauth-proxy
 //	build/examples/docauth-proxy-go proxy.conf
 //
 // Same command line, configuration file and output as examples/c/docauth-proxy.c and

@@ -3,7 +3,7 @@ package peertests
 // Tests against real peers: moto's STS with request-signature checking ON behind the
 // DocumentDB-like MONGODB-AWS verifier of tests/peers. Run them with
 //
-//	python tests/peers/with_moto.py -- sh -c 'cd bindings/go && go test -race ./...'
+//	make test-go    (moto + verifier + DocumentDB stand-in; the binding linked statically)
 //
 // (make test does). Without DOCAUTH_TEST_VERIFIER_URL they are skipped, unless
 // DOCAUTH_TEST_REQUIRE_PEERS=1, in which case they fail.

@@ -1,8 +1,0 @@
-package docauth
-
-import "runtime"
-
-func runtimeGC() {
-	runtime.GC()
-	runtime.GC()
-}
