@@ -4,6 +4,7 @@
 #
 #   make demo        the C example proxy before a DocumentDB stand-in, with a pymongo client
 #   make test        every test: header, Rust, C (ASan + valgrind), install, Python, Go
+#   make wheel       the Python binding's platform wheel with libdocauth.so inside (build/wheel)
 #   make install     PREFIX=/usr/local DESTDIR= : shared + static library, header, docauth.pc,
 #                    bin/docauth-check (builds the library and its programs, never the tests)
 #   make bench       criterion benchmarks (see BENCHMARKS.md)
@@ -84,7 +85,7 @@ C_VALGRIND := $(VALGRIND) -q --leak-check=full --errors-for-leak-kinds=definite,
 stage = @printf '\n==> %s\n' "$(1)"
 
 .PHONY: all tools venv lib header test test-ferretdb-background test-header test-rust test-c test-install \
-	test-python test-go test-go-module demo valgrind-proxy install-build install uninstall bench clean distclean help ferretdb \
+	test-python test-go test-go-module wheel test-wheel demo valgrind-proxy install-build install uninstall bench clean distclean help ferretdb \
 	build/examples/docauth-proxy-go e2e-programs
 
 all: lib
@@ -132,7 +133,8 @@ header: tools
 # ---------------------------------------------------------------------------------------
 # Tests
 
-test: test-ferretdb-background test-header test-rust test-c test-install test-python test-go test-go-module
+test: test-ferretdb-background test-header test-rust test-c test-install test-wheel test-python test-go \
+	test-go-module
 	@printf '\n==> all tests passed\n'
 
 # FerretDB (for the end-to-end cases of test-python) builds in the background at low priority
@@ -179,9 +181,16 @@ test-install: lib
 	$(call stage,test-install: make install into a temporary prefix then build with pkg-config)
 	tests/check-install.sh
 
+# The wheel as a user gets it: a fresh venv outside the repository, a smoke script from /tmp.
+test-wheel: wheel
+	$(call stage,test-wheel: install the wheel into a fresh venv and run a smoke script from /tmp)
+	tests/check-wheel.sh $(WHEEL_DIR)/docauth-$(VERSION)-py3-none-*.whl
+
 # The end-to-end tests (tests/python/test_e2e_proxies.py) need FerretDB, the example proxies
 # and the Go driver client; DOCAUTH_TEST_REQUIRE_PEERS=1 turns a missing one into a failure.
 test-python: lib venv ferretdb e2e-programs
+	$(call stage,test-python: mypy --strict on the package, the examples and typical use)
+	"$(VENV)/bin/mypy" --strict bindings/python/src/docauth examples/python bindings/python/typecheck
 	$(call stage,test-python: pytest under moto + verifier)
 	DOCAUTH_TEST_REQUIRE_PEERS=1 $(WITH_MOTO) "$(VENV)/bin/pytest" bindings/python/tests tests/python
 
@@ -272,6 +281,13 @@ uninstall:
 		"$(DESTDIR)$(LIBDIR)/libdocauth.so" "$(DESTDIR)$(LIBDIR)/libdocauth.a" \
 		"$(DESTDIR)$(INCLUDEDIR)/docauth.h" "$(DESTDIR)$(PKGCONFIGDIR)/docauth.pc" \
 		"$(DESTDIR)$(BINDIR)/docauth-check"
+
+# The Python binding's platform wheel, libdocauth.so inside, manylinux-tagged by auditwheel:
+# build/wheel/docauth-$(VERSION)-py3-none-<platform>.whl (bindings/python/build-wheel.sh).
+WHEEL_DIR := build/wheel
+wheel: install-build venv
+	$(call stage,wheel: $(WHEEL_DIR)/docauth-$(VERSION)-py3-none-<platform>.whl)
+	bindings/python/build-wheel.sh "$(LIB_SO)" $(WHEEL_DIR) "$(VENV_PY)"
 
 bench:
 	$(call stage,bench: cargo bench)

@@ -21,6 +21,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from typing import Any
 
 import bson  # from pymongo
 
@@ -36,7 +37,7 @@ def post(url: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
         return e.code, dict(e.headers), e.read()
 
 
-def show(title: str, doc: dict) -> None:
+def show(title: str, doc: dict[str, Any]) -> None:
     print(f"  {title}:")
     for key, value in doc.items():
         if key == "t":

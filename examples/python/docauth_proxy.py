@@ -81,8 +81,8 @@ class Config:
     policy_path: str = ""
     credentials_path: str = ""
     threads: int = 0
-    session: dict = field(default_factory=dict)
-    line_of: dict = field(default_factory=dict)
+    session: dict[str, Any] = field(default_factory=dict)
+    line_of: dict[str, int] = field(default_factory=dict)
 
     def error(self, key: Optional[str], message: str) -> ConfigError:
         line = self.line_of.get(key) if key else None
@@ -236,7 +236,7 @@ class AuditSink:
         self.out = out
         self.lock = threading.Lock()
 
-    def __call__(self, event: dict) -> None:
+    def __call__(self, event: dict[str, Any]) -> None:
         line = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
         with self.lock:
             try:

@@ -10,8 +10,8 @@
         session = runtime.start_session(conn, params, PolicyEngine.from_file("policy.yaml"),
                                         CredentialsProvider(provider_config), on_audit=print)
 
-The shared library is found through $DOCAUTH_LIBRARY, else the repository's
-target/release build, else the system library path.
+The shared library is found through $DOCAUTH_LIBRARY, else the copy inside the package
+(the platform wheel), else the repository's target/release build, else the system library path.
 """
 
 from __future__ import annotations
@@ -33,6 +33,11 @@ def library_version() -> str:
     return raw.decode("utf-8") if raw else ""
 
 
+def library_path() -> str:
+    """The file libdocauth was loaded from ($DOCAUTH_LIBRARY, the package's own copy, ...)."""
+    return _ffi.loaded_path()
+
+
 def result_name(code: int) -> str:
     """The C constant name of a result code, as the library reports it."""
     return _ffi.result_name(code)
@@ -47,6 +52,7 @@ __all__ = [
     "Runtime",
     "Session",
     "SessionStats",
+    "library_path",
     "library_version",
     "result_name",
     *_error_names,

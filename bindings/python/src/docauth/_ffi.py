@@ -188,12 +188,16 @@ _lib: ctypes.CDLL | None = None
 
 
 def library_candidates() -> list[str]:
-    """Where the library is looked for, in order: $DOCAUTH_LIBRARY, the repository's
+    """Where the library is looked for, in order: $DOCAUTH_LIBRARY, the library bundled in
+    the package (the platform wheel of `make wheel`, next to this file), the repository's
     target/release build next to this source tree, then the system (ctypes.util.find_library)."""
     env = os.environ.get("DOCAUTH_LIBRARY")
     if env:
         return [env]  # explicit: do not silently fall back to another build
     out = []
+    bundled = Path(__file__).resolve().parent / _LIB_FILE
+    if bundled.is_file():
+        out.append(str(bundled))
     repo_build = _REPO_ROOT / "target" / "release" / _LIB_FILE
     if _IN_SOURCE_TREE and repo_build.exists():
         out.append(str(repo_build))
@@ -233,6 +237,11 @@ def _load() -> ctypes.CDLL:
             f"{path} lacks {', '.join(missing)}: it was built from older sources than this binding"
         )
     return lib
+
+
+def loaded_path() -> str:
+    """The file the library was loaded from (loads it if needed)."""
+    return str(lib()._name)
 
 
 def lib() -> ctypes.CDLL:

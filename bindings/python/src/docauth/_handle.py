@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from .errors import UseAfterCloseError
+
+# `with PolicyEngine(...) as engine:` gives the subclass, not OwnedHandle (typing.Self is 3.11+).
+_Handle = TypeVar("_Handle", bound="OwnedHandle")
 
 
 class OwnedHandle:
@@ -49,7 +52,7 @@ class OwnedHandle:
             if ptr and free is not None:
                 free(ptr)
 
-    def __enter__(self) -> "OwnedHandle":
+    def __enter__(self: _Handle) -> _Handle:
         return self
 
     def __exit__(self, *exc: object) -> None:

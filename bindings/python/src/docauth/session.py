@@ -27,7 +27,7 @@ import socket
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 from . import _ffi
 from ._handle import OwnedHandle
@@ -41,7 +41,7 @@ __all__ = ["AuditCallback", "Runtime", "Session", "SessionStats"]
 _log = logging.getLogger("docauth")
 
 #: An audit consumer: receives each event as a dict (the library's JSON object, parsed).
-AuditCallback = Callable[[dict], None]
+AuditCallback = Callable[[Dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
