@@ -69,6 +69,11 @@ private=$(pc --static --libs-only-l docauth | tr ' ' '\n' | grep -vx -- '-ldocau
     "$(pc --variable=libdir docauth)/libdocauth.a" $private -Wl,--gc-sections
 if readelf -d "$tmp/prog-static" | grep -q 'libdocauth'; then fail "static program still needs libdocauth.so"; fi
 "$tmp/prog-static" "$version" || fail "statically linked program failed"
+# The policy-only example the same way (BENCHMARKS.md, Sizes): it decides, and exits 0 (allowed).
+# shellcheck disable=SC2046,SC2086
+"$CC" -std=c11 -Wall -Wextra -Werror -O2 -o "$tmp/policy-static" examples/c/policy_decide.c \
+    $(pc --cflags docauth) "$(pc --variable=libdir docauth)/libdocauth.a" $private -Wl,--gc-sections
+"$tmp/policy-static" >/dev/null || fail "static policy-only example failed"
 
 # 2. A staged install (packagers): DESTDIR + the default prefix.
 stage="$tmp/stage"
