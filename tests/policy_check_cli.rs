@@ -125,10 +125,45 @@ fn allow_deny_and_errors() {
         "d",
         "--db-user",
         "u",
+        "--db-name",
+        "test",
     ]);
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent/policy.yaml"), "{err}");
+    // No --db-name: an error, not a check of the database name "".
+    let (code, out, err) = check(&[
+        "--config",
+        c,
+        "--user",
+        "alice",
+        "--db",
+        "my-docdb",
+        "--db-user",
+        "u",
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("--db-name is required"), "{err}");
     let (code, _, err) = check(&["--user", "alice"]);
     assert_eq!(code, 2);
     assert!(err.contains("--config is required"), "{err}");
+}
+
+#[test]
+fn help_and_version_exit_zero_on_stdout() {
+    for flag in ["--help", "-h"] {
+        let (code, out, err) = check(&[flag]);
+        assert_eq!(code, 0, "{flag}: {err}");
+        assert!(
+            out.starts_with("usage: docauth-check --config FILE"),
+            "{out}"
+        );
+        assert!(err.is_empty(), "{err}");
+    }
+    let (code, out, _) = check(&["--version"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.trim(),
+        format!("docauth-check {}", env!("CARGO_PKG_VERSION"))
+    );
 }

@@ -8,7 +8,10 @@
 //! ```
 //!
 //! `--roles`/`--traits` may be omitted when the config's `identities` has the user.
-//! Prints the decision and its reason. Exit status: 0 allowed, 1 denied, 2 error.
+//! `--db-name` is required: a session is always judged with the database name the client
+//! uses (a check with no name would ask about the database name "", which no role names).
+//! Prints the decision and its reason. Exit status: 0 allowed, 1 denied, 2 error;
+//! `--help` (usage on stdout) and `--version` exit 0.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -32,7 +35,14 @@ struct Args {
     explain: bool,
 }
 
-fn parse_args() -> Result<Args, String> {
+/// What the command line asks for.
+enum Invocation {
+    Check(Box<Args>),
+    Help,
+    Version,
+}
+
+fn parse_args() -> Result<Invocation, String> {
     let mut it = std::env::args().skip(1);
     let (mut config, mut user, mut db, mut db_user, mut db_name) = (None, None, None, None, None);
     let mut args = Args {
@@ -53,7 +63,10 @@ fn parse_args() -> Result<Args, String> {
             continue;
         }
         if flag == "-h" || flag == "--help" {
-            return Err(USAGE.to_string());
+            return Ok(Invocation::Help);
+        }
+        if flag == "-V" || flag == "--version" {
+            return Ok(Invocation::Version);
         }
         let value = it
             .next()
@@ -91,13 +104,21 @@ fn parse_args() -> Result<Args, String> {
     args.user = need(user, "--user")?;
     args.db = need(db, "--db")?;
     args.db_user = need(db_user, "--db-user")?;
-    args.db_name = db_name.unwrap_or_default();
-    Ok(args)
+    args.db_name = need(db_name, "--db-name")?;
+    Ok(Invocation::Check(Box::new(args)))
 }
 
 fn main() -> ExitCode {
     let args = match parse_args() {
-        Ok(a) => a,
+        Ok(Invocation::Check(a)) => *a,
+        Ok(Invocation::Help) => {
+            println!("{USAGE}\n\nDecides one request against a policy configuration, as the library would.\nExit status: 0 allowed, 1 denied, 2 error.");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Invocation::Version) => {
+            println!("docauth-check {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             eprintln!("docauth-check: {e}");
             return ExitCode::from(2);
