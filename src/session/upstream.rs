@@ -1,159 +1,33 @@
-//! The connection to the database: URI, TCP connect with a timeout, TLS with the configured
-//! CA bundle (rustls, SNI from the host), the MongoDB handshake (`hello` without
+//! The connection to the database: TCP connect with a timeout, TLS ([`tls`], with the
+//! configured CA bundle, SNI from the host), the MongoDB handshake (`hello` without
 //! speculative authentication or compression) and MONGODB-AWS authentication on `$external`.
+//! The URI is parsed in [`uri`].
 //!
 //! Every failure is an [`Error`] whose message says what to fix (the troubleshooting section
 //! of the Teleport DocumentDB guide).
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bson::{doc, spec::BinarySubtype, Binary, Document, RawDocument};
-use once_cell::sync::Lazy;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+mod tls;
+mod uri;
+
+use self::tls::{tls_config, tls_error};
+use self::uri::uri_error;
+pub use self::uri::DatabaseUri;
 use super::frames::{FrameError, FrameReader};
 use super::CredentialSource;
 use crate::aws::ClientConversation;
 use crate::wire::{self, Message, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::{Error, Result, ResultCode};
-
-/// Where the database is and how to reach it, from a `mongodb://` URI.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DatabaseUri {
-    pub host: String,
-    pub port: u16,
-    /// TLS is on unless the URI says `tls=false` (or `ssl=false`) explicitly.
-    pub tls: bool,
-    /// `tlsCAFile` from the URI, if any.
-    pub ca_file: Option<PathBuf>,
-}
-
-fn uri_error(msg: impl Into<String>) -> Error {
-    Error::new(ResultCode::DatabaseUriInvalid, msg)
-}
-
-impl DatabaseUri {
-    /// Parses `mongodb://host[:port][/db][?options]`. Credentials in the URI, several hosts
-    /// and `mongodb+srv://` are refused: the library authenticates with IAM itself and
-    /// connects to one endpoint (a DocumentDB cluster endpoint).
-    pub fn parse(uri: &str) -> Result<Self> {
-        let rest = uri.strip_prefix("mongodb://").ok_or_else(|| {
-            uri_error(format!(
-                "the database URI must start with mongodb:// (got {:?}); mongodb+srv:// is not supported",
-                uri.split("://").next().unwrap_or("")
-            ))
-        })?;
-        let (authority, tail) = match rest.find(['/', '?']) {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
-        if authority.contains('@') {
-            return Err(uri_error(
-                "the database URI must not contain credentials: the library authenticates as the db user with MONGODB-AWS",
-            ));
-        }
-        if authority.contains(',') {
-            return Err(uri_error(
-                "the database URI names several hosts; give the one cluster endpoint",
-            ));
-        }
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, after) = v6
-                .split_once(']')
-                .ok_or_else(|| uri_error("unterminated [IPv6] host in the database URI"))?;
-            (h, after.strip_prefix(':'))
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(uri_error("the database URI has no host"));
-        }
-        let port = match port {
-            None => 27017,
-            Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
-                uri_error(format!("the database URI's port {p:?} is not 1-65535"))
-            })?,
-        };
-        let mut out = DatabaseUri {
-            host: host.to_string(),
-            port,
-            tls: true,
-            ca_file: None,
-        };
-        if let Some((_, query)) = tail.split_once('?') {
-            for pair in query.split('&').filter(|p| !p.is_empty()) {
-                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                let value = percent_decode(value);
-                match key.to_ascii_lowercase().as_str() {
-                    "tls" | "ssl" => {
-                        out.tls = match value.as_str() {
-                            "true" => true,
-                            "false" => false,
-                            v => {
-                                return Err(uri_error(format!(
-                                    "{key}={v} is neither true nor false"
-                                )))
-                            }
-                        }
-                    }
-                    "tlscafile" | "sslcafile" => out.ca_file = Some(PathBuf::from(value)),
-                    "tlsinsecure" | "tlsallowinvalidcertificates" | "tlsallowinvalidhostnames"
-                        if value == "true" =>
-                    {
-                        return Err(uri_error(format!(
-                            "{key}=true is refused: the database's certificate is always verified"
-                        )))
-                    }
-                    _ => {} // options for drivers (replicaSet, retryWrites, …) do not apply here
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// `host:port` as operators write it.
-    pub fn address(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-}
-
-fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-            if let Ok(b) = u8::from_str_radix(hex, 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 /// The database connection: TLS or (only when the URI says `tls=false`) plain TCP.
 pub enum UpstreamStream {
@@ -309,176 +183,6 @@ fn connect_failed(address: &str, e: &std::io::Error) -> Error {
             "could not connect to the database at {address}: {e}; check the host and port in the database URI, DNS, the database's security group and the VPC routing"
         ),
     )
-}
-
-/// TLS client configurations by CA bundle path: parsing the ~100 certificates of
-/// global-bundle.pem once, not per session.
-type TlsConfigCache = HashMap<PathBuf, (std::time::SystemTime, Arc<rustls::ClientConfig>)>;
-static TLS_CONFIGS: Lazy<Mutex<TlsConfigCache>> = Lazy::new(|| Mutex::new(HashMap::new()));
-
-fn tls_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>> {
-    let bundle_error = |what: String| {
-        Error::new(
-            ResultCode::CaBundleInvalid,
-            format!("CA bundle {}: {what}", ca_file.display()),
-        )
-    };
-    let modified = std::fs::metadata(ca_file)
-        .and_then(|m| m.modified())
-        .map_err(|e| bundle_error(format!("cannot be read: {e}")))?;
-    let mut cache = TLS_CONFIGS.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((when, config)) = cache.get(ca_file) {
-        if *when == modified {
-            return Ok(config.clone());
-        }
-    }
-    let mut roots = rustls::RootCertStore::empty();
-    let mut count = 0usize;
-    for cert in CertificateDer::pem_file_iter(ca_file)
-        .map_err(|e| bundle_error(format!("cannot be read: {e}")))?
-    {
-        let cert = cert.map_err(|e| bundle_error(format!("is not valid PEM: {e}")))?;
-        roots
-            .add(cert)
-            .map_err(|e| bundle_error(format!("holds a certificate rustls cannot use: {e}")))?;
-        count += 1;
-    }
-    if count == 0 {
-        return Err(bundle_error("holds no PEM certificate".into()));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .map_err(|e| bundle_error(format!("cannot verify servers: {e}")))?;
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| bundle_error(format!("no TLS version available: {e}")))?
-        .dangerous() // only to wrap webpki's verifier and name the legacy-CN case; it still decides
-        .with_custom_certificate_verifier(Arc::new(LegacyCnAware { webpki }))
-        .with_no_client_auth();
-    let config = Arc::new(config);
-    cache.insert(ca_file.to_path_buf(), (modified, config.clone()));
-    Ok(config)
-}
-
-/// webpki's verifier, unchanged in every decision; when it refuses a certificate for the
-/// host name and that certificate has no subjectAltName extension at all, the error says so
-/// (the DocumentDB/RDS certificates issued before July 2020 name the host only in the CN).
-#[derive(Debug)]
-struct LegacyCnAware {
-    webpki: Arc<WebPkiServerVerifier>,
-}
-
-#[derive(Debug)]
-struct NoSubjectAltName;
-
-impl std::fmt::Display for NoSubjectAltName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("certificate relies on legacy Common Name field, use SANs instead")
-    }
-}
-
-impl std::error::Error for NoSubjectAltName {}
-
-/// DER of the subjectAltName extension's OID, 2.5.29.17.
-const SAN_OID_DER: [u8; 5] = [0x06, 0x03, 0x55, 0x1d, 0x11];
-
-fn has_subject_alt_name(cert: &[u8]) -> bool {
-    cert.windows(SAN_OID_DER.len()).any(|w| w == SAN_OID_DER)
-}
-
-impl ServerCertVerifier for LegacyCnAware {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        self.webpki
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-            .map_err(|e| match e {
-                rustls::Error::InvalidCertificate(
-                    CertificateError::NotValidForName
-                    | CertificateError::NotValidForNameContext { .. },
-                ) if !has_subject_alt_name(end_entity) => rustls::Error::InvalidCertificate(
-                    CertificateError::Other(rustls::OtherError(Arc::new(NoSubjectAltName))),
-                ),
-                other => other,
-            })
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.webpki.supported_verify_schemes()
-    }
-}
-
-fn tls_error(address: &str, ca: &Path, e: std::io::Error) -> Error {
-    let rustls_error = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        .cloned();
-    match rustls_error {
-        Some(rustls::Error::InvalidCertificate(CertificateError::Other(other)))
-            if other.0.downcast_ref::<NoSubjectAltName>().is_some() =>
-        {
-            Error::new(
-                ResultCode::TlsLegacyCommonName,
-                format!(
-                    "TLS to the database at {address} failed: x509: certificate relies on legacy Common Name field, use SANs instead. The database presents a certificate without subjectAltName (RDS/DocumentDB clusters created before July 28, 2020 do): rotate the cluster's SSL/TLS certificate to a current CA (e.g. rds-ca-rsa2048-g1) as AWS documents, then reboot the instances"
-                ),
-            )
-        }
-        Some(rustls::Error::InvalidCertificate(
-            CertificateError::UnknownIssuer | CertificateError::BadSignature,
-        )) => Error::new(
-            ResultCode::TlsUnknownCa,
-            format!(
-                "TLS to the database at {address} failed: its certificate was not issued by a CA in the bundle {} — for Amazon DocumentDB use the RDS global-bundle.pem (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem); otherwise add the database's CA to that file",
-                ca.display()
-            ),
-        ),
-        Some(rustls::Error::InvalidCertificate(cert_error)) => Error::new(
-            ResultCode::TlsHandshakeFailed,
-            format!("TLS to the database at {address} failed: its certificate was refused: {cert_error:?}; check the host name in the database URI (it must be a name the certificate carries) and the certificate's validity dates"),
-        ),
-        Some(other) => Error::new(
-            ResultCode::TlsHandshakeFailed,
-            format!("TLS to the database at {address} failed: {other}"),
-        ),
-        None if matches!(
-            e.kind(),
-            std::io::ErrorKind::UnexpectedEof
-                | std::io::ErrorKind::ConnectionReset
-                | std::io::ErrorKind::BrokenPipe
-        ) =>
-        {
-            Error::new(
-                ResultCode::UpstreamClosed,
-                format!("the database at {address} closed the connection during the TLS handshake ({e}); check that TLS is enabled on that port and that it is the database's port"),
-            )
-        }
-        None => Error::new(
-            ResultCode::TlsHandshakeFailed,
-            format!("TLS to the database at {address} failed: {e}"),
-        ),
-    }
 }
 
 static NEXT_REQUEST_ID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(1);
@@ -691,51 +395,4 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
         step,
         "the SASL conversation did not finish",
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uris_parse_as_docdb_writes_them() {
-        let u = DatabaseUri::parse("mongodb://docdb.cluster-abc.us-east-1.docdb.amazonaws.com:27017/?tls=true&tlsCAFile=%2Ftmp%2Fglobal-bundle.pem&retryWrites=false").unwrap();
-        assert_eq!(u.host, "docdb.cluster-abc.us-east-1.docdb.amazonaws.com");
-        assert_eq!(u.port, 27017);
-        assert!(u.tls);
-        assert_eq!(
-            u.ca_file.as_deref(),
-            Some(Path::new("/tmp/global-bundle.pem"))
-        );
-        let u = DatabaseUri::parse("mongodb://127.0.0.1:5000/test?tls=false").unwrap();
-        assert!(!u.tls);
-        assert_eq!(u.address(), "127.0.0.1:5000");
-        let u = DatabaseUri::parse("mongodb://[::1]:5000").unwrap();
-        assert_eq!(u.address(), "[::1]:5000");
-        assert_eq!(DatabaseUri::parse("mongodb://h").unwrap().port, 27017);
-        for bad in [
-            "mongodb+srv://h",
-            "mongodb://u:p@h",
-            "mongodb://a,b",
-            "mongodb://h:0",
-            "mongodb://h:x",
-            "mongodb://",
-            "mongodb://h/?tlsInsecure=true",
-            "mongodb://h/?tls=maybe",
-        ] {
-            assert_eq!(
-                DatabaseUri::parse(bad).unwrap_err().code(),
-                ResultCode::DatabaseUriInvalid,
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_san_oid_is_found_in_der() {
-        assert!(has_subject_alt_name(&[
-            1, 2, 0x06, 0x03, 0x55, 0x1d, 0x11, 9
-        ]));
-        assert!(!has_subject_alt_name(&[0x06, 0x03, 0x55, 0x1d, 0x0f]));
-    }
 }
