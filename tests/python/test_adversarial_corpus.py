@@ -282,7 +282,7 @@ def test_must_allow_near_misses_are_forwarded(setup):
             conn.close()
     refused = [i for i, (outcome, _) in outcomes.items() if outcome != "forwarded"]
     _results["near-misses"] = [f"must-allow near misses: {len(cases)} total, forwarded {len(cases) - len(refused)}, false denies {len(refused)}"] + [
-        f"  FALSE DENY {i}: {outcomes[i][0]}: {outcomes[i][1][:200]}" for i in refused
+        f"  FALSE DENY case:{i}: {outcomes[i][0]}: {outcomes[i][1][:200]}" for i in refused
     ]
     problems = [f"{i}: not forwarded ({outcomes[i][0]}: {outcomes[i][1][:300]})" for i in refused if f"case:{i}" not in known]
     problems += [f"case:{i}: now forwarded: remove it from tests/adversarial/known_false_denies.txt" for i in outcomes if f"case:{i}" in known and i not in refused]
@@ -315,26 +315,21 @@ def test_must_allow_real_driver_traffic_is_never_denied(setup):
         r for r in relay.replies if r.doc is not None and is_error(r.doc) and (r.doc.get("code") in DENIAL_CODES or "libdocauth" in str(r.doc.get("errmsg", "")) + str(r.doc.get("$err", "")))
     ]
     commands = collections.Counter(r.command for r in relay.requests)
+    assert not relay.errors, relay.errors
+    failing: dict[str, str] = dict(failed_steps)  # key (as known_false_denies.txt spells it) -> why
+    for r in not_forwarded + denials:
+        request = r if isinstance(r, Request) else by_id.get(r.response_to)
+        key = f"command:{request.command}@{request.db}" if request else f"reply:{r.response_to}"
+        failing.setdefault(key, f"{'not forwarded' if r is request else 'denial reply'}: {r}")
     _results["must-allow"] = [
         f"must-allow: {len(relay.requests)} driver messages ({len(go_steps)} Go steps, {len(py_steps)} pymongo steps), "
         f"false denies {len(not_forwarded)}, denial replies {len(denials)}, failed steps {len(failed_steps)}",
         "  commands: " + ", ".join(f"{k or '?'} {v}" for k, v in sorted(commands.items())),
-    ] + [f"  FALSE DENY {r.command} on {r.db} (request {r.request_id})" for r in not_forwarded]
-    assert not relay.errors, relay.errors
+    ] + [f"  FALSE DENY {key}: {why[:200]}" for key, why in sorted(failing.items())]
     assert len(relay.requests) > 100, f"too little traffic captured: {len(relay.requests)}"
     known = load_known(KNOWN_FALSE_DENIES)
-    problems = []
-    failing_keys = set()
-    for key, why in failed_steps:
-        failing_keys.add(key)
-        if key not in known:
-            problems.append(f"{key}: {why}")
-    for r in not_forwarded + denials:
-        request = r if isinstance(r, Request) else by_id.get(r.response_to)
-        key = f"command:{request.command}@{request.db}" if request else f"reply:{r.response_to}"
-        failing_keys.add(key)
-        if key not in known:
-            problems.append(f"{key}: {'not forwarded' if r is request else 'denial reply'}: {r}")
+    problems = [f"{key}: {why}" for key, why in failing.items() if key not in known]
+    failing_keys = set(failing)
     problems += [
         f"{k}: now passes: remove it from tests/adversarial/known_false_denies.txt" for k in known if k not in failing_keys and not k.startswith("case:")
     ]
