@@ -7,9 +7,18 @@
 //! - [`policy`] decides database access: Teleport-compatible roles, evaluated by Rego.
 //! - [`session`] runs a proxied session: TLS + MONGODB-AWS upstream, judged relay, audit.
 //! - [`wire`] parses MongoDB wire messages and names every database a command can reach.
+//!
+//! `unsafe` is refused everywhere but in [`ffi`]; there, every unsafe operation is in its own
+//! block with its own `// SAFETY:` comment (the clippy lints below, run by `make test`).
+
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(clippy::multiple_unsafe_ops_per_block)]
 
 pub mod aws;
 mod error;
+#[allow(unsafe_code)]
 pub mod ffi;
 pub mod policy;
 /// cbindgen:ignore

@@ -578,6 +578,15 @@ fn the_blocking_and_c_apis_resolve_against_moto() {
     use std::ffi::{CStr, CString};
     use std::ptr;
 
+    /// Calls the C ABI as a C caller does.
+    macro_rules! c_call {
+        ($call:expr) => {{
+            // SAFETY: the test passes NULL, or pointers to live values it owns, as the called
+            // function's contract asks.
+            unsafe { $call }
+        }};
+    }
+
     let (moto, setup) = Moto::start(0);
     let config = serde_json::json!({
         "source": {"type": "static", "access_key_id": setup.access_key_id,
@@ -608,22 +617,26 @@ fn the_blocking_and_c_apis_resolve_against_moto() {
     let config = CString::new(config).unwrap();
     let mut provider: *mut docauth_credentials_provider = ptr::null_mut();
     assert_eq!(
-        docauth_credentials_provider_new(config.as_ptr(), &mut provider, ptr::null_mut()),
+        c_call!(docauth_credentials_provider_new(
+            config.as_ptr(),
+            &mut provider,
+            ptr::null_mut()
+        )),
         ResultCode::Ok
     );
     let mut out: *mut docauth_credentials = ptr::null_mut();
     assert_eq!(
-        docauth_credentials_provider_resolve(
+        c_call!(docauth_credentials_provider_resolve(
             provider,
             c"teleport-docdb-user".as_ptr(),
             c"bob".as_ptr(),
             &mut out,
             ptr::null_mut()
-        ),
+        )),
         ResultCode::Ok
     );
     assert!(!out.is_null());
-    docauth_credentials_free(out);
+    c_call!(docauth_credentials_free(out));
     assert_eq!(
         moto.assumed(&setup.db_user_role_arn).len(),
         2,
@@ -633,13 +646,13 @@ fn the_blocking_and_c_apis_resolve_against_moto() {
     let mut err: *mut docauth_error = ptr::null_mut();
     let mut out: *mut docauth_credentials = ptr::null_mut();
     assert_eq!(
-        docauth_credentials_provider_resolve(
+        c_call!(docauth_credentials_provider_resolve(
             provider,
             c"untrusted-role".as_ptr(),
             ptr::null(),
             &mut out,
             &mut err
-        ),
+        )),
         ResultCode::AwsAssumeRoleDenied
     );
     assert!(out.is_null());
@@ -649,15 +662,15 @@ fn the_blocking_and_c_apis_resolve_against_moto() {
         .into_owned();
     assert!(message.contains(&setup.untrusted_role_arn), "{message}");
     assert_no_secret(&message, &[&setup.secret_access_key]);
-    docauth_error_free(err);
+    c_call!(docauth_error_free(err));
 
     assert_eq!(
-        docauth_credentials_provider_invalidate(
+        c_call!(docauth_credentials_provider_invalidate(
             provider,
             c"teleport-docdb-user".as_ptr(),
             ptr::null_mut()
-        ),
+        )),
         ResultCode::Ok
     );
-    docauth_credentials_provider_free(provider);
+    c_call!(docauth_credentials_provider_free(provider));
 }

@@ -5,6 +5,15 @@ use std::ffi::{c_char, CStr, CString};
 use std::ptr;
 
 use docauth::ffi::*;
+
+/// Calls the C ABI as a C caller does.
+macro_rules! c_call {
+    ($call:expr) => {{
+        // SAFETY: the tests pass NULL, or pointers to live values they own, as the called
+        // function's contract asks.
+        unsafe { $call }
+    }};
+}
 use docauth::ResultCode;
 
 const CONFIG: &str = "roles:\n  - {kind: role, version: v7, metadata: {name: access}, spec: {allow: {db_labels: {'*': '*'}, db_users: ['{{internal.db_users}}'], db_names: ['{{internal.db_names}}']}}}\n  - {kind: role, version: v7, metadata: {name: no-admin}, spec: {deny: {db_names: [admin]}}}\ndatabases:\n  - {name: my-docdb, labels: {env: dev}}\nidentities:\n  - {user: alice, roles: [access, no-admin], traits: {db_users: ['*'], db_names: ['*']}}\n";
@@ -18,15 +27,15 @@ fn new_engine(config: &str) -> Result<*mut docauth_engine, (ResultCode, String)>
     let c = CString::new(config).unwrap();
     let mut engine = ptr::null_mut();
     let mut err = ptr::null_mut();
-    let r = docauth_engine_new(c.as_ptr(), &mut engine, &mut err);
+    let r = c_call!(docauth_engine_new(c.as_ptr(), &mut engine, &mut err));
     if r == ResultCode::Ok {
         assert!(err.is_null());
         Ok(engine)
     } else {
         assert!(engine.is_null());
-        let msg = cstr(docauth_error_message(err));
-        assert_eq!(docauth_error_code(err), r);
-        docauth_error_free(err);
+        let msg = cstr(c_call!(docauth_error_message(err)));
+        assert_eq!(c_call!(docauth_error_code(err)), r);
+        c_call!(docauth_error_free(err));
         Err((r, msg))
     }
 }
@@ -38,17 +47,23 @@ fn decide(engine: *const docauth_engine, db_name: &str) -> (bool, String, Vec<St
     .unwrap();
     let mut d = ptr::null_mut();
     assert_eq!(
-        docauth_engine_decide(engine, req.as_ptr(), &mut d, ptr::null_mut()),
+        c_call!(docauth_engine_decide(
+            engine,
+            req.as_ptr(),
+            &mut d,
+            ptr::null_mut()
+        )),
         ResultCode::Ok
     );
-    let allowed = docauth_decision_allowed(d);
-    let reason = cstr(docauth_decision_reason(d));
-    let roles = (0..docauth_decision_matched_roles_count(d))
-        .map(|i| cstr(docauth_decision_matched_role(d, i)))
+    let allowed = c_call!(docauth_decision_allowed(d));
+    let reason = cstr(c_call!(docauth_decision_reason(d)));
+    let roles = (0..c_call!(docauth_decision_matched_roles_count(d)))
+        .map(|i| cstr(c_call!(docauth_decision_matched_role(d, i))))
         .collect();
-    let json: serde_json::Value = serde_json::from_str(&cstr(docauth_decision_json(d))).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&cstr(c_call!(docauth_decision_json(d)))).unwrap();
     assert_eq!(json["allowed"], allowed);
-    docauth_decision_free(d);
+    c_call!(docauth_decision_free(d));
     (allowed, reason, roles)
 }
 
@@ -65,7 +80,11 @@ fn allow_deny_reload_free() {
 
     let next = CString::new(CONFIG.replace("db_names: [admin]", "db_names: [test]")).unwrap();
     assert_eq!(
-        docauth_engine_reload(engine, next.as_ptr(), ptr::null_mut()),
+        c_call!(docauth_engine_reload(
+            engine,
+            next.as_ptr(),
+            ptr::null_mut()
+        )),
         ResultCode::Ok
     );
     assert!(!decide(engine, "test").0);
@@ -74,13 +93,13 @@ fn allow_deny_reload_free() {
     let bad = CString::new("roles: [").unwrap();
     let mut err = ptr::null_mut();
     assert_eq!(
-        docauth_engine_reload(engine, bad.as_ptr(), &mut err),
+        c_call!(docauth_engine_reload(engine, bad.as_ptr(), &mut err)),
         ResultCode::PolicyConfigSyntax
     );
-    assert!(cstr(docauth_error_message(err)).contains("line"));
-    docauth_error_free(err);
+    assert!(cstr(c_call!(docauth_error_message(err))).contains("line"));
+    c_call!(docauth_error_free(err));
     assert!(decide(engine, "admin").0, "a failed reload keeps the rules");
-    docauth_engine_free(engine);
+    c_call!(docauth_engine_free(engine));
 }
 
 #[test]
@@ -90,31 +109,49 @@ fn bad_config_and_null_arguments() {
     assert!(msg.contains("db_users"), "{msg}");
     let mut engine = ptr::null_mut();
     assert_eq!(
-        docauth_engine_new(ptr::null(), &mut engine, ptr::null_mut()),
+        c_call!(docauth_engine_new(
+            ptr::null(),
+            &mut engine,
+            ptr::null_mut()
+        )),
         ResultCode::NullParameter
     );
     let c = CString::new(CONFIG).unwrap();
     assert_eq!(
-        docauth_engine_new(c.as_ptr(), ptr::null_mut(), ptr::null_mut()),
+        c_call!(docauth_engine_new(
+            c.as_ptr(),
+            ptr::null_mut(),
+            ptr::null_mut()
+        )),
         ResultCode::NullParameter
     );
     let mut d = ptr::null_mut();
     assert_eq!(
-        docauth_engine_decide(ptr::null(), c.as_ptr(), &mut d, ptr::null_mut()),
+        c_call!(docauth_engine_decide(
+            ptr::null(),
+            c.as_ptr(),
+            &mut d,
+            ptr::null_mut()
+        )),
         ResultCode::NullParameter
     );
     assert!(d.is_null());
     let bad_utf8 = b"{\"a\": \"\xff\"}\0";
     let engine = new_engine(CONFIG).unwrap();
     assert_eq!(
-        docauth_engine_decide(engine, bad_utf8.as_ptr().cast(), &mut d, ptr::null_mut()),
+        c_call!(docauth_engine_decide(
+            engine,
+            bad_utf8.as_ptr().cast(),
+            &mut d,
+            ptr::null_mut()
+        )),
         ResultCode::InvalidUtf8
     );
-    assert!(!docauth_decision_allowed(ptr::null()));
-    assert!(docauth_decision_matched_role(ptr::null(), 0).is_null());
-    docauth_decision_free(ptr::null_mut());
-    docauth_engine_free(engine);
-    docauth_engine_free(ptr::null_mut());
+    assert!(!c_call!(docauth_decision_allowed(ptr::null())));
+    assert!(c_call!(docauth_decision_matched_role(ptr::null(), 0)).is_null());
+    c_call!(docauth_decision_free(ptr::null_mut()));
+    c_call!(docauth_engine_free(engine));
+    c_call!(docauth_engine_free(ptr::null_mut()));
 }
 
 struct SendPtr(*mut docauth_engine);
@@ -139,10 +176,10 @@ fn reload_concurrent_with_decide_through_one_handle() {
         for i in 0..200 {
             let cfg = if i % 2 == 0 { &other } else { &same };
             assert_eq!(
-                docauth_engine_reload(e.0, cfg.as_ptr(), ptr::null_mut()),
+                c_call!(docauth_engine_reload(e.0, cfg.as_ptr(), ptr::null_mut())),
                 ResultCode::Ok
             );
         }
     });
-    docauth_engine_free(engine.0);
+    c_call!(docauth_engine_free(engine.0));
 }

@@ -13,6 +13,15 @@ use std::sync::Mutex;
 use bson::doc;
 use common::*;
 use docauth::ffi::*;
+
+/// Calls the C ABI as a C caller does.
+macro_rules! c_call {
+    ($call:expr) => {{
+        // SAFETY: the tests pass NULL, or pointers to live values they own, as the called
+        // function's contract asks.
+        unsafe { $call }
+    }};
+}
 use docauth::ResultCode;
 
 struct HostState {
@@ -44,7 +53,11 @@ unsafe extern "C" fn free_state(user_data: *mut c_void) {
 fn engine_handle(allow: &[&str]) -> *mut docauth_engine {
     let config = CString::new(engine_config(allow, "")).unwrap();
     let mut engine = ptr::null_mut();
-    let r = docauth_engine_new(config.as_ptr(), &mut engine, ptr::null_mut());
+    let r = c_call!(docauth_engine_new(
+        config.as_ptr(),
+        &mut engine,
+        ptr::null_mut()
+    ));
     assert_eq!(r, ResultCode::Ok);
     engine
 }
@@ -63,7 +76,11 @@ fn provider_handle(moto: &Moto, setup: &Setup) -> *mut docauth_credentials_provi
     )
     .unwrap();
     let mut provider = ptr::null_mut();
-    let r = docauth_credentials_provider_new(config.as_ptr(), &mut provider, ptr::null_mut());
+    let r = c_call!(docauth_credentials_provider_new(
+        config.as_ptr(),
+        &mut provider,
+        ptr::null_mut()
+    ));
     assert_eq!(r, ResultCode::Ok);
     provider
 }
@@ -79,7 +96,11 @@ fn offline_provider() -> *mut docauth_credentials_provider {
     )
     .unwrap();
     let mut provider = ptr::null_mut();
-    let r = docauth_credentials_provider_new(config.as_ptr(), &mut provider, ptr::null_mut());
+    let r = c_call!(docauth_credentials_provider_new(
+        config.as_ptr(),
+        &mut provider,
+        ptr::null_mut()
+    ));
     assert_eq!(r, ResultCode::Ok);
     provider
 }
@@ -98,7 +119,7 @@ fn a_session_through_the_c_abi() {
     let server = any_key_server();
     let mut runtime = ptr::null_mut();
     assert_eq!(
-        docauth_runtime_new(2, &mut runtime, ptr::null_mut()),
+        c_call!(docauth_runtime_new(2, &mut runtime, ptr::null_mut())),
         ResultCode::Ok
     );
     let engine = engine_handle(&["test"]);
@@ -123,7 +144,7 @@ fn a_session_through_the_c_abi() {
     }));
     let mut session = ptr::null_mut();
     let mut err: *mut docauth_error = ptr::null_mut();
-    let r = docauth_session_start(
+    let r = c_call!(docauth_session_start(
         runtime,
         proxy_side.into_raw_fd(),
         params.as_ptr(),
@@ -134,11 +155,11 @@ fn a_session_through_the_c_abi() {
         Some(free_state),
         &mut session,
         &mut err,
-    );
+    ));
     assert_eq!(r, ResultCode::Ok);
     // The session keeps its own references to the engine and the provider.
-    docauth_engine_free(engine);
-    docauth_credentials_provider_free(provider);
+    c_call!(docauth_engine_free(engine));
+    c_call!(docauth_credentials_provider_free(provider));
     // SAFETY: `state` lives until free_state runs, which cannot happen while the session runs.
     unsafe { (*state).session.store(session, Ordering::SeqCst) };
 
@@ -157,22 +178,22 @@ fn a_session_through_the_c_abi() {
     assert_eq!(moto.assumed(&setup.db_user_role_arn).len(), 1);
     let (_, reply) = client.command(doc! {"find": "c", "$db": "admin"});
     assert_eq!(reply.doc.get_i32("code").unwrap(), 13);
-    assert!(!docauth_session_is_finished(session));
+    assert!(!c_call!(docauth_session_is_finished(session)));
 
     // Shutdown from another thread; wait from this one.
     let s = session as usize;
-    std::thread::spawn(move || docauth_session_shutdown(s as *const docauth_session))
+    std::thread::spawn(move || c_call!(docauth_session_shutdown(s as *const docauth_session)))
         .join()
         .unwrap();
     let mut stats = docauth_session_stats::default();
     assert_eq!(
-        docauth_session_wait(session, &mut stats, ptr::null_mut()),
+        c_call!(docauth_session_wait(session, &mut stats, ptr::null_mut())),
         ResultCode::Ok
     );
     assert_eq!(stats.messages_from_client, 2);
     assert_eq!(stats.messages_denied, 1);
-    assert!(docauth_session_is_finished(session));
-    assert_eq!(docauth_session_audit_dropped(session), 0);
+    assert!(c_call!(docauth_session_is_finished(session)));
+    assert_eq!(c_call!(docauth_session_audit_dropped(session)), 0);
     assert!(client.is_closed());
     // SAFETY: the state lives while the session handle does (it holds the audit sink).
     let state_ref = unsafe { &*state };
@@ -214,9 +235,9 @@ fn a_session_through_the_c_abi() {
         ResultCode::CalledFromAuditCallback as u32,
         "docauth_session_wait from inside the callback must refuse, not deadlock"
     );
-    docauth_session_free(session);
+    c_call!(docauth_session_free(session));
     // Freeing the runtime delivers the queued events and stops the dispatcher.
-    docauth_runtime_free(runtime);
+    c_call!(docauth_runtime_free(runtime));
     assert_eq!(
         FREES.load(Ordering::SeqCst),
         1,
@@ -231,7 +252,7 @@ fn the_callback_cannot_block_on_its_own_dispatcher() {
     let server = any_key_server();
     let mut runtime = ptr::null_mut();
     assert_eq!(
-        docauth_runtime_new(1, &mut runtime, ptr::null_mut()),
+        c_call!(docauth_runtime_new(1, &mut runtime, ptr::null_mut())),
         ResultCode::Ok
     );
     let engine = engine_handle(&["*"]);
@@ -257,7 +278,7 @@ fn the_callback_cannot_block_on_its_own_dispatcher() {
     }));
     let mut session = ptr::null_mut();
     assert_eq!(
-        docauth_session_start(
+        c_call!(docauth_session_start(
             runtime,
             proxy_side.into_raw_fd(),
             params.as_ptr(),
@@ -268,7 +289,7 @@ fn the_callback_cannot_block_on_its_own_dispatcher() {
             Some(free_state),
             &mut session,
             ptr::null_mut()
-        ),
+        )),
         ResultCode::Ok
     );
     // SAFETY: as above.
@@ -278,16 +299,20 @@ fn the_callback_cannot_block_on_its_own_dispatcher() {
     assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0);
     drop(client);
     assert_eq!(
-        docauth_session_wait(session, ptr::null_mut(), ptr::null_mut()),
+        c_call!(docauth_session_wait(
+            session,
+            ptr::null_mut(),
+            ptr::null_mut()
+        )),
         ResultCode::Ok
     );
-    docauth_session_free(session);
+    c_call!(docauth_session_free(session));
     // The dispatcher has delivered the start event by now (or delivers it at free).
-    docauth_runtime_free(runtime);
+    c_call!(docauth_runtime_free(runtime));
     assert_eq!(FREES.load(Ordering::SeqCst), 1);
     let _ = events;
-    docauth_engine_free(engine);
-    docauth_credentials_provider_free(provider);
+    c_call!(docauth_engine_free(engine));
+    c_call!(docauth_credentials_provider_free(provider));
 }
 
 #[test]
@@ -295,7 +320,7 @@ fn a_failed_start_still_owns_the_fd_and_frees_user_data_once() {
     static FREES: AtomicUsize = AtomicUsize::new(0);
     let mut runtime = ptr::null_mut();
     assert_eq!(
-        docauth_runtime_new(1, &mut runtime, ptr::null_mut()),
+        c_call!(docauth_runtime_new(1, &mut runtime, ptr::null_mut())),
         ResultCode::Ok
     );
     let engine = engine_handle(&["test"]);
@@ -350,7 +375,7 @@ fn a_failed_start_still_owns_the_fd_and_frees_user_data_once() {
         let params = CString::new(params).unwrap();
         let mut session = ptr::null_mut();
         let mut err: *mut docauth_error = ptr::null_mut();
-        let r = docauth_session_start(
+        let r = c_call!(docauth_session_start(
             runtime,
             proxy_side.into_raw_fd(),
             params.as_ptr(),
@@ -361,17 +386,17 @@ fn a_failed_start_still_owns_the_fd_and_frees_user_data_once() {
             Some(free_state),
             &mut session,
             &mut err,
-        );
+        ));
         assert_eq!(r, expected, "{params:?}");
         assert!(session.is_null(), "out is untouched on failure");
-        assert_eq!(docauth_error_code(err), expected);
+        assert_eq!(c_call!(docauth_error_code(err)), expected);
         // SAFETY: err was set by the failing call.
         let msg = unsafe { CStr::from_ptr(docauth_error_message(err)) }
             .to_str()
             .unwrap()
             .to_string();
         assert!(msg.contains(named), "{params:?}: {msg}");
-        docauth_error_free(err);
+        c_call!(docauth_error_free(err));
         assert_eq!(FREES.load(Ordering::SeqCst), before + 1);
         // The library closed its end of the connection.
         use std::io::Read;
@@ -391,7 +416,7 @@ fn a_failed_start_still_owns_the_fd_and_frees_user_data_once() {
         let (mut client, proxy_side) = socket_pair();
         let mut err: *mut docauth_error = ptr::null_mut();
         let mut session = ptr::null_mut();
-        let r = docauth_session_start(
+        let r = c_call!(docauth_session_start(
             runtime,
             proxy_side.into_raw_fd(),
             p,
@@ -402,7 +427,7 @@ fn a_failed_start_still_owns_the_fd_and_frees_user_data_once() {
             None,
             &mut session,
             &mut err,
-        );
+        ));
         assert_eq!(r, ResultCode::NullParameter);
         assert!(session.is_null());
         // SAFETY: err was set by the failing call.
@@ -411,15 +436,15 @@ fn a_failed_start_still_owns_the_fd_and_frees_user_data_once() {
             .unwrap()
             .to_string();
         assert!(msg.contains(named), "{msg}");
-        docauth_error_free(err);
+        c_call!(docauth_error_free(err));
         use std::io::Read;
         let mut b = [0u8; 1];
         assert_eq!(client.read(&mut b).unwrap(), 0);
     }
-    docauth_engine_free(engine);
-    docauth_credentials_provider_free(provider);
-    docauth_runtime_free(runtime);
-    docauth_runtime_free(ptr::null_mut());
-    docauth_session_free(ptr::null_mut());
-    docauth_session_shutdown(ptr::null());
+    c_call!(docauth_engine_free(engine));
+    c_call!(docauth_credentials_provider_free(provider));
+    c_call!(docauth_runtime_free(runtime));
+    c_call!(docauth_runtime_free(ptr::null_mut()));
+    c_call!(docauth_session_free(ptr::null_mut()));
+    c_call!(docauth_session_shutdown(ptr::null()));
 }

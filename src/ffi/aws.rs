@@ -60,8 +60,12 @@ pub struct docauth_aws_conversation {
 /// NULL), `DOCAUTH_RESULT_INVALID_UTF8`, `DOCAUTH_RESULT_AWS_INVALID_CREDENTIALS` (empty
 /// access key id or secret, empty session token, or a space, control or non-ASCII character
 /// in the access key id or session token, which are sent in HTTP headers).
+///
+/// # Safety
+/// `access_key_id`, `secret_access_key` and `session_token` are NULL or
+/// NUL-terminated strings; `out` and `err` are NULL or writable storage for one pointer.
 #[no_mangle]
-pub extern "C" fn docauth_credentials_new(
+pub unsafe extern "C" fn docauth_credentials_new(
     access_key_id: *const c_char,
     secret_access_key: *const c_char,
     session_token: *const c_char,
@@ -90,44 +94,64 @@ pub extern "C" fn docauth_credentials_new(
 ///
 /// Ownership: the string belongs to the handle; valid until `docauth_credentials_free`,
 /// never free it. Threads: callable from any thread while the handle lives.
-/// Errors: none; returns an empty string when `credentials` is NULL.
+/// Errors: none; returns an empty string when `credentials` is NULL (and if the library
+/// panicked, a bug).
+///
+/// # Safety
+/// `credentials` is NULL or a live credentials handle.
 #[no_mangle]
-pub extern "C" fn docauth_credentials_access_key_id(
+pub unsafe extern "C" fn docauth_credentials_access_key_id(
     credentials: *const docauth_credentials,
 ) -> *const c_char {
-    // SAFETY: the caller passes NULL or a live credentials handle.
-    match unsafe { credentials.as_ref() } {
-        Some(c) => c.access_key_id.as_ptr(),
-        None => c"".as_ptr(),
-    }
+    ffi_boundary!(default: c"".as_ptr(), "docauth_credentials_access_key_id", {
+        // SAFETY: the caller passes NULL or a live credentials handle.
+        match unsafe { credentials.as_ref() } {
+            Some(c) => c.access_key_id.as_ptr(),
+            None => c"".as_ptr(),
+        }
+    })
 }
 
 /// When `credentials` expire, in whole seconds since the Unix epoch (UTC), rounded down:
 /// the `Expiration` STS returned for temporary credentials from
 /// `docauth_credentials_provider_resolve`. Returns 0 when the credentials have no expiry
-/// (long-term keys, or any handle from `docauth_credentials_new`) and when `credentials` is
-/// NULL.
+/// (long-term keys, or any handle from `docauth_credentials_new`), when `credentials` is
+/// NULL, and if the library panicked (a bug).
 ///
 /// Threads: callable from any thread while the handle lives. Errors: none.
+///
+/// # Safety
+/// `credentials` is NULL or a live credentials handle.
 #[no_mangle]
-pub extern "C" fn docauth_credentials_expiry(credentials: *const docauth_credentials) -> i64 {
-    // SAFETY: the caller passes NULL or a live credentials handle.
-    let Some(c) = (unsafe { credentials.as_ref() }) else {
-        return 0;
-    };
-    c.inner
-        .expiry()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .and_then(|d| i64::try_from(d.as_secs()).ok())
-        .unwrap_or(0)
+pub unsafe extern "C" fn docauth_credentials_expiry(
+    credentials: *const docauth_credentials,
+) -> i64 {
+    ffi_boundary!(default: 0, "docauth_credentials_expiry", {
+        // SAFETY: the caller passes NULL or a live credentials handle.
+        let Some(c) = (unsafe { credentials.as_ref() }) else {
+            return 0;
+        };
+        c.inner
+            .expiry()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_secs()).ok())
+            .unwrap_or(0)
+    })
 }
 
 /// Frees credentials. `NULL` is a no-op. Conversations created from them stay usable.
 /// Must not be called twice on the same pointer, nor while another thread uses the handle.
+/// A panic while freeing (a bug) is contained: the call returns, the handle may leak.
+///
+/// # Safety
+/// `credentials` is NULL or a handle from this library, not freed before.
 #[no_mangle]
-pub extern "C" fn docauth_credentials_free(credentials: *mut docauth_credentials) {
-    // SAFETY: the caller passes NULL or a handle from docauth_credentials_new, not freed before.
-    unsafe { free_boxed(credentials) }
+pub unsafe extern "C" fn docauth_credentials_free(credentials: *mut docauth_credentials) {
+    ffi_boundary!(default: (), "docauth_credentials_free", {
+        // SAFETY: the caller passes NULL or a handle from docauth_credentials_new, not freed
+        // before.
+        unsafe { free_boxed(credentials) }
+    })
 }
 
 /// Starts a MONGODB-AWS conversation with a fresh 32-byte client nonce from the operating
@@ -138,8 +162,12 @@ pub extern "C" fn docauth_credentials_free(credentials: *mut docauth_credentials
 ///
 /// Errors: `DOCAUTH_RESULT_NULL_PARAMETER`, `DOCAUTH_RESULT_SIGNING_FAILED` (the random
 /// number generator failed).
+///
+/// # Safety
+/// `credentials` is NULL or a live credentials handle; `out` and `err` are NULL or
+/// writable storage for one pointer.
 #[no_mangle]
-pub extern "C" fn docauth_aws_conversation_new(
+pub unsafe extern "C" fn docauth_aws_conversation_new(
     credentials: *const docauth_credentials,
     out: *mut *mut docauth_aws_conversation,
     err: *mut *mut docauth_error,
@@ -165,8 +193,12 @@ pub extern "C" fn docauth_aws_conversation_new(
 ///
 /// Errors: `DOCAUTH_RESULT_NULL_PARAMETER`, `DOCAUTH_RESULT_INVALID_ARGUMENT` (nonce length
 /// is not 32, or the time is out of range).
+///
+/// # Safety
+/// As `docauth_aws_conversation_new`; `client_nonce` is NULL or points to
+/// `client_nonce_len` readable bytes.
 #[no_mangle]
-pub extern "C" fn docauth_aws_conversation_new_for_testing(
+pub unsafe extern "C" fn docauth_aws_conversation_new_for_testing(
     credentials: *const docauth_credentials,
     client_nonce: *const u8,
     client_nonce_len: usize,
@@ -217,8 +249,12 @@ pub extern "C" fn docauth_aws_conversation_new_for_testing(
 /// On success `*out` receives a buffer to free with `docauth_bytes_free`.
 ///
 /// Errors: `DOCAUTH_RESULT_NULL_PARAMETER`, `DOCAUTH_RESULT_INVALID_STATE` (already called).
+///
+/// # Safety
+/// `conversation` is NULL or a live conversation no other thread is using; `out`
+/// and `err` are NULL or writable storage for one pointer.
 #[no_mangle]
-pub extern "C" fn docauth_aws_conversation_client_first(
+pub unsafe extern "C" fn docauth_aws_conversation_client_first(
     conversation: *mut docauth_aws_conversation,
     out: *mut *mut docauth_bytes,
     err: *mut *mut docauth_error,
@@ -255,8 +291,12 @@ pub extern "C" fn docauth_aws_conversation_client_first(
 /// `DOCAUTH_RESULT_SASL_HOST_LENGTH` (`h` empty or over 255 bytes),
 /// `DOCAUTH_RESULT_SASL_HOST_EDGE_DOT`, `DOCAUTH_RESULT_SASL_HOST_EMPTY_LABEL`,
 /// `DOCAUTH_RESULT_SIGNING_FAILED` (e.g. the clock is before 1970).
+///
+/// # Safety
+/// As `docauth_aws_conversation_client_first`; `server_first` is NULL or points
+/// to `server_first_len` readable bytes.
 #[no_mangle]
-pub extern "C" fn docauth_aws_conversation_client_final(
+pub unsafe extern "C" fn docauth_aws_conversation_client_final(
     conversation: *mut docauth_aws_conversation,
     server_first: *const u8,
     server_first_len: usize,
@@ -277,11 +317,19 @@ pub extern "C" fn docauth_aws_conversation_client_final(
 }
 
 /// Frees a conversation. `NULL` is a no-op. Must not be called twice on the same pointer.
+/// A panic while freeing (a bug) is contained: the call returns, the handle may leak.
+///
+/// # Safety
+/// `conversation` is NULL or a conversation from this library, not freed before.
 #[no_mangle]
-pub extern "C" fn docauth_aws_conversation_free(conversation: *mut docauth_aws_conversation) {
-    // SAFETY: the caller passes NULL or a handle from docauth_aws_conversation_new*, not
-    // freed before.
-    unsafe { free_boxed(conversation) }
+pub unsafe extern "C" fn docauth_aws_conversation_free(
+    conversation: *mut docauth_aws_conversation,
+) {
+    ffi_boundary!(default: (), "docauth_aws_conversation_free", {
+        // SAFETY: the caller passes NULL or a handle from docauth_aws_conversation_new*, not
+        // freed before.
+        unsafe { free_boxed(conversation) }
+    })
 }
 
 #[cfg(test)]
@@ -307,18 +355,14 @@ mod tests {
         if err.is_null() {
             return (result, None);
         }
-        // SAFETY: `err` was produced by the library and is freed once here.
-        let detail = unsafe {
-            let detail = (
-                docauth_error_code(err),
-                CStr::from_ptr(docauth_error_message(err))
-                    .to_str()
-                    .unwrap()
-                    .to_owned(),
-            );
-            docauth_error_free(err);
-            detail
-        };
+        let message = c_call!(docauth_error_message(err));
+        // SAFETY: a live error's message is a NUL-terminated string.
+        let message = unsafe { CStr::from_ptr(message) };
+        let detail = (
+            c_call!(docauth_error_code(err)),
+            message.to_str().unwrap().to_owned(),
+        );
+        c_call!(docauth_error_free(err));
         (result, Some(detail))
     }
 
@@ -327,13 +371,13 @@ mod tests {
         let secret = CString::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY").unwrap();
         let token = token.map(|t| CString::new(t).unwrap());
         let mut out = ptr::null_mut();
-        let r = docauth_credentials_new(
+        let r = c_call!(docauth_credentials_new(
             akid.as_ptr(),
             secret.as_ptr(),
             token.as_ref().map_or(ptr::null(), |t| t.as_ptr()),
             &mut out,
             ptr::null_mut(),
-        );
+        ));
         assert_eq!(r, ResultCode::Ok);
         assert!(!out.is_null());
         out
@@ -341,31 +385,37 @@ mod tests {
 
     fn conversation(creds: *const docauth_credentials) -> *mut docauth_aws_conversation {
         let mut out = ptr::null_mut();
-        let r = docauth_aws_conversation_new_for_testing(
+        let r = c_call!(docauth_aws_conversation_new_for_testing(
             creds,
             NONCE.as_ptr(),
             32,
             TIME,
             &mut out,
             ptr::null_mut(),
-        );
+        ));
         assert_eq!(r, ResultCode::Ok);
         out
     }
 
     fn take(bytes: *mut docauth_bytes) -> Vec<u8> {
-        let v = unsafe {
-            // SAFETY: `bytes` is a live buffer from the library, freed once below.
-            std::slice::from_raw_parts(docauth_bytes_data(bytes), docauth_bytes_len(bytes)).to_vec()
-        };
-        docauth_bytes_free(bytes);
+        let (data, len) = (
+            c_call!(docauth_bytes_data(bytes)),
+            c_call!(docauth_bytes_len(bytes)),
+        );
+        // SAFETY: `bytes` is a live buffer of `len` bytes from the library, freed below.
+        let v = unsafe { std::slice::from_raw_parts(data, len) }.to_vec();
+        c_call!(docauth_bytes_free(bytes));
         v
     }
 
     fn first(conv: *mut docauth_aws_conversation) -> Vec<u8> {
         let mut out = ptr::null_mut();
         assert_eq!(
-            docauth_aws_conversation_client_first(conv, &mut out, ptr::null_mut()),
+            c_call!(docauth_aws_conversation_client_first(
+                conv,
+                &mut out,
+                ptr::null_mut()
+            )),
             ResultCode::Ok
         );
         take(out)
@@ -386,7 +436,13 @@ mod tests {
         let sentinel = 0x1234usize as *mut docauth_bytes;
         let mut out = sentinel;
         let (r, e) = outcome(|err| {
-            docauth_aws_conversation_client_final(conv, sf.as_ptr(), sf.len(), &mut out, err)
+            c_call!(docauth_aws_conversation_client_final(
+                conv,
+                sf.as_ptr(),
+                sf.len(),
+                &mut out,
+                err
+            ))
         });
         if r != ResultCode::Ok {
             assert_eq!(out, sentinel, "out-param written on failure");
@@ -400,13 +456,13 @@ mod tests {
             let creds = credentials(token);
             let conv = conversation(creds);
             // The conversation keeps its own reference: free the credentials right away.
-            docauth_credentials_free(creds);
+            c_call!(docauth_credentials_free(creds));
             let f = first(conv);
             let sf = server_first("sts.us-west-2.amazonaws.com");
             let (r, e, out) = final_result(conv, &sf);
             assert_eq!(r, ResultCode::Ok, "{e:?}");
             let last = take(out);
-            docauth_aws_conversation_free(conv);
+            c_call!(docauth_aws_conversation_free(conv));
 
             let rust_creds = Credentials::new(
                 "AKIAICGVLKOKZVY3X3DA",
@@ -504,7 +560,8 @@ mod tests {
         ];
         for (akid, secret, token, code, text) in cases {
             let mut out = sentinel;
-            let (r, e) = outcome(|err| docauth_credentials_new(akid, secret, token, &mut out, err));
+            let (r, e) =
+                outcome(|err| c_call!(docauth_credentials_new(akid, secret, token, &mut out, err)));
             assert_eq!(r, code, "{text}");
             let (ecode, message) = e.unwrap();
             assert_eq!(ecode, code);
@@ -513,28 +570,28 @@ mod tests {
         }
         // NULL out.
         let (r, _) = outcome(|err| {
-            docauth_credentials_new(
+            c_call!(docauth_credentials_new(
                 good.as_ptr(),
                 good.as_ptr(),
                 ptr::null(),
                 ptr::null_mut(),
                 err,
-            )
+            ))
         });
         assert_eq!(r, ResultCode::NullParameter);
         // NULL err is fine too.
         assert_eq!(
-            docauth_credentials_new(
+            c_call!(docauth_credentials_new(
                 ptr::null(),
                 ptr::null(),
                 ptr::null(),
                 ptr::null_mut(),
                 ptr::null_mut()
-            ),
+            )),
             ResultCode::NullParameter
         );
-        docauth_credentials_free(ptr::null_mut());
-        docauth_aws_conversation_free(ptr::null_mut());
+        c_call!(docauth_credentials_free(ptr::null_mut()));
+        c_call!(docauth_aws_conversation_free(ptr::null_mut()));
     }
 
     #[test]
@@ -542,10 +599,12 @@ mod tests {
         let creds = credentials(None);
         let sentinel = 0x77usize as *mut docauth_aws_conversation;
         let mut out = sentinel;
-        let (r, _) = outcome(|err| docauth_aws_conversation_new(ptr::null(), &mut out, err));
+        let (r, _) =
+            outcome(|err| c_call!(docauth_aws_conversation_new(ptr::null(), &mut out, err)));
         assert_eq!(r, ResultCode::NullParameter);
         assert_eq!(out, sentinel);
-        let (r, _) = outcome(|err| docauth_aws_conversation_new(creds, ptr::null_mut(), err));
+        let (r, _) =
+            outcome(|err| c_call!(docauth_aws_conversation_new(creds, ptr::null_mut(), err)));
         assert_eq!(r, ResultCode::NullParameter);
 
         let cases: Vec<(*const u8, usize, i64, ResultCode, &str)> = vec![
@@ -589,7 +648,9 @@ mod tests {
         for (nonce, len, time, code, text) in cases {
             let mut out = sentinel;
             let (r, e) = outcome(|err| {
-                docauth_aws_conversation_new_for_testing(creds, nonce, len, time, &mut out, err)
+                c_call!(docauth_aws_conversation_new_for_testing(
+                    creds, nonce, len, time, &mut out, err
+                ))
             });
             assert_eq!(r, code, "{text}");
             assert!(e.unwrap().1.contains(text));
@@ -599,17 +660,17 @@ mod tests {
         let mut a = ptr::null_mut();
         let mut b = ptr::null_mut();
         assert_eq!(
-            docauth_aws_conversation_new(creds, &mut a, ptr::null_mut()),
+            c_call!(docauth_aws_conversation_new(creds, &mut a, ptr::null_mut())),
             ResultCode::Ok
         );
         assert_eq!(
-            docauth_aws_conversation_new(creds, &mut b, ptr::null_mut()),
+            c_call!(docauth_aws_conversation_new(creds, &mut b, ptr::null_mut())),
             ResultCode::Ok
         );
-        docauth_credentials_free(creds);
+        c_call!(docauth_credentials_free(creds));
         assert_ne!(first(a), first(b));
-        docauth_aws_conversation_free(a);
-        docauth_aws_conversation_free(b);
+        c_call!(docauth_aws_conversation_free(a));
+        c_call!(docauth_aws_conversation_free(b));
     }
 
     #[test]
@@ -684,23 +745,35 @@ mod tests {
             assert_eq!(ecode, code);
             assert!(message.contains(text), "{message} !~ {text}");
             assert!(!message.contains("token"), "{message}");
-            docauth_aws_conversation_free(conv);
+            c_call!(docauth_aws_conversation_free(conv));
         }
         // NULL server_first with a length; NULL with length 0 is an empty (malformed) message.
         let conv = conversation(creds);
         first(conv);
         let mut out = ptr::null_mut();
         let (r, _) = outcome(|err| {
-            docauth_aws_conversation_client_final(conv, ptr::null(), 5, &mut out, err)
+            c_call!(docauth_aws_conversation_client_final(
+                conv,
+                ptr::null(),
+                5,
+                &mut out,
+                err
+            ))
         });
         assert_eq!(r, ResultCode::NullParameter);
         let (r, _) = outcome(|err| {
-            docauth_aws_conversation_client_final(conv, ptr::null(), 0, &mut out, err)
+            c_call!(docauth_aws_conversation_client_final(
+                conv,
+                ptr::null(),
+                0,
+                &mut out,
+                err
+            ))
         });
         assert_eq!(r, ResultCode::SaslMalformedServerFirst);
         assert!(out.is_null());
-        docauth_aws_conversation_free(conv);
-        docauth_credentials_free(creds);
+        c_call!(docauth_aws_conversation_free(conv));
+        c_call!(docauth_credentials_free(creds));
     }
 
     #[test]
@@ -713,7 +786,8 @@ mod tests {
         assert!(e.unwrap().1.contains("before client_first"));
         first(conv);
         let mut out = ptr::null_mut();
-        let (r, _) = outcome(|err| docauth_aws_conversation_client_first(conv, &mut out, err));
+        let (r, _) =
+            outcome(|err| c_call!(docauth_aws_conversation_client_first(conv, &mut out, err)));
         assert_eq!(r, ResultCode::InvalidState);
         let (r, _, out) = final_result(conv, &sf);
         assert_eq!(r, ResultCode::Ok);
@@ -722,28 +796,44 @@ mod tests {
         assert_eq!(r, ResultCode::InvalidState);
 
         let mut out = ptr::null_mut();
-        let (r, e) =
-            outcome(|err| docauth_aws_conversation_client_first(ptr::null_mut(), &mut out, err));
+        let (r, e) = outcome(|err| {
+            c_call!(docauth_aws_conversation_client_first(
+                ptr::null_mut(),
+                &mut out,
+                err
+            ))
+        });
         assert_eq!(r, ResultCode::NullParameter);
         assert!(e.unwrap().1.contains("`conversation`"));
-        let (r, _) =
-            outcome(|err| docauth_aws_conversation_client_first(conv, ptr::null_mut(), err));
+        let (r, _) = outcome(|err| {
+            c_call!(docauth_aws_conversation_client_first(
+                conv,
+                ptr::null_mut(),
+                err
+            ))
+        });
         assert_eq!(r, ResultCode::NullParameter);
         let (r, _) = outcome(|err| {
-            docauth_aws_conversation_client_final(
+            c_call!(docauth_aws_conversation_client_final(
                 ptr::null_mut(),
                 sf.as_ptr(),
                 sf.len(),
                 &mut out,
                 err,
-            )
+            ))
         });
         assert_eq!(r, ResultCode::NullParameter);
         let (r, _) = outcome(|err| {
-            docauth_aws_conversation_client_final(conv, sf.as_ptr(), sf.len(), ptr::null_mut(), err)
+            c_call!(docauth_aws_conversation_client_final(
+                conv,
+                sf.as_ptr(),
+                sf.len(),
+                ptr::null_mut(),
+                err
+            ))
         });
         assert_eq!(r, ResultCode::NullParameter);
-        docauth_aws_conversation_free(conv);
-        docauth_credentials_free(creds);
+        c_call!(docauth_aws_conversation_free(conv));
+        c_call!(docauth_credentials_free(creds));
     }
 }

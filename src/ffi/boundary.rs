@@ -6,17 +6,48 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use crate::ffi::error::{docauth_error, store_error};
 use crate::{Error, ResultCode};
 
-/// Runs an `extern "C"` body: `Ok(())` becomes `DOCAUTH_RESULT_OK`; an `Err` or a panic
-/// becomes its code, and the error is stored in `*err` when `err` is not NULL.
+/// Runs an `extern "C"` body. Two forms:
 ///
-/// `ffi_boundary!(err, "docauth_fn_name", { ...; Ok(()) })`
+/// - `ffi_boundary!(err, "docauth_fn_name", { ...; Ok(()) })` for the functions that return
+///   a `docauth_result`: `Ok(())` becomes `DOCAUTH_RESULT_OK`; an `Err` or a panic becomes
+///   its code, and the error is stored in `*err` when `err` is not NULL.
+/// - `ffi_boundary!(default: VALUE, "docauth_fn_name", { ...; value })` for the functions
+///   that return a value (accessors, `_free`, `docauth_version`): the body's value, or
+///   `VALUE` (the documented default, e.g. NULL, 0, false, `()`) when the body panics.
+///
+/// Every `extern "C"` function's body is exactly one of these (tests/ffi_exports.rs checks).
+/// A panic never crosses into C: it would abort the host process, or worse.
 macro_rules! ffi_boundary {
-    ($err:expr, $name:literal, $body:block) => {
-        $crate::ffi::boundary::run($err, $name, || -> $crate::Result<()> { $body })
+    (default: $default:expr, $name:literal, $body:block) => {
+        $crate::ffi::boundary::run_value($name, $default, || $body)
     };
+    ($err:expr, $name:literal, $body:block) => {{
+        let body = || -> $crate::Result<()> { $body };
+        // SAFETY: `err` is NULL or writable storage for one pointer: the contract of every
+        // exported function that takes a `docauth_error **`.
+        unsafe { $crate::ffi::boundary::run($err, $name, body) }
+    }};
 }
 
-pub(crate) fn run(
+/// The text of a panic payload (`panic!` with a literal or a formatted message).
+fn panic_detail(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_string())
+}
+
+/// Drops a panic payload without letting a panicking `Drop` of the payload escape.
+fn drop_payload(payload: Box<dyn std::any::Any + Send>) {
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+}
+
+/// See [`ffi_boundary!`]: the result-code form.
+///
+/// # Safety
+/// `err` is NULL or points to writable storage for one `*mut docauth_error`.
+pub(crate) unsafe fn run(
     err: *mut *mut docauth_error,
     function: &'static str,
     body: impl FnOnce() -> crate::Result<()>,
@@ -24,11 +55,8 @@ pub(crate) fn run(
     // A panic leaves no Rust value half-updated that a later call could observe: handles are
     // only replaced wholesale, so treating the body as unwind-safe is sound.
     let outcome = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
-        let detail = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "non-string panic payload".to_string());
+        let detail = panic_detail(&*payload);
+        drop_payload(payload);
         Err(Error::new(
             ResultCode::Panic,
             format!("internal error: {function} panicked ({detail}); please report this bug"),
@@ -38,8 +66,21 @@ pub(crate) fn run(
         Ok(()) => ResultCode::Ok,
         Err(error) => {
             let code = error.code();
-            store_error(err, error);
+            // SAFETY: `err` is NULL or writable, as this function's caller promised.
+            unsafe { store_error(err, error) };
             code
+        }
+    }
+}
+
+/// See [`ffi_boundary!`]: the value form. A panic returns `default`; the panic message has
+/// already gone to standard error through the panic hook (there is no `err` to fill).
+pub(crate) fn run_value<T>(_function: &'static str, default: T, body: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(value) => value,
+        Err(payload) => {
+            drop_payload(payload);
+            default
         }
     }
 }
@@ -56,7 +97,8 @@ fn null(name: &str) -> Error {
 /// # Safety
 /// `ptr` is NULL or points to a live `T` that outlives the returned reference.
 pub(crate) unsafe fn arg_ref<'a, T>(ptr: *const T, name: &str) -> crate::Result<&'a T> {
-    ptr.as_ref().ok_or_else(|| null(name))
+    // SAFETY: NULL or a live `T` outliving the reference, per this function's contract.
+    unsafe { ptr.as_ref() }.ok_or_else(|| null(name))
 }
 
 /// An exclusive reference to a handle, or a NULL_PARAMETER error naming the parameter.
@@ -64,7 +106,8 @@ pub(crate) unsafe fn arg_ref<'a, T>(ptr: *const T, name: &str) -> crate::Result<
 /// # Safety
 /// `ptr` is NULL or points to a live `T` that nothing else uses during the call.
 pub(crate) unsafe fn arg_mut<'a, T>(ptr: *mut T, name: &str) -> crate::Result<&'a mut T> {
-    ptr.as_mut().ok_or_else(|| null(name))
+    // SAFETY: NULL or a live `T` used by nothing else, per this function's contract.
+    unsafe { ptr.as_mut() }.ok_or_else(|| null(name))
 }
 
 /// A required NUL-terminated UTF-8 string.
@@ -75,7 +118,9 @@ pub(crate) unsafe fn arg_str<'a>(ptr: *const c_char, name: &str) -> crate::Resul
     if ptr.is_null() {
         return Err(null(name));
     }
-    CStr::from_ptr(ptr).to_str().map_err(|e| {
+    // SAFETY: non-NULL (checked above) and NUL-terminated, per this function's contract.
+    let text = unsafe { CStr::from_ptr(ptr) };
+    text.to_str().map_err(|e| {
         Error::new(
             ResultCode::InvalidUtf8,
             format!(
@@ -97,7 +142,8 @@ pub(crate) unsafe fn arg_opt_str<'a>(
     if ptr.is_null() {
         Ok(None)
     } else {
-        arg_str(ptr, name).map(Some)
+        // SAFETY: this function's contract is `arg_str`'s.
+        unsafe { arg_str(ptr, name) }.map(Some)
     }
 }
 
@@ -122,7 +168,8 @@ pub(crate) unsafe fn arg_bytes<'a>(
             format!("`{name}` length {len} is larger than any buffer can be"),
         ));
     }
-    Ok(std::slice::from_raw_parts(ptr, len))
+    // SAFETY: non-NULL, `len` readable bytes (the contract), and at most isize::MAX bytes.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
 /// An out-parameter, checked for NULL before any work is done and written only on success.
@@ -154,7 +201,8 @@ impl<T> Out<T> {
 /// `ptr` is NULL or came from `Out::set_boxed` for the same `T` and was not freed before.
 pub(crate) unsafe fn free_boxed<T>(ptr: *mut T) {
     if !ptr.is_null() {
-        drop(Box::from_raw(ptr));
+        // SAFETY: non-NULL and from `Box::into_raw` of a `T`, not freed before (the contract).
+        drop(unsafe { Box::from_raw(ptr) });
     }
 }
 
@@ -179,16 +227,43 @@ mod tests {
         let result = panicking_call(&mut err);
         assert_eq!(result, ResultCode::Panic);
         assert!(!err.is_null());
-        // SAFETY: `err` was just produced by the boundary and is freed once below.
-        unsafe {
-            assert_eq!(docauth_error_code(err), ResultCode::Panic);
-            let message = CStr::from_ptr(docauth_error_message(err)).to_str().unwrap();
-            assert!(message.contains("panicking_call panicked"), "{message}");
-            assert!(message.contains("index out of bounds"), "{message}");
-            docauth_error_free(err);
-        }
+        assert_eq!(c_call!(docauth_error_code(err)), ResultCode::Panic);
+        let message = c_call!(docauth_error_message(err));
+        // SAFETY: a live error's message is a NUL-terminated string, valid until it is freed.
+        let message = unsafe { CStr::from_ptr(message) }
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(message.contains("panicking_call panicked"), "{message}");
+        assert!(message.contains("index out of bounds"), "{message}");
+        c_call!(docauth_error_free(err));
         // And with no error out-param at all.
         assert_eq!(panicking_call(ptr::null_mut()), ResultCode::Panic);
+    }
+
+    extern "C" fn panicking_accessor() -> usize {
+        ffi_boundary!(default: 7, "panicking_accessor", {
+            let items: Vec<usize> = Vec::new();
+            items[std::hint::black_box(3)]
+        })
+    }
+
+    extern "C" fn panicking_free() {
+        ffi_boundary!(default: (), "panicking_free", {
+            struct Bomb;
+            impl Drop for Bomb {
+                fn drop(&mut self) {
+                    panic!("a Drop that panics");
+                }
+            }
+            drop(Bomb);
+        })
+    }
+
+    #[test]
+    fn a_panic_inside_an_accessor_or_a_free_returns_the_default() {
+        assert_eq!(panicking_accessor(), 7);
+        panicking_free(); // returns instead of unwinding into the caller
     }
 
     #[test]

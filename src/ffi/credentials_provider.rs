@@ -51,8 +51,12 @@ pub struct docauth_credentials_provider {
 /// Errors: NULL_PARAMETER, INVALID_UTF8, INVALID_CONFIG (the message names the field),
 /// AWS_INVALID_ROLE_ARN (`assume_role_arn`), AWS_INVALID_CREDENTIALS (empty static keys).
 /// A static secret key in `config_json` is copied into zeroizing storage.
+///
+/// # Safety
+/// `config_json` is NULL or a NUL-terminated string; `out` and `err` are NULL or
+/// writable storage for one pointer.
 #[no_mangle]
-pub extern "C" fn docauth_credentials_provider_new(
+pub unsafe extern "C" fn docauth_credentials_provider_new(
     config_json: *const c_char,
     out: *mut *mut docauth_credentials_provider,
     err: *mut *mut docauth_error,
@@ -89,8 +93,12 @@ pub extern "C" fn docauth_credentials_provider_new(
 /// the sources tried), AWS_ASSUME_ROLE_DENIED (names both ARNs and the trust policy fix),
 /// AWS_STS_UNREACHABLE (endpoint and timeout), AWS_INVALID_TOKEN, AWS_STS_ERROR,
 /// AWS_CREDENTIALS_SOURCE_FAILED, INVALID_STATE (called from inside an async runtime).
+///
+/// # Safety
+/// `provider` is NULL or a live provider; `db_user` and `session_user` are NULL or
+/// NUL-terminated strings; `out` and `err` are NULL or writable storage for one pointer.
 #[no_mangle]
-pub extern "C" fn docauth_credentials_provider_resolve(
+pub unsafe extern "C" fn docauth_credentials_provider_resolve(
     provider: *const docauth_credentials_provider,
     db_user: *const c_char,
     session_user: *const c_char,
@@ -116,8 +124,12 @@ pub extern "C" fn docauth_credentials_provider_resolve(
 /// rejected an authentication made with them; the next resolve calls STS again. The
 /// shared `assume_role_arn` hop stays cached. Unknown db users are not an error.
 /// Errors: NULL_PARAMETER, INVALID_UTF8.
+///
+/// # Safety
+/// `provider` is NULL or a live provider; `db_user` is NULL or a NUL-terminated
+/// string; `err` is NULL or writable storage for one pointer.
 #[no_mangle]
-pub extern "C" fn docauth_credentials_provider_invalidate(
+pub unsafe extern "C" fn docauth_credentials_provider_invalidate(
     provider: *const docauth_credentials_provider,
     db_user: *const c_char,
     err: *mut *mut docauth_error,
@@ -134,11 +146,19 @@ pub extern "C" fn docauth_credentials_provider_invalidate(
 
 /// Frees a provider and its cached credentials (zeroized; once the sessions started with it,
 /// which keep their own reference, have ended). `NULL` is a no-op. Must not be called
-/// twice, nor while another thread is using the provider.
+/// twice, nor while another thread is using the provider. A panic while freeing (a bug) is
+/// contained: the call returns, the provider may leak.
+///
+/// # Safety
+/// `provider` is NULL or a provider from this library, not freed before.
 #[no_mangle]
-pub extern "C" fn docauth_credentials_provider_free(provider: *mut docauth_credentials_provider) {
-    // SAFETY: the caller passes NULL or a provider from this library, not freed before.
-    unsafe { free_boxed(provider) }
+pub unsafe extern "C" fn docauth_credentials_provider_free(
+    provider: *mut docauth_credentials_provider,
+) {
+    ffi_boundary!(default: (), "docauth_credentials_provider_free", {
+        // SAFETY: the caller passes NULL or a provider from this library, not freed before.
+        unsafe { free_boxed(provider) }
+    })
 }
 
 #[cfg(test)]
@@ -149,8 +169,9 @@ mod tests {
     use std::ptr;
 
     fn message(err: *mut docauth_error) -> String {
-        // SAFETY: `err` is a live error from the library.
-        unsafe { CStr::from_ptr(docauth_error_message(err)) }
+        let message = c_call!(docauth_error_message(err));
+        // SAFETY: a live error's message is a NUL-terminated string.
+        unsafe { CStr::from_ptr(message) }
             .to_string_lossy()
             .into_owned()
     }
@@ -159,7 +180,11 @@ mod tests {
     fn bad_config_and_null_arguments_are_reported() {
         let mut p: *mut docauth_credentials_provider = ptr::null_mut();
         let mut err: *mut docauth_error = ptr::null_mut();
-        let r = docauth_credentials_provider_new(c"{\"regoin\": \"x\"}".as_ptr(), &mut p, &mut err);
+        let r = c_call!(docauth_credentials_provider_new(
+            c"{\"regoin\": \"x\"}".as_ptr(),
+            &mut p,
+            &mut err
+        ));
         assert_eq!(r, ResultCode::InvalidConfig);
         assert!(p.is_null());
         assert!(
@@ -167,46 +192,68 @@ mod tests {
             "{}",
             message(err)
         );
-        assert_eq!(docauth_error_code(err), ResultCode::InvalidConfig);
-        docauth_error_free(err);
+        assert_eq!(c_call!(docauth_error_code(err)), ResultCode::InvalidConfig);
+        c_call!(docauth_error_free(err));
 
-        let r = docauth_credentials_provider_new(ptr::null(), &mut p, ptr::null_mut());
+        let r = c_call!(docauth_credentials_provider_new(
+            ptr::null(),
+            &mut p,
+            ptr::null_mut()
+        ));
         assert_eq!(r, ResultCode::NullParameter);
 
         let config = c"{\"source\": {\"type\": \"static\", \"access_key_id\": \"AKID\", \"secret_access_key\": \"s3cr3t-value\"}, \"database\": {\"account_id\": \"123456789012\"}}";
         assert_eq!(
-            docauth_credentials_provider_new(config.as_ptr(), &mut p, ptr::null_mut()),
+            c_call!(docauth_credentials_provider_new(
+                config.as_ptr(),
+                &mut p,
+                ptr::null_mut()
+            )),
             ResultCode::Ok
         );
         let mut c: *mut docauth_credentials = ptr::null_mut();
         let mut err: *mut docauth_error = ptr::null_mut();
-        let r = docauth_credentials_provider_resolve(p, ptr::null(), ptr::null(), &mut c, &mut err);
+        let r = c_call!(docauth_credentials_provider_resolve(
+            p,
+            ptr::null(),
+            ptr::null(),
+            &mut c,
+            &mut err
+        ));
         assert_eq!(r, ResultCode::NullParameter);
         assert!(message(err).contains("db_user"));
-        docauth_error_free(err);
+        c_call!(docauth_error_free(err));
         let mut err: *mut docauth_error = ptr::null_mut();
-        let r = docauth_credentials_provider_resolve(
+        let r = c_call!(docauth_credentials_provider_resolve(
             p,
             c"arn:aws:iam::123456789012:user/alice".as_ptr(),
             ptr::null(),
             &mut c,
             &mut err,
-        );
+        ));
         assert_eq!(r, ResultCode::AwsInvalidRoleArn);
         assert!(c.is_null());
         assert!(message(err).contains("not a `role`"), "{}", message(err));
         assert!(!message(err).contains("s3cr3t-value"));
-        docauth_error_free(err);
+        c_call!(docauth_error_free(err));
         let bad = b"ab\xff\0";
-        let r = docauth_credentials_provider_invalidate(p, bad.as_ptr().cast(), ptr::null_mut());
+        let r = c_call!(docauth_credentials_provider_invalidate(
+            p,
+            bad.as_ptr().cast(),
+            ptr::null_mut()
+        ));
         assert_eq!(r, ResultCode::InvalidUtf8);
         assert_eq!(
-            docauth_credentials_provider_invalidate(p, c"x".as_ptr(), ptr::null_mut()),
+            c_call!(docauth_credentials_provider_invalidate(
+                p,
+                c"x".as_ptr(),
+                ptr::null_mut()
+            )),
             ResultCode::Ok
         );
-        docauth_credentials_provider_free(p);
-        docauth_credentials_provider_free(ptr::null_mut());
-        docauth_credentials_free(ptr::null_mut());
+        c_call!(docauth_credentials_provider_free(p));
+        c_call!(docauth_credentials_provider_free(ptr::null_mut()));
+        c_call!(docauth_credentials_free(ptr::null_mut()));
     }
 
     use crate::ffi::docauth_credentials_free;

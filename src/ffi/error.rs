@@ -14,7 +14,11 @@ pub struct docauth_error {
     message: CString,
 }
 
-pub(crate) fn store_error(slot: *mut *mut docauth_error, error: Error) {
+/// Hands `error` to the caller through `slot` (nothing happens when `slot` is NULL).
+///
+/// # Safety
+/// `slot` is NULL or points to writable storage for one `*mut docauth_error`.
+pub(crate) unsafe fn store_error(slot: *mut *mut docauth_error, error: Error) {
     if slot.is_null() {
         return;
     }
@@ -25,34 +29,52 @@ pub(crate) fn store_error(slot: *mut *mut docauth_error, error: Error) {
         code: error.code(),
         message,
     });
-    // SAFETY: `slot` is non-NULL and, per every function's contract, writable.
+    // SAFETY: `slot` is non-NULL and, per this function's contract, writable.
     unsafe { *slot = Box::into_raw(boxed) };
 }
 
-/// The error's code. Returns `DOCAUTH_RESULT_NULL_PARAMETER` when `err` is NULL.
+/// The error's code. Returns `DOCAUTH_RESULT_NULL_PARAMETER` when `err` is NULL, and
+/// `DOCAUTH_RESULT_PANIC` if the library panicked (a bug).
+///
+/// # Safety
+/// `err` is NULL or a live error from this library.
 #[no_mangle]
-pub extern "C" fn docauth_error_code(err: *const docauth_error) -> ResultCode {
-    // SAFETY: the caller passes NULL or a live error from this library.
-    match unsafe { err.as_ref() } {
-        Some(e) => e.code,
-        None => ResultCode::NullParameter,
-    }
+pub unsafe extern "C" fn docauth_error_code(err: *const docauth_error) -> ResultCode {
+    ffi_boundary!(default: ResultCode::Panic, "docauth_error_code", {
+        // SAFETY: the caller passes NULL or a live error from this library.
+        match unsafe { err.as_ref() } {
+            Some(e) => e.code,
+            None => ResultCode::NullParameter,
+        }
+    })
 }
 
 /// The error's message, NUL-terminated UTF-8. Valid until `docauth_error_free(err)`.
-/// Returns an empty string when `err` is NULL. Messages never contain secrets.
+/// Returns an empty string when `err` is NULL (and if the library panicked, a bug).
+/// Messages never contain secrets.
+///
+/// # Safety
+/// `err` is NULL or a live error from this library.
 #[no_mangle]
-pub extern "C" fn docauth_error_message(err: *const docauth_error) -> *const c_char {
-    // SAFETY: the caller passes NULL or a live error from this library.
-    match unsafe { err.as_ref() } {
-        Some(e) => e.message.as_ptr(),
-        None => c"".as_ptr(),
-    }
+pub unsafe extern "C" fn docauth_error_message(err: *const docauth_error) -> *const c_char {
+    ffi_boundary!(default: c"".as_ptr(), "docauth_error_message", {
+        // SAFETY: the caller passes NULL or a live error from this library.
+        match unsafe { err.as_ref() } {
+            Some(e) => e.message.as_ptr(),
+            None => c"".as_ptr(),
+        }
+    })
 }
 
 /// Frees an error. `NULL` is a no-op. Must not be called twice on the same pointer.
+/// A panic while freeing (a bug) is contained: the call returns, the error may leak.
+///
+/// # Safety
+/// `err` is NULL or an error from this library, not freed before.
 #[no_mangle]
-pub extern "C" fn docauth_error_free(err: *mut docauth_error) {
-    // SAFETY: the caller passes NULL or an error from this library, not freed before.
-    unsafe { super::boundary::free_boxed(err) }
+pub unsafe extern "C" fn docauth_error_free(err: *mut docauth_error) {
+    ffi_boundary!(default: (), "docauth_error_free", {
+        // SAFETY: the caller passes NULL or an error from this library, not freed before.
+        unsafe { super::boundary::free_boxed(err) }
+    })
 }

@@ -9,9 +9,19 @@
 //! - handles are `Box`ed (or `Arc`ed where shared) Rust values; every `_free(NULL)` is a no-op.
 
 #![allow(non_camel_case_types)]
-// The extern "C" functions are called from C, where `unsafe` does not exist: their pointer
-// contracts are in their doc comments (the header), and the boundary helpers check them.
-#![allow(clippy::not_unsafe_ptr_arg_deref)]
+// Every exported function that takes a pointer is an `unsafe extern "C" fn`: its pointer
+// contract is in its doc comment (`# Safety`, also in the header), and the boundary helpers
+// check what can be checked (NULL, UTF-8).
+
+/// Unit tests call the C ABI as a C caller does.
+#[cfg(test)]
+macro_rules! c_call {
+    ($call:expr) => {{
+        // SAFETY: the tests pass NULL, or pointers to live values they own, as the called
+        // function's contract asks.
+        unsafe { $call }
+    }};
+}
 
 #[macro_use]
 mod boundary;
@@ -53,21 +63,27 @@ use std::ffi::c_char;
 
 /// The library version (the crate's `major.minor.patch`), as a NUL-terminated static string.
 ///
-/// Never NULL; never free it. Callable from any thread.
+/// Never NULL (also if the library panicked, a bug: then an empty string); never free it.
+/// Callable from any thread.
 #[no_mangle]
 pub extern "C" fn docauth_version() -> *const c_char {
-    static VERSION_C: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
-    VERSION_C.as_ptr().cast()
+    ffi_boundary!(default: c"".as_ptr(), "docauth_version", {
+        static VERSION_C: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+        VERSION_C.as_ptr().cast()
+    })
 }
 
 /// The name of a result code's C constant (e.g. `"DOCAUTH_RESULT_NULL_PARAMETER"`), or
-/// `"DOCAUTH_RESULT_UNKNOWN"` for a number this library does not define.
+/// `"DOCAUTH_RESULT_UNKNOWN"` for a number this library does not define (and if the library
+/// panicked, a bug).
 ///
 /// Never NULL; a static string, never free it. Callable from any thread.
 #[no_mangle]
 pub extern "C" fn docauth_result_name(result: u32) -> *const c_char {
-    let name = crate::error::ResultCode::from_number(result)
-        .map(|code| code.c_name())
-        .unwrap_or(c"DOCAUTH_RESULT_UNKNOWN");
-    name.as_ptr()
+    ffi_boundary!(default: c"DOCAUTH_RESULT_UNKNOWN".as_ptr(), "docauth_result_name", {
+        let name = crate::error::ResultCode::from_number(result)
+            .map(|code| code.c_name())
+            .unwrap_or(c"DOCAUTH_RESULT_UNKNOWN");
+        name.as_ptr()
+    })
 }

@@ -51,8 +51,12 @@ fn engine_from_text(config: &str) -> crate::Result<PolicyEngine> {
 /// DOCAUTH_RESULT_POLICY_CONFIG_TOO_LARGE, DOCAUTH_RESULT_POLICY_CONFIG_TOO_DEEP,
 /// DOCAUTH_RESULT_POLICY_CONFIG_UNREADABLE, DOCAUTH_RESULT_INVALID_CONFIG.
 /// On success `*out` receives an engine the caller frees with `docauth_engine_free`.
+///
+/// # Safety
+/// `config` is NULL or a NUL-terminated string; `out` and `err` are NULL or
+/// writable storage for one pointer. All live for the call.
 #[no_mangle]
-pub extern "C" fn docauth_engine_new(
+pub unsafe extern "C" fn docauth_engine_new(
     config: *const c_char,
     out: *mut *mut docauth_engine,
     err: *mut *mut super::docauth_error,
@@ -72,8 +76,11 @@ pub extern "C" fn docauth_engine_new(
 
 /// Builds an engine from a configuration file (JSON or YAML); relative paths inside it are
 /// resolved against the file's directory. Errors as `docauth_engine_new`.
+///
+/// # Safety
+/// As `docauth_engine_new` (`path` in place of `config`).
 #[no_mangle]
-pub extern "C" fn docauth_engine_new_from_file(
+pub unsafe extern "C" fn docauth_engine_new_from_file(
     path: *const c_char,
     out: *mut *mut docauth_engine,
     err: *mut *mut super::docauth_error,
@@ -95,8 +102,12 @@ pub extern "C" fn docauth_engine_new_from_file(
 /// `docauth_engine_new`). The handle stays valid; decisions running concurrently finish with
 /// the old rules, later ones see the new rules; cached decisions are dropped. On error the
 /// old rules stay in force. Safe to call concurrently with `docauth_engine_decide`.
+///
+/// # Safety
+/// `engine` is NULL or a live engine; `config` is NULL or a NUL-terminated
+/// string; `err` is NULL or writable storage for one pointer.
 #[no_mangle]
-pub extern "C" fn docauth_engine_reload(
+pub unsafe extern "C" fn docauth_engine_reload(
     engine: *const docauth_engine,
     config: *const c_char,
     err: *mut *mut super::docauth_error,
@@ -112,8 +123,11 @@ pub extern "C" fn docauth_engine_reload(
 }
 
 /// As `docauth_engine_reload`, reading the configuration from a file.
+///
+/// # Safety
+/// As `docauth_engine_reload` (`path` in place of `config`).
 #[no_mangle]
-pub extern "C" fn docauth_engine_reload_from_file(
+pub unsafe extern "C" fn docauth_engine_reload_from_file(
     engine: *const docauth_engine,
     path: *const c_char,
     err: *mut *mut super::docauth_error,
@@ -140,8 +154,12 @@ pub extern "C" fn docauth_engine_reload_from_file(
 /// DOCAUTH_RESULT_POLICY_REQUEST_INVALID (malformed request document).
 /// On success `*out` receives a decision the caller frees with `docauth_decision_free`.
 /// Callable from any number of threads at once.
+///
+/// # Safety
+/// `engine` is NULL or a live engine; `request_json` is NULL or a
+/// NUL-terminated string; `out` and `err` are NULL or writable storage for one pointer.
 #[no_mangle]
-pub extern "C" fn docauth_engine_decide(
+pub unsafe extern "C" fn docauth_engine_decide(
     engine: *const docauth_engine,
     request_json: *const c_char,
     out: *mut *mut docauth_decision,
@@ -167,66 +185,110 @@ pub extern "C" fn docauth_engine_decide(
 }
 
 /// Frees an engine. `NULL` is a no-op. No other call may be using it. Sessions started
-/// with it keep their own reference and go on judging with it.
+/// with it keep their own reference and go on judging with it. A panic while freeing (a
+/// bug) is contained: the call returns, the engine may leak.
+///
+/// # Safety
+/// `engine` is NULL or an engine from this library, not freed before.
 #[no_mangle]
-pub extern "C" fn docauth_engine_free(engine: *mut docauth_engine) {
-    // SAFETY: the caller passes NULL or an engine from this library, not freed before.
-    unsafe { free_boxed(engine) }
+pub unsafe extern "C" fn docauth_engine_free(engine: *mut docauth_engine) {
+    ffi_boundary!(default: (), "docauth_engine_free", {
+        // SAFETY: the caller passes NULL or an engine from this library, not freed before.
+        unsafe { free_boxed(engine) }
+    })
 }
 
-/// True when the decision allows the request; false when it denies it or `decision` is NULL.
+/// True when the decision allows the request; false when it denies it, when `decision` is
+/// NULL, and if the library panicked (a bug).
+///
+/// # Safety
+/// `decision` is NULL or a live decision.
 #[no_mangle]
-pub extern "C" fn docauth_decision_allowed(decision: *const docauth_decision) -> bool {
-    // SAFETY: the caller passes NULL or a live decision.
-    unsafe { decision.as_ref() }.is_some_and(|d| d.decision.allowed)
+pub unsafe extern "C" fn docauth_decision_allowed(decision: *const docauth_decision) -> bool {
+    ffi_boundary!(default: false, "docauth_decision_allowed", {
+        // SAFETY: the caller passes NULL or a live decision.
+        unsafe { decision.as_ref() }.is_some_and(|d| d.decision.allowed)
+    })
 }
 
 /// The reason, naming the deciding role(s) and rule; valid until the decision is freed.
-/// An empty string when `decision` is NULL.
+/// An empty string when `decision` is NULL (and if the library panicked, a bug).
+///
+/// # Safety
+/// `decision` is NULL or a live decision.
 #[no_mangle]
-pub extern "C" fn docauth_decision_reason(decision: *const docauth_decision) -> *const c_char {
-    // SAFETY: the caller passes NULL or a live decision.
-    match unsafe { decision.as_ref() } {
-        Some(d) => d.reason.as_ptr(),
-        None => c"".as_ptr(),
-    }
+pub unsafe extern "C" fn docauth_decision_reason(
+    decision: *const docauth_decision,
+) -> *const c_char {
+    ffi_boundary!(default: c"".as_ptr(), "docauth_decision_reason", {
+        // SAFETY: the caller passes NULL or a live decision.
+        match unsafe { decision.as_ref() } {
+            Some(d) => d.reason.as_ptr(),
+            None => c"".as_ptr(),
+        }
+    })
 }
 
-/// How many roles decided (allowing roles, or roles whose deny rules matched); 0 for NULL.
+/// How many roles decided (allowing roles, or roles whose deny rules matched); 0 for NULL
+/// (and if the library panicked, a bug).
+///
+/// # Safety
+/// `decision` is NULL or a live decision.
 #[no_mangle]
-pub extern "C" fn docauth_decision_matched_roles_count(decision: *const docauth_decision) -> usize {
-    // SAFETY: the caller passes NULL or a live decision.
-    unsafe { decision.as_ref() }.map_or(0, |d| d.roles.len())
+pub unsafe extern "C" fn docauth_decision_matched_roles_count(
+    decision: *const docauth_decision,
+) -> usize {
+    ffi_boundary!(default: 0, "docauth_decision_matched_roles_count", {
+        // SAFETY: the caller passes NULL or a live decision.
+        unsafe { decision.as_ref() }.map_or(0, |d| d.roles.len())
+    })
 }
 
 /// The `index`-th deciding role name, valid until the decision is freed; NULL when
-/// `decision` is NULL or `index` is out of range.
+/// `decision` is NULL or `index` is out of range (and if the library panicked, a bug).
+///
+/// # Safety
+/// `decision` is NULL or a live decision.
 #[no_mangle]
-pub extern "C" fn docauth_decision_matched_role(
+pub unsafe extern "C" fn docauth_decision_matched_role(
     decision: *const docauth_decision,
     index: usize,
 ) -> *const c_char {
-    // SAFETY: the caller passes NULL or a live decision.
-    match unsafe { decision.as_ref() }.and_then(|d| d.roles.get(index)) {
-        Some(r) => r.as_ptr(),
-        None => std::ptr::null(),
-    }
+    ffi_boundary!(default: std::ptr::null(), "docauth_decision_matched_role", {
+        // SAFETY: the caller passes NULL or a live decision.
+        match unsafe { decision.as_ref() }.and_then(|d| d.roles.get(index)) {
+            Some(r) => r.as_ptr(),
+            None => std::ptr::null(),
+        }
+    })
 }
 
 /// The decision as JSON: `{"allowed": bool, "reason": "...", "matched_roles": ["..."]}`;
-/// valid until the decision is freed. An empty string when `decision` is NULL.
+/// valid until the decision is freed. An empty string when `decision` is NULL (and if the
+/// library panicked, a bug).
+///
+/// # Safety
+/// `decision` is NULL or a live decision.
 #[no_mangle]
-pub extern "C" fn docauth_decision_json(decision: *const docauth_decision) -> *const c_char {
-    // SAFETY: the caller passes NULL or a live decision.
-    match unsafe { decision.as_ref() } {
-        Some(d) => d.json.as_ptr(),
-        None => c"".as_ptr(),
-    }
+pub unsafe extern "C" fn docauth_decision_json(decision: *const docauth_decision) -> *const c_char {
+    ffi_boundary!(default: c"".as_ptr(), "docauth_decision_json", {
+        // SAFETY: the caller passes NULL or a live decision.
+        match unsafe { decision.as_ref() } {
+            Some(d) => d.json.as_ptr(),
+            None => c"".as_ptr(),
+        }
+    })
 }
 
-/// Frees a decision. `NULL` is a no-op.
+/// Frees a decision. `NULL` is a no-op. A panic while freeing (a bug) is contained: the
+/// call returns, the decision may leak.
+///
+/// # Safety
+/// `decision` is NULL or a decision from this library, not freed before.
 #[no_mangle]
-pub extern "C" fn docauth_decision_free(decision: *mut docauth_decision) {
-    // SAFETY: the caller passes NULL or a decision from this library, not freed before.
-    unsafe { free_boxed(decision) }
+pub unsafe extern "C" fn docauth_decision_free(decision: *mut docauth_decision) {
+    ffi_boundary!(default: (), "docauth_decision_free", {
+        // SAFETY: the caller passes NULL or a decision from this library, not freed before.
+        unsafe { free_boxed(decision) }
+    })
 }

@@ -104,8 +104,11 @@ impl Drop for CAudit {
 /// dispatcher thread.
 ///
 /// On success `*out` receives a runtime to free with `docauth_runtime_free`.
+///
+/// # Safety
+/// `out` and `err` are NULL or writable storage for one pointer.
 #[no_mangle]
-pub extern "C" fn docauth_runtime_new(
+pub unsafe extern "C" fn docauth_runtime_new(
     threads: u32,
     out: *mut *mut docauth_runtime,
     err: *mut *mut docauth_error,
@@ -131,12 +134,16 @@ pub extern "C" fn docauth_runtime_new(
 ///
 /// Called from inside an audit callback it cannot wait for the dispatcher (its own thread):
 /// the freeing then completes on a helper thread after the callback returns.
-/// Do not use the runtime, nor start sessions on it, once this is called.
+/// Do not use the runtime, nor start sessions on it, once this is called. A panic while
+/// freeing (a bug) is contained: the call returns, the runtime may leak.
+///
+/// # Safety
+/// `runtime` is NULL or a runtime from this library, not freed before.
 #[no_mangle]
-pub extern "C" fn docauth_runtime_free(runtime: *mut docauth_runtime) {
-    let _ = ffi_boundary!(std::ptr::null_mut(), "docauth_runtime_free", {
+pub unsafe extern "C" fn docauth_runtime_free(runtime: *mut docauth_runtime) {
+    ffi_boundary!(default: (), "docauth_runtime_free", {
         if runtime.is_null() {
-            return Ok(());
+            return;
         }
         // SAFETY: non-NULL, from docauth_runtime_new, not freed before (the contract).
         let boxed = unsafe { Box::from_raw(runtime) };
@@ -147,16 +154,20 @@ pub extern "C" fn docauth_runtime_free(runtime: *mut docauth_runtime) {
         } else {
             drop(boxed);
         }
-        Ok(())
-    });
+    })
 }
 
 /// Audit events dropped by all sessions of this runtime because callbacks were too slow.
-/// Returns 0 for NULL.
+/// Returns 0 for NULL (and if the library panicked, a bug).
+///
+/// # Safety
+/// `runtime` is NULL or a live runtime.
 #[no_mangle]
-pub extern "C" fn docauth_runtime_audit_dropped(runtime: *const docauth_runtime) -> u64 {
-    // SAFETY: NULL or a live runtime.
-    unsafe { runtime.as_ref() }.map_or(0, |r| r.inner.audit_dropped())
+pub unsafe extern "C" fn docauth_runtime_audit_dropped(runtime: *const docauth_runtime) -> u64 {
+    ffi_boundary!(default: 0, "docauth_runtime_audit_dropped", {
+        // SAFETY: NULL or a live runtime.
+        unsafe { runtime.as_ref() }.map_or(0, |r| r.inner.audit_dropped())
+    })
 }
 
 fn client_socket(fd: OwnedFd, runtime: &Runtime) -> crate::Result<ClientSocket> {
@@ -166,21 +177,23 @@ fn client_socket(fd: OwnedFd, runtime: &Runtime) -> crate::Result<ClientSocket> 
             format!("`client_fd` is not a usable connected socket: {e}"),
         )
     };
-    // SAFETY: sockaddr_storage is plain data; getsockname writes at most `len` bytes into it.
-    let family = unsafe {
-        let mut addr: libc::sockaddr_storage = std::mem::zeroed();
-        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        use std::os::fd::AsRawFd;
-        if libc::getsockname(
+    use std::os::fd::AsRawFd;
+    // SAFETY: sockaddr_storage is plain old data: all zero bytes is a valid value.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `fd` is an open descriptor we own; getsockname writes at most `len` bytes into
+    // `addr`, which is that large, and updates `len`.
+    let named = unsafe {
+        libc::getsockname(
             fd.as_raw_fd(),
             (&mut addr as *mut libc::sockaddr_storage).cast(),
             &mut len,
-        ) != 0
-        {
-            return Err(bad(std::io::Error::last_os_error()));
-        }
-        addr.ss_family as c_int
+        )
     };
+    if named != 0 {
+        return Err(bad(std::io::Error::last_os_error()));
+    }
+    let family = addr.ss_family as c_int;
     let _enter = runtime.handle().enter();
     match family {
         libc::AF_UNIX => {
@@ -251,9 +264,15 @@ enum ClientSocket {
 /// (Unauthorized) naming the reason; no database connection is made. Failures reaching the
 /// database also come from `docauth_session_wait` and the audit events.
 /// Threads: callable from any thread, concurrently, on the same runtime, engine and provider.
+///
+/// # Safety
+/// `runtime`, `engine` and `credentials` are NULL or live handles; `params_json` is NULL or
+/// a NUL-terminated string; `out` and `err` are NULL or writable storage for one pointer;
+/// `client_fd` is a descriptor the caller owns and hands over; `audit`, `user_data` and
+/// `user_data_free` follow the callback rules above.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
-pub extern "C" fn docauth_session_start(
+pub unsafe extern "C" fn docauth_session_start(
     runtime: *const docauth_runtime,
     client_fd: c_int,
     params_json: *const c_char,
@@ -265,22 +284,27 @@ pub extern "C" fn docauth_session_start(
     out: *mut *mut docauth_session,
     err: *mut *mut docauth_error,
 ) -> ResultCode {
-    // Take ownership of the fd and of user_data before anything can fail.
-    let fd = (client_fd >= 0).then(|| {
-        // SAFETY: the host hands the descriptor over to the library with this call.
-        unsafe { OwnedFd::from_raw_fd(client_fd) }
-    });
-    let callback = Arc::new(CAudit {
-        callback: audit,
-        user_data,
-        free: user_data_free,
-    });
     ffi_boundary!(err, "docauth_session_start", {
-        // SAFETY: pointer arguments follow the documented contract.
+        // Take ownership of the fd and of user_data before anything can fail: whatever
+        // happens next (an error, a panic), dropping them closes the fd and frees user_data.
+        let fd = (client_fd >= 0).then(|| {
+            // SAFETY: the host hands the descriptor over to the library with this call.
+            unsafe { OwnedFd::from_raw_fd(client_fd) }
+        });
+        let callback = Arc::new(CAudit {
+            callback: audit,
+            user_data,
+            free: user_data_free,
+        });
+        // SAFETY: `out` is NULL or writable storage for one pointer (the contract).
         let out = unsafe { Out::new(out, "out") }?;
+        // SAFETY: `runtime` is NULL or a live runtime (the contract).
         let runtime = unsafe { arg_ref(runtime, "runtime") }?;
+        // SAFETY: `engine` is NULL or a live engine (the contract).
         let engine = unsafe { arg_ref(engine, "engine") }?;
+        // SAFETY: `credentials` is NULL or a live provider (the contract).
         let provider = unsafe { arg_ref(credentials, "credentials") }?;
+        // SAFETY: `params_json` is NULL or a NUL-terminated string (the contract).
         let params = unsafe { arg_str(params_json, "params_json") }?;
         let fd = fd.ok_or_else(|| {
             Error::new(
@@ -312,31 +336,50 @@ pub extern "C" fn docauth_session_start(
 }
 
 /// Asks the session to end (both connections close soon after). Never blocks; callable
-/// from any thread, any number of times, also from an audit callback. NULL is a no-op.
+/// from any thread, any number of times, also from an audit callback. NULL is a no-op (as
+/// is a panic inside the library, a bug).
+///
+/// # Safety
+/// `session` is NULL or a live session.
 #[no_mangle]
-pub extern "C" fn docauth_session_shutdown(session: *const docauth_session) {
-    // SAFETY: NULL or a live session.
-    if let Some(s) = unsafe { session.as_ref() } {
-        s.inner.shutdown();
-    }
+pub unsafe extern "C" fn docauth_session_shutdown(session: *const docauth_session) {
+    ffi_boundary!(default: (), "docauth_session_shutdown", {
+        // SAFETY: NULL or a live session.
+        if let Some(s) = unsafe { session.as_ref() } {
+            s.inner.shutdown();
+        }
+    })
 }
 
-/// Whether the session has ended. False for NULL. Never blocks.
+/// Whether the session has ended. False for NULL (and if the library panicked, a bug).
+/// Never blocks.
+///
+/// # Safety
+/// `session` is NULL or a live session.
 #[no_mangle]
-pub extern "C" fn docauth_session_is_finished(session: *const docauth_session) -> bool {
-    // SAFETY: NULL or a live session.
-    unsafe { session.as_ref() }.is_some_and(|s| s.inner.is_finished())
+pub unsafe extern "C" fn docauth_session_is_finished(session: *const docauth_session) -> bool {
+    ffi_boundary!(default: false, "docauth_session_is_finished", {
+        // SAFETY: NULL or a live session.
+        unsafe { session.as_ref() }.is_some_and(|s| s.inner.is_finished())
+    })
 }
 
 /// Blocks until the session ends. `DOCAUTH_RESULT_OK` when it ended normally (a side closed,
 /// idle timeout, shutdown), with its counters in `*stats` when `stats` is not NULL;
 /// otherwise the error that ended it, with the explanation of what to fix (connect timeout,
 /// TLS legacy CN / unknown CA, MONGODB-AWS authentication failed, …).
+/// `DOCAUTH_RESULT_PANIC` when the session's task panicked (a bug: that session's
+/// connections are closed, its `db.session.end` audit event carries the error, and the
+/// runtime's other sessions go on).
 ///
 /// Called from inside an audit callback it returns
 /// `DOCAUTH_RESULT_CALLED_FROM_AUDIT_CALLBACK` at once (it would deadlock).
+///
+/// # Safety
+/// `session` is NULL or a live session; `stats` is NULL or writable storage for one
+/// `docauth_session_stats`; `err` is NULL or writable storage for one pointer.
 #[no_mangle]
-pub extern "C" fn docauth_session_wait(
+pub unsafe extern "C" fn docauth_session_wait(
     session: *const docauth_session,
     stats: *mut docauth_session_stats,
     err: *mut *mut docauth_error,
@@ -362,18 +405,30 @@ pub extern "C" fn docauth_session_wait(
     })
 }
 
-/// Audit events of this session dropped because the callback was too slow. 0 for NULL.
+/// Audit events of this session dropped because the callback was too slow. 0 for NULL (and
+/// if the library panicked, a bug).
+///
+/// # Safety
+/// `session` is NULL or a live session.
 #[no_mangle]
-pub extern "C" fn docauth_session_audit_dropped(session: *const docauth_session) -> u64 {
-    // SAFETY: NULL or a live session.
-    unsafe { session.as_ref() }.map_or(0, |s| s.inner.audit_dropped())
+pub unsafe extern "C" fn docauth_session_audit_dropped(session: *const docauth_session) -> u64 {
+    ffi_boundary!(default: 0, "docauth_session_audit_dropped", {
+        // SAFETY: NULL or a live session.
+        unsafe { session.as_ref() }.map_or(0, |s| s.inner.audit_dropped())
+    })
 }
 
 /// Releases the handle. The session itself runs on until it ends (a side closes, idle
 /// timeout, `docauth_session_shutdown` before this call, or `docauth_runtime_free`), so an
-/// accept loop may start a session and free its handle at once. Never blocks. NULL is a no-op.
+/// accept loop may start a session and free its handle at once. Never blocks. NULL is a
+/// no-op. A panic while freeing (a bug) is contained: the call returns, the handle may leak.
+///
+/// # Safety
+/// `session` is NULL or a session from this library, not freed before.
 #[no_mangle]
-pub extern "C" fn docauth_session_free(session: *mut docauth_session) {
-    // SAFETY: NULL or a live session not freed before.
-    unsafe { free_boxed(session) };
+pub unsafe extern "C" fn docauth_session_free(session: *mut docauth_session) {
+    ffi_boundary!(default: (), "docauth_session_free", {
+        // SAFETY: NULL or a live session not freed before.
+        unsafe { free_boxed(session) };
+    })
 }

@@ -288,9 +288,21 @@ impl SessionFields {
         v
     }
 
-    pub fn end(&self, stats: &super::SessionStats, reason: &str, dropped: u64) -> Value {
+    /// The session's end: `reason` is `stats.end_reason`; a session ended by an error
+    /// (`error`) also carries `error` (its message) and `error_code` (its result code's name,
+    /// e.g. `DOCAUTH_RESULT_PANIC`).
+    pub fn end(
+        &self,
+        stats: &super::SessionStats,
+        error: Option<&crate::Error>,
+        dropped: u64,
+    ) -> Value {
         let mut v = self.base("db.session.end", codes::SESSION_END);
-        v["reason"] = json!(reason);
+        v["reason"] = json!(stats.end_reason);
+        if let Some(e) = error {
+            v["error"] = json!(e.message());
+            v["error_code"] = json!(e.code().name());
+        }
         v["bytes_from_client"] = json!(stats.bytes_from_client);
         v["bytes_to_client"] = json!(stats.bytes_to_client);
         v["messages_from_client"] = json!(stats.messages_from_client);

@@ -503,7 +503,6 @@ impl Session {
         C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let identity = params.session_identity()?;
-        let user = identity.user().to_string();
         let judge = EngineJudge::new(
             Arc::clone(&engine),
             identity,
@@ -512,6 +511,65 @@ impl Session {
             &params.db_name,
         )?;
         let uri = params.uri(&engine)?;
+        Self::spawn(
+            runtime,
+            client,
+            params,
+            uri,
+            Arc::new(judge),
+            credentials,
+            audit_callback,
+        )
+    }
+
+    /// As [`Session::start`], judged by `judge` instead of a policy engine: for embedders
+    /// with their own decision logic, and for tests (e.g. a judge that panics, to prove a
+    /// panicking session ends alone). Rust only: the C ABI always judges with an engine.
+    /// The database is `params.database_uri` (required here: there is no engine to take
+    /// its `uri` from).
+    pub fn start_with_judge<C>(
+        runtime: &Runtime,
+        client: C,
+        params: SessionParams,
+        judge: Arc<dyn Judge>,
+        credentials: Arc<dyn CredentialSource>,
+        audit_callback: Option<Arc<dyn AuditCallback>>,
+    ) -> Result<Session>
+    where
+        C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        params.session_identity()?;
+        let uri =
+            match &params.database_uri {
+                Some(uri) => DatabaseUri::parse(uri)?,
+                None => return Err(config_error(
+                    "database_uri is required when the session is not judged by a policy engine",
+                )),
+            };
+        Self::spawn(
+            runtime,
+            client,
+            params,
+            uri,
+            judge,
+            credentials,
+            audit_callback,
+        )
+    }
+
+    fn spawn<C>(
+        runtime: &Runtime,
+        client: C,
+        params: SessionParams,
+        uri: DatabaseUri,
+        judge: Arc<dyn Judge>,
+        credentials: Arc<dyn CredentialSource>,
+        audit_callback: Option<Arc<dyn AuditCallback>>,
+    ) -> Result<Session>
+    where
+        C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let user = params.session_identity()?.user().to_string();
         let (shutdown, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             id: audit::new_session_id(),
@@ -539,17 +597,37 @@ impl Session {
         let guard = FinishGuard(shared.clone());
         let task_shared = shared.clone();
         runtime.handle().spawn(async move {
-            let outcome = run(
+            let started = Instant::now();
+            let counters = relay::Counters::default();
+            let session = run(
                 client,
                 &params,
                 &config,
-                &judge,
+                &*judge,
                 &*credentials,
                 &task_shared.audit,
                 &fields,
+                &counters,
                 shutdown_rx,
-            )
-            .await;
+            );
+            // A panic anywhere in the session (a bug) ends this session only: its future is
+            // dropped at once (closing both connections), the host learns it from `wait`
+            // (PANIC) and from the end event; the runtime's other sessions go on.
+            let outcome = match CatchUnwind(Box::pin(session)).await {
+                Ok(outcome) => outcome,
+                Err(detail) => {
+                    let error = Error::new(
+                        ResultCode::Panic,
+                        format!(
+                            "internal error: the session panicked ({detail}); its connections were closed; please report this bug"
+                        ),
+                    );
+                    let stats = counters.stats(started.elapsed(), error.message());
+                    let audit = &task_shared.audit;
+                    audit.emit_always(&fields.end(&stats, Some(&error), audit.dropped()));
+                    Err(error)
+                }
+            };
             task_shared.finish(outcome);
             drop(guard);
         });
@@ -629,6 +707,52 @@ impl Session {
     }
 }
 
+/// Polls a future, turning a panic inside it into `Err(the panic message)`. After a panic
+/// the future is never polled again: the caller drops it.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = std::result::Result<F::Output, String>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        // The future is dropped, never polled again, after a panic: nothing can observe the
+        // state it left half-updated.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || inner.poll(cx))) {
+            Ok(std::task::Poll::Ready(value)) => std::task::Poll::Ready(Ok(value)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(payload) => {
+                let detail = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic payload".to_string());
+                let _ =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload)));
+                std::task::Poll::Ready(Err(detail))
+            }
+        }
+    }
+}
+
+impl relay::Counters {
+    /// The session's counters so far, as [`SessionStats`].
+    fn stats(&self, duration: Duration, end_reason: &str) -> SessionStats {
+        SessionStats {
+            bytes_from_client: self.bytes_from_client.load(Ordering::Relaxed),
+            bytes_to_client: self.bytes_to_client.load(Ordering::Relaxed),
+            messages_from_client: self.messages_from_client.load(Ordering::Relaxed),
+            messages_to_client: self.messages_to_client.load(Ordering::Relaxed),
+            denied: self.denied.load(Ordering::Relaxed),
+            duration,
+            end_reason: end_reason.to_string(),
+        }
+    }
+}
+
 /// MongoDB error code sent to a waiting client when the database could not be reached or
 /// authenticated to.
 fn client_code(e: &Error) -> (i32, &'static str) {
@@ -677,6 +801,7 @@ async fn run<C>(
     credentials: &dyn CredentialSource,
     audit: &AuditSink,
     fields: &SessionFields,
+    counters: &relay::Counters,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<SessionStats>
 where
@@ -713,7 +838,7 @@ where
                 end_reason: e.message().to_string(),
                 ..Default::default()
             };
-            audit.emit_always(&fields.end(&stats, e.message(), audit.dropped()));
+            audit.emit_always(&fields.end(&stats, Some(&e), audit.dropped()));
             return Err(e);
         }
     };
@@ -724,7 +849,6 @@ where
         message_timeout: Duration::from_millis(params.message_timeout_ms.max(1)),
         max_message_size: upstream.max_message_size,
     };
-    let counters = relay::Counters::default();
     let outcome = relay::relay(
         client,
         upstream.stream,
@@ -732,22 +856,17 @@ where
         judge,
         audit,
         fields,
-        &counters,
+        counters,
         shutdown,
     )
     .await;
-    let stats = SessionStats {
-        bytes_from_client: counters.bytes_from_client.load(Ordering::Relaxed),
-        bytes_to_client: counters.bytes_to_client.load(Ordering::Relaxed),
-        messages_from_client: counters.messages_from_client.load(Ordering::Relaxed),
-        messages_to_client: counters.messages_to_client.load(Ordering::Relaxed),
-        denied: counters.denied.load(Ordering::Relaxed),
-        duration: started.elapsed(),
-        end_reason: match &outcome {
-            Ok(reason) => reason.to_string(),
-            Err(e) => e.message().to_string(),
+    let stats = counters.stats(
+        started.elapsed(),
+        match &outcome {
+            Ok(reason) => reason,
+            Err(e) => e.message(),
         },
-    };
-    audit.emit_always(&fields.end(&stats, &stats.end_reason, audit.dropped()));
+    );
+    audit.emit_always(&fields.end(&stats, outcome.as_ref().err(), audit.dropped()));
     outcome.map(|_| stats)
 }
