@@ -9,7 +9,9 @@
  * - Out-parameters are written only when the result is DOCAUTH_RESULT_OK.
  * - Every *_free function accepts NULL and does nothing.
  * - Strings are NUL-terminated UTF-8; a non-UTF-8 string is DOCAUTH_RESULT_INVALID_UTF8.
- * - A panic inside the library is caught and returned as DOCAUTH_RESULT_PANIC.
+ * - A panic inside the library never unwinds into the caller: a function returning a
+ *   docauth_result returns DOCAUTH_RESULT_PANIC; any other returns the default its comment
+ *   names (NULL, 0, false, an empty string); a *_free or void function just returns.
  * - Secrets passed in are copied into storage that is zeroized when freed; the caller may
  *   wipe its own copy as soon as the call returns. No message ever contains a secret.
  */
@@ -399,13 +401,15 @@ extern "C" {
 /**
  * The library version (the crate's `major.minor.patch`), as a NUL-terminated static string.
  *
- * Never NULL; never free it. Callable from any thread.
+ * Never NULL (also if the library panicked, a bug: then an empty string); never free it.
+ * Callable from any thread.
  */
 const char *docauth_version(void);
 
 /**
  * The name of a result code's C constant (e.g. `"DOCAUTH_RESULT_NULL_PARAMETER"`), or
- * `"DOCAUTH_RESULT_UNKNOWN"` for a number this library does not define.
+ * `"DOCAUTH_RESULT_UNKNOWN"` for a number this library does not define (and if the library
+ * panicked, a bug).
  *
  * Never NULL; a static string, never free it. Callable from any thread.
  */
@@ -423,6 +427,10 @@ const char *docauth_result_name(uint32_t result);
  * NULL), `DOCAUTH_RESULT_INVALID_UTF8`, `DOCAUTH_RESULT_AWS_INVALID_CREDENTIALS` (empty
  * access key id or secret, empty session token, or a space, control or non-ASCII character
  * in the access key id or session token, which are sent in HTTP headers).
+ *
+ * # Safety
+ * `access_key_id`, `secret_access_key` and `session_token` are NULL or
+ * NUL-terminated strings; `out` and `err` are NULL or writable storage for one pointer.
  */
 enum docauth_result docauth_credentials_new(const char *access_key_id,
                                             const char *secret_access_key,
@@ -438,7 +446,11 @@ enum docauth_result docauth_credentials_new(const char *access_key_id,
  *
  * Ownership: the string belongs to the handle; valid until `docauth_credentials_free`,
  * never free it. Threads: callable from any thread while the handle lives.
- * Errors: none; returns an empty string when `credentials` is NULL.
+ * Errors: none; returns an empty string when `credentials` is NULL (and if the library
+ * panicked, a bug).
+ *
+ * # Safety
+ * `credentials` is NULL or a live credentials handle.
  */
 const char *docauth_credentials_access_key_id(const struct docauth_credentials *credentials);
 
@@ -446,16 +458,23 @@ const char *docauth_credentials_access_key_id(const struct docauth_credentials *
  * When `credentials` expire, in whole seconds since the Unix epoch (UTC), rounded down:
  * the `Expiration` STS returned for temporary credentials from
  * `docauth_credentials_provider_resolve`. Returns 0 when the credentials have no expiry
- * (long-term keys, or any handle from `docauth_credentials_new`) and when `credentials` is
- * NULL.
+ * (long-term keys, or any handle from `docauth_credentials_new`), when `credentials` is
+ * NULL, and if the library panicked (a bug).
  *
  * Threads: callable from any thread while the handle lives. Errors: none.
+ *
+ * # Safety
+ * `credentials` is NULL or a live credentials handle.
  */
 int64_t docauth_credentials_expiry(const struct docauth_credentials *credentials);
 
 /**
  * Frees credentials. `NULL` is a no-op. Conversations created from them stay usable.
  * Must not be called twice on the same pointer, nor while another thread uses the handle.
+ * A panic while freeing (a bug) is contained: the call returns, the handle may leak.
+ *
+ * # Safety
+ * `credentials` is NULL or a handle from this library, not freed before.
  */
 void docauth_credentials_free(struct docauth_credentials *credentials);
 
@@ -468,6 +487,10 @@ void docauth_credentials_free(struct docauth_credentials *credentials);
  *
  * Errors: `DOCAUTH_RESULT_NULL_PARAMETER`, `DOCAUTH_RESULT_SIGNING_FAILED` (the random
  * number generator failed).
+ *
+ * # Safety
+ * `credentials` is NULL or a live credentials handle; `out` and `err` are NULL or
+ * writable storage for one pointer.
  */
 enum docauth_result docauth_aws_conversation_new(const struct docauth_credentials *credentials,
                                                  struct docauth_aws_conversation **out,
@@ -484,6 +507,10 @@ enum docauth_result docauth_aws_conversation_new(const struct docauth_credential
  *
  * Errors: `DOCAUTH_RESULT_NULL_PARAMETER`, `DOCAUTH_RESULT_INVALID_ARGUMENT` (nonce length
  * is not 32, or the time is out of range).
+ *
+ * # Safety
+ * As `docauth_aws_conversation_new`; `client_nonce` is NULL or points to
+ * `client_nonce_len` readable bytes.
  */
 enum docauth_result docauth_aws_conversation_new_for_testing(const struct docauth_credentials *credentials,
                                                              const uint8_t *client_nonce,
@@ -499,6 +526,10 @@ enum docauth_result docauth_aws_conversation_new_for_testing(const struct docaut
  * On success `*out` receives a buffer to free with `docauth_bytes_free`.
  *
  * Errors: `DOCAUTH_RESULT_NULL_PARAMETER`, `DOCAUTH_RESULT_INVALID_STATE` (already called).
+ *
+ * # Safety
+ * `conversation` is NULL or a live conversation no other thread is using; `out`
+ * and `err` are NULL or writable storage for one pointer.
  */
 enum docauth_result docauth_aws_conversation_client_first(struct docauth_aws_conversation *conversation,
                                                           struct docauth_bytes **out,
@@ -526,6 +557,10 @@ enum docauth_result docauth_aws_conversation_client_first(struct docauth_aws_con
  * `DOCAUTH_RESULT_SASL_HOST_LENGTH` (`h` empty or over 255 bytes),
  * `DOCAUTH_RESULT_SASL_HOST_EDGE_DOT`, `DOCAUTH_RESULT_SASL_HOST_EMPTY_LABEL`,
  * `DOCAUTH_RESULT_SIGNING_FAILED` (e.g. the clock is before 1970).
+ *
+ * # Safety
+ * As `docauth_aws_conversation_client_first`; `server_first` is NULL or points
+ * to `server_first_len` readable bytes.
  */
 enum docauth_result docauth_aws_conversation_client_final(struct docauth_aws_conversation *conversation,
                                                           const uint8_t *server_first,
@@ -535,22 +570,37 @@ enum docauth_result docauth_aws_conversation_client_final(struct docauth_aws_con
 
 /**
  * Frees a conversation. `NULL` is a no-op. Must not be called twice on the same pointer.
+ * A panic while freeing (a bug) is contained: the call returns, the handle may leak.
+ *
+ * # Safety
+ * `conversation` is NULL or a conversation from this library, not freed before.
  */
 void docauth_aws_conversation_free(struct docauth_aws_conversation *conversation);
 
 /**
  * Pointer to the buffer's first byte; valid until `docauth_bytes_free(b)`.
- * Returns NULL when `b` is NULL. Not NUL-terminated: use `docauth_bytes_len`.
+ * Returns NULL when `b` is NULL (and if the library panicked, a bug).
+ * Not NUL-terminated: use `docauth_bytes_len`.
+ *
+ * # Safety
+ * `b` is NULL or a live buffer from this library.
  */
 const uint8_t *docauth_bytes_data(const struct docauth_bytes *b);
 
 /**
- * The buffer's length in bytes; 0 when `b` is NULL.
+ * The buffer's length in bytes; 0 when `b` is NULL (and if the library panicked, a bug).
+ *
+ * # Safety
+ * `b` is NULL or a live buffer from this library.
  */
 size_t docauth_bytes_len(const struct docauth_bytes *b);
 
 /**
  * Frees a buffer. `NULL` is a no-op. Must not be called twice on the same pointer.
+ * A panic while freeing (a bug) is contained: the call returns, the buffer may leak.
+ *
+ * # Safety
+ * `b` is NULL or a buffer from this library, not freed before.
  */
 void docauth_bytes_free(struct docauth_bytes *b);
 
@@ -577,6 +627,10 @@ void docauth_bytes_free(struct docauth_bytes *b);
  * Errors: NULL_PARAMETER, INVALID_UTF8, INVALID_CONFIG (the message names the field),
  * AWS_INVALID_ROLE_ARN (`assume_role_arn`), AWS_INVALID_CREDENTIALS (empty static keys).
  * A static secret key in `config_json` is copied into zeroizing storage.
+ *
+ * # Safety
+ * `config_json` is NULL or a NUL-terminated string; `out` and `err` are NULL or
+ * writable storage for one pointer.
  */
 enum docauth_result docauth_credentials_provider_new(const char *config_json,
                                                      struct docauth_credentials_provider **out,
@@ -602,6 +656,10 @@ enum docauth_result docauth_credentials_provider_new(const char *config_json,
  * the sources tried), AWS_ASSUME_ROLE_DENIED (names both ARNs and the trust policy fix),
  * AWS_STS_UNREACHABLE (endpoint and timeout), AWS_INVALID_TOKEN, AWS_STS_ERROR,
  * AWS_CREDENTIALS_SOURCE_FAILED, INVALID_STATE (called from inside an async runtime).
+ *
+ * # Safety
+ * `provider` is NULL or a live provider; `db_user` and `session_user` are NULL or
+ * NUL-terminated strings; `out` and `err` are NULL or writable storage for one pointer.
  */
 enum docauth_result docauth_credentials_provider_resolve(const struct docauth_credentials_provider *provider,
                                                          const char *db_user,
@@ -614,6 +672,10 @@ enum docauth_result docauth_credentials_provider_resolve(const struct docauth_cr
  * rejected an authentication made with them; the next resolve calls STS again. The
  * shared `assume_role_arn` hop stays cached. Unknown db users are not an error.
  * Errors: NULL_PARAMETER, INVALID_UTF8.
+ *
+ * # Safety
+ * `provider` is NULL or a live provider; `db_user` is NULL or a NUL-terminated
+ * string; `err` is NULL or writable storage for one pointer.
  */
 enum docauth_result docauth_credentials_provider_invalidate(const struct docauth_credentials_provider *provider,
                                                             const char *db_user,
@@ -622,23 +684,39 @@ enum docauth_result docauth_credentials_provider_invalidate(const struct docauth
 /**
  * Frees a provider and its cached credentials (zeroized; once the sessions started with it,
  * which keep their own reference, have ended). `NULL` is a no-op. Must not be called
- * twice, nor while another thread is using the provider.
+ * twice, nor while another thread is using the provider. A panic while freeing (a bug) is
+ * contained: the call returns, the provider may leak.
+ *
+ * # Safety
+ * `provider` is NULL or a provider from this library, not freed before.
  */
 void docauth_credentials_provider_free(struct docauth_credentials_provider *provider);
 
 /**
- * The error's code. Returns `DOCAUTH_RESULT_NULL_PARAMETER` when `err` is NULL.
+ * The error's code. Returns `DOCAUTH_RESULT_NULL_PARAMETER` when `err` is NULL, and
+ * `DOCAUTH_RESULT_PANIC` if the library panicked (a bug).
+ *
+ * # Safety
+ * `err` is NULL or a live error from this library.
  */
 enum docauth_result docauth_error_code(const struct docauth_error *err);
 
 /**
  * The error's message, NUL-terminated UTF-8. Valid until `docauth_error_free(err)`.
- * Returns an empty string when `err` is NULL. Messages never contain secrets.
+ * Returns an empty string when `err` is NULL (and if the library panicked, a bug).
+ * Messages never contain secrets.
+ *
+ * # Safety
+ * `err` is NULL or a live error from this library.
  */
 const char *docauth_error_message(const struct docauth_error *err);
 
 /**
  * Frees an error. `NULL` is a no-op. Must not be called twice on the same pointer.
+ * A panic while freeing (a bug) is contained: the call returns, the error may leak.
+ *
+ * # Safety
+ * `err` is NULL or an error from this library, not freed before.
  */
 void docauth_error_free(struct docauth_error *err);
 
@@ -653,6 +731,10 @@ void docauth_error_free(struct docauth_error *err);
  * DOCAUTH_RESULT_POLICY_CONFIG_TOO_LARGE, DOCAUTH_RESULT_POLICY_CONFIG_TOO_DEEP,
  * DOCAUTH_RESULT_POLICY_CONFIG_UNREADABLE, DOCAUTH_RESULT_INVALID_CONFIG.
  * On success `*out` receives an engine the caller frees with `docauth_engine_free`.
+ *
+ * # Safety
+ * `config` is NULL or a NUL-terminated string; `out` and `err` are NULL or
+ * writable storage for one pointer. All live for the call.
  */
 enum docauth_result docauth_engine_new(const char *config,
                                        struct docauth_engine **out,
@@ -661,6 +743,9 @@ enum docauth_result docauth_engine_new(const char *config,
 /**
  * Builds an engine from a configuration file (JSON or YAML); relative paths inside it are
  * resolved against the file's directory. Errors as `docauth_engine_new`.
+ *
+ * # Safety
+ * As `docauth_engine_new` (`path` in place of `config`).
  */
 enum docauth_result docauth_engine_new_from_file(const char *path,
                                                  struct docauth_engine **out,
@@ -671,6 +756,10 @@ enum docauth_result docauth_engine_new_from_file(const char *path,
  * `docauth_engine_new`). The handle stays valid; decisions running concurrently finish with
  * the old rules, later ones see the new rules; cached decisions are dropped. On error the
  * old rules stay in force. Safe to call concurrently with `docauth_engine_decide`.
+ *
+ * # Safety
+ * `engine` is NULL or a live engine; `config` is NULL or a NUL-terminated
+ * string; `err` is NULL or writable storage for one pointer.
  */
 enum docauth_result docauth_engine_reload(const struct docauth_engine *engine,
                                           const char *config,
@@ -678,6 +767,9 @@ enum docauth_result docauth_engine_reload(const struct docauth_engine *engine,
 
 /**
  * As `docauth_engine_reload`, reading the configuration from a file.
+ *
+ * # Safety
+ * As `docauth_engine_reload` (`path` in place of `config`).
  */
 enum docauth_result docauth_engine_reload_from_file(const struct docauth_engine *engine,
                                                     const char *path,
@@ -696,6 +788,10 @@ enum docauth_result docauth_engine_reload_from_file(const struct docauth_engine 
  * DOCAUTH_RESULT_POLICY_REQUEST_INVALID (malformed request document).
  * On success `*out` receives a decision the caller frees with `docauth_decision_free`.
  * Callable from any number of threads at once.
+ *
+ * # Safety
+ * `engine` is NULL or a live engine; `request_json` is NULL or a
+ * NUL-terminated string; `out` and `err` are NULL or writable storage for one pointer.
  */
 enum docauth_result docauth_engine_decide(const struct docauth_engine *engine,
                                           const char *request_json,
@@ -704,40 +800,66 @@ enum docauth_result docauth_engine_decide(const struct docauth_engine *engine,
 
 /**
  * Frees an engine. `NULL` is a no-op. No other call may be using it. Sessions started
- * with it keep their own reference and go on judging with it.
+ * with it keep their own reference and go on judging with it. A panic while freeing (a
+ * bug) is contained: the call returns, the engine may leak.
+ *
+ * # Safety
+ * `engine` is NULL or an engine from this library, not freed before.
  */
 void docauth_engine_free(struct docauth_engine *engine);
 
 /**
- * True when the decision allows the request; false when it denies it or `decision` is NULL.
+ * True when the decision allows the request; false when it denies it, when `decision` is
+ * NULL, and if the library panicked (a bug).
+ *
+ * # Safety
+ * `decision` is NULL or a live decision.
  */
 bool docauth_decision_allowed(const struct docauth_decision *decision);
 
 /**
  * The reason, naming the deciding role(s) and rule; valid until the decision is freed.
- * An empty string when `decision` is NULL.
+ * An empty string when `decision` is NULL (and if the library panicked, a bug).
+ *
+ * # Safety
+ * `decision` is NULL or a live decision.
  */
 const char *docauth_decision_reason(const struct docauth_decision *decision);
 
 /**
- * How many roles decided (allowing roles, or roles whose deny rules matched); 0 for NULL.
+ * How many roles decided (allowing roles, or roles whose deny rules matched); 0 for NULL
+ * (and if the library panicked, a bug).
+ *
+ * # Safety
+ * `decision` is NULL or a live decision.
  */
 size_t docauth_decision_matched_roles_count(const struct docauth_decision *decision);
 
 /**
  * The `index`-th deciding role name, valid until the decision is freed; NULL when
- * `decision` is NULL or `index` is out of range.
+ * `decision` is NULL or `index` is out of range (and if the library panicked, a bug).
+ *
+ * # Safety
+ * `decision` is NULL or a live decision.
  */
 const char *docauth_decision_matched_role(const struct docauth_decision *decision, size_t index);
 
 /**
  * The decision as JSON: `{"allowed": bool, "reason": "...", "matched_roles": ["..."]}`;
- * valid until the decision is freed. An empty string when `decision` is NULL.
+ * valid until the decision is freed. An empty string when `decision` is NULL (and if the
+ * library panicked, a bug).
+ *
+ * # Safety
+ * `decision` is NULL or a live decision.
  */
 const char *docauth_decision_json(const struct docauth_decision *decision);
 
 /**
- * Frees a decision. `NULL` is a no-op.
+ * Frees a decision. `NULL` is a no-op. A panic while freeing (a bug) is contained: the
+ * call returns, the decision may leak.
+ *
+ * # Safety
+ * `decision` is NULL or a decision from this library, not freed before.
  */
 void docauth_decision_free(struct docauth_decision *decision);
 
@@ -746,6 +868,9 @@ void docauth_decision_free(struct docauth_decision *decision);
  * dispatcher thread.
  *
  * On success `*out` receives a runtime to free with `docauth_runtime_free`.
+ *
+ * # Safety
+ * `out` and `err` are NULL or writable storage for one pointer.
  */
 enum docauth_result docauth_runtime_new(uint32_t threads,
                                         struct docauth_runtime **out,
@@ -758,13 +883,20 @@ enum docauth_result docauth_runtime_new(uint32_t threads,
  *
  * Called from inside an audit callback it cannot wait for the dispatcher (its own thread):
  * the freeing then completes on a helper thread after the callback returns.
- * Do not use the runtime, nor start sessions on it, once this is called.
+ * Do not use the runtime, nor start sessions on it, once this is called. A panic while
+ * freeing (a bug) is contained: the call returns, the runtime may leak.
+ *
+ * # Safety
+ * `runtime` is NULL or a runtime from this library, not freed before.
  */
 void docauth_runtime_free(struct docauth_runtime *runtime);
 
 /**
  * Audit events dropped by all sessions of this runtime because callbacks were too slow.
- * Returns 0 for NULL.
+ * Returns 0 for NULL (and if the library panicked, a bug).
+ *
+ * # Safety
+ * `runtime` is NULL or a live runtime.
  */
 uint64_t docauth_runtime_audit_dropped(const struct docauth_runtime *runtime);
 
@@ -810,6 +942,12 @@ uint64_t docauth_runtime_audit_dropped(const struct docauth_runtime *runtime);
  * (Unauthorized) naming the reason; no database connection is made. Failures reaching the
  * database also come from `docauth_session_wait` and the audit events.
  * Threads: callable from any thread, concurrently, on the same runtime, engine and provider.
+ *
+ * # Safety
+ * `runtime`, `engine` and `credentials` are NULL or live handles; `params_json` is NULL or
+ * a NUL-terminated string; `out` and `err` are NULL or writable storage for one pointer;
+ * `client_fd` is a descriptor the caller owns and hands over; `audit`, `user_data` and
+ * `user_data_free` follow the callback rules above.
  */
 enum docauth_result docauth_session_start(const struct docauth_runtime *runtime,
                                           int client_fd,
@@ -824,12 +962,20 @@ enum docauth_result docauth_session_start(const struct docauth_runtime *runtime,
 
 /**
  * Asks the session to end (both connections close soon after). Never blocks; callable
- * from any thread, any number of times, also from an audit callback. NULL is a no-op.
+ * from any thread, any number of times, also from an audit callback. NULL is a no-op (as
+ * is a panic inside the library, a bug).
+ *
+ * # Safety
+ * `session` is NULL or a live session.
  */
 void docauth_session_shutdown(const struct docauth_session *session);
 
 /**
- * Whether the session has ended. False for NULL. Never blocks.
+ * Whether the session has ended. False for NULL (and if the library panicked, a bug).
+ * Never blocks.
+ *
+ * # Safety
+ * `session` is NULL or a live session.
  */
 bool docauth_session_is_finished(const struct docauth_session *session);
 
@@ -838,23 +984,38 @@ bool docauth_session_is_finished(const struct docauth_session *session);
  * idle timeout, shutdown), with its counters in `*stats` when `stats` is not NULL;
  * otherwise the error that ended it, with the explanation of what to fix (connect timeout,
  * TLS legacy CN / unknown CA, MONGODB-AWS authentication failed, …).
+ * `DOCAUTH_RESULT_PANIC` when the session's task panicked (a bug: that session's
+ * connections are closed, its `db.session.end` audit event carries the error, and the
+ * runtime's other sessions go on).
  *
  * Called from inside an audit callback it returns
  * `DOCAUTH_RESULT_CALLED_FROM_AUDIT_CALLBACK` at once (it would deadlock).
+ *
+ * # Safety
+ * `session` is NULL or a live session; `stats` is NULL or writable storage for one
+ * `docauth_session_stats`; `err` is NULL or writable storage for one pointer.
  */
 enum docauth_result docauth_session_wait(const struct docauth_session *session,
                                          struct docauth_session_stats *stats,
                                          struct docauth_error **err);
 
 /**
- * Audit events of this session dropped because the callback was too slow. 0 for NULL.
+ * Audit events of this session dropped because the callback was too slow. 0 for NULL (and
+ * if the library panicked, a bug).
+ *
+ * # Safety
+ * `session` is NULL or a live session.
  */
 uint64_t docauth_session_audit_dropped(const struct docauth_session *session);
 
 /**
  * Releases the handle. The session itself runs on until it ends (a side closes, idle
  * timeout, `docauth_session_shutdown` before this call, or `docauth_runtime_free`), so an
- * accept loop may start a session and free its handle at once. Never blocks. NULL is a no-op.
+ * accept loop may start a session and free its handle at once. Never blocks. NULL is a
+ * no-op. A panic while freeing (a bug) is contained: the call returns, the handle may leak.
+ *
+ * # Safety
+ * `session` is NULL or a session from this library, not freed before.
  */
 void docauth_session_free(struct docauth_session *session);
 

@@ -281,10 +281,8 @@ mod tests {
     #[test]
     fn null_bytes_only_with_zero_length() {
         // SAFETY: NULL with length 0 is never dereferenced.
-        assert_eq!(
-            unsafe { arg_bytes(ptr::null(), 0, "b") }.unwrap(),
-            &[] as &[u8]
-        );
+        let empty = unsafe { arg_bytes(ptr::null(), 0, "b") }.unwrap();
+        assert_eq!(empty, &[] as &[u8]);
         // SAFETY: NULL with a length is rejected before any read.
         let e = unsafe { arg_bytes(ptr::null(), 5, "b") }.unwrap_err();
         assert_eq!(e.code(), ResultCode::NullParameter);
