@@ -12,6 +12,11 @@
 //! uses (a check with no name would ask about the database name "", which no role names).
 //! Prints the decision and its reason. Exit status: 0 allowed, 1 denied, 2 error;
 //! `--help` (usage on stdout) and `--version` exit 0.
+//!
+//! `docauth-check lint --config policy.yaml` prints, one line each
+//! (`file:line: warning: ...`, or `file: warning: ...` when no line is known), what in the
+//! configuration silently matches nothing (see `docauth::policy::lint`). Exit status: 0 clean,
+//! 1 warnings, 2 usage error or a configuration that cannot be read or loaded.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -20,7 +25,8 @@ use std::sync::Arc;
 use docauth::policy::{Identity, PolicyEngine, Request};
 
 const USAGE: &str = "usage: docauth-check --config FILE --user NAME [--roles a,b] [--traits JSON] \
---db NAME --db-user USER --db-name NAME [--command CMD] [--namespace DB.COLL]... [--explain]";
+--db NAME --db-user USER --db-name NAME [--command CMD] [--namespace DB.COLL]... [--explain]
+       docauth-check lint --config FILE";
 
 struct Args {
     config: String,
@@ -38,12 +44,36 @@ struct Args {
 /// What the command line asks for.
 enum Invocation {
     Check(Box<Args>),
+    Lint(String),
     Help,
     Version,
 }
 
+fn parse_lint_args(mut it: impl Iterator<Item = String>) -> Result<Invocation, String> {
+    let mut config = None;
+    while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Invocation::Help),
+            "--config" => {
+                config = Some(
+                    it.next()
+                        .ok_or_else(|| format!("--config needs a value\n{USAGE}"))?,
+                )
+            }
+            other => return Err(format!("lint: unknown option {other}\n{USAGE}")),
+        }
+    }
+    config
+        .map(Invocation::Lint)
+        .ok_or_else(|| format!("lint: --config is required\n{USAGE}"))
+}
+
 fn parse_args() -> Result<Invocation, String> {
-    let mut it = std::env::args().skip(1);
+    let mut it = std::env::args().skip(1).peekable();
+    if it.peek().is_some_and(|a| a == "lint") {
+        it.next();
+        return parse_lint_args(it);
+    }
     let (mut config, mut user, mut db, mut db_user, mut db_name) = (None, None, None, None, None);
     let mut args = Args {
         config: String::new(),
@@ -108,11 +138,29 @@ fn parse_args() -> Result<Invocation, String> {
     Ok(Invocation::Check(Box::new(args)))
 }
 
+/// `docauth-check lint`: 0 clean, 1 warnings, 2 when the configuration cannot be loaded.
+fn lint(config: &str) -> ExitCode {
+    match docauth::policy::lint::lint_file(config) {
+        Ok(warnings) if warnings.is_empty() => ExitCode::SUCCESS,
+        Ok(warnings) => {
+            for w in &warnings {
+                println!("{w}");
+            }
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("docauth-check: {} ({})", e.message(), e.code().name());
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(Invocation::Check(a)) => *a,
+        Ok(Invocation::Lint(config)) => return lint(&config),
         Ok(Invocation::Help) => {
-            println!("{USAGE}\n\nDecides one request against a policy configuration, as the library would.\nExit status: 0 allowed, 1 denied, 2 error.");
+            println!("{USAGE}\n\nDecides one request against a policy configuration, as the library would.\nExit status: 0 allowed, 1 denied, 2 error.\n`lint` prints what in the configuration silently matches nothing, one `file:line: warning:` line each.\nExit status: 0 clean, 1 warnings, 2 error.");
             return ExitCode::SUCCESS;
         }
         Ok(Invocation::Version) => {

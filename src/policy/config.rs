@@ -68,13 +68,18 @@ fn err(code: ResultCode, msg: String) -> Error {
     Error::new(code, msg)
 }
 
-struct Loader {
+pub(super) struct Loader {
     base: PathBuf,
     total: usize,
 }
 
 impl Loader {
-    fn read(&mut self, path: &str, what: &str) -> Result<(String, String), Error> {
+    /// A loader resolving relative paths against `base`.
+    pub(super) fn new(base: PathBuf) -> Loader {
+        Loader { base, total: 0 }
+    }
+
+    pub(super) fn read(&mut self, path: &str, what: &str) -> Result<(String, String), Error> {
         let full = if Path::new(path).is_absolute() {
             PathBuf::from(path)
         } else {
@@ -236,7 +241,10 @@ fn json_error(source: &str, e: &serde_json::Error) -> String {
 
 /// Parses one JSON or YAML document (YAML: possibly several `---` documents) into values,
 /// each with the line it starts on.
-fn parse_documents(source: &str, text: &str) -> Result<Vec<(usize, serde_json::Value)>, Error> {
+pub(super) fn parse_documents(
+    source: &str,
+    text: &str,
+) -> Result<Vec<(usize, serde_json::Value)>, Error> {
     let json = looks_like_json(text);
     check_flow_depth(source, text, json)?;
     if json {
@@ -266,7 +274,11 @@ fn parse_documents(source: &str, text: &str) -> Result<Vec<(usize, serde_json::V
     Ok(out)
 }
 
-fn role_from_value(source: &str, line: usize, v: serde_json::Value) -> Result<Role, Error> {
+pub(super) fn role_from_value(
+    source: &str,
+    line: usize,
+    v: serde_json::Value,
+) -> Result<Role, Error> {
     let raw: RawRole = serde_json::from_value(v).map_err(|e| {
         err(
             ResultCode::PolicyRoleInvalid,

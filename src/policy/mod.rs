@@ -4,7 +4,8 @@
 //!   when loaded;
 //! - [`labels`] and [`template`]: label selectors and trait templates, Teleport's semantics;
 //! - [`rego`]: the built-in Rego policy (`builtin.rego`) and operator modules (`regorus`);
-//! - [`config`]: the engine configuration and its limits;
+//! - [`config`]: the engine configuration and its limits; [`lint`]: what in one silently
+//!   matches nothing (`docauth-check lint`);
 //! - `generation`: one immutable set of compiled rules, how a request is matched against
 //!   them, and its own decision cache;
 //! - this module: [`PolicyEngine`], built once from a [`Config`], shareable across threads,
@@ -14,6 +15,7 @@
 
 pub mod config;
 pub mod labels;
+pub mod lint;
 pub mod model;
 pub mod rego;
 pub mod role;
