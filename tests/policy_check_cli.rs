@@ -167,3 +167,116 @@ fn help_and_version_exit_zero_on_stdout() {
         format!("docauth-check {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// A fresh directory with `policy.yaml` (the given text) and `roles/*.yaml` files.
+fn lint_dir(name: &str, config: &str, roles: &[(&str, &str)]) -> (PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!("docauth-lint-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("roles")).unwrap();
+    for (file, text) in roles {
+        std::fs::write(dir.join("roles").join(file), text).unwrap();
+    }
+    let path = dir.join("policy.yaml");
+    std::fs::write(&path, config).unwrap();
+    let shown = path.to_str().unwrap().to_string();
+    (dir, shown)
+}
+
+const LINT_ROLE: &str = "kind: role\nversion: v7\nmetadata:\n  name: access\nspec:\n  allow:\n    db_labels: {env: dev}\n    db_users: ['*']\n    db_names: ['*']\n    logins: [root]\n";
+const LINT_CONFIG: &str = "roles:\n  - roles/access.yaml\ndatabases:\n  - {name: my-docdb, labels: {env: dev}}\nidentities:\n  - {user: alice, roles: [access]}\n";
+
+#[test]
+fn lint_clean_config_is_silent() {
+    let (_dir, config) = lint_dir("clean", LINT_CONFIG, &[("access.yaml", LINT_ROLE)]);
+    let (code, out, err) = check(&["lint", "--config", &config]);
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "", ""));
+    // The check tests' configuration (role file with two roles, a Rego module) is clean too.
+    let (code, out, _) = check(&["lint", "--config", write_config("lint").to_str().unwrap()]);
+    assert_eq!((code, out.as_str()), (0, ""));
+}
+
+#[test]
+fn lint_unknown_role_field_with_did_you_mean() {
+    let role = LINT_ROLE.replace("db_users:", "db_user:");
+    let (dir, config) = lint_dir("field", LINT_CONFIG, &[("access.yaml", &role)]);
+    let (code, out, _) = check(&["lint", "--config", &config]);
+    assert_eq!(code, 1, "{out}");
+    let file = dir.join("roles/access.yaml");
+    assert_eq!(
+        out,
+        format!(
+            "{}:8: warning: unknown field `db_user` in role \"access\" spec.allow (ignored); did you mean `db_users`?\n",
+            file.display()
+        )
+    );
+}
+
+#[test]
+fn lint_role_matching_no_database() {
+    let role = LINT_ROLE.replace("env: dev", "env: prod");
+    let (dir, config) = lint_dir("labels", LINT_CONFIG, &[("access.yaml", &role)]);
+    let (code, out, _) = check(&["lint", "--config", &config]);
+    assert_eq!(code, 1, "{out}");
+    let prefix = format!(
+        "{}:4: warning: role \"access\": allow.db_labels match no configured database",
+        dir.join("roles/access.yaml").display()
+    );
+    assert!(
+        out.starts_with(&prefix) && out.lines().count() == 1,
+        "{out}"
+    );
+
+    // Allowing users and names without any db_labels (v4+) matches nothing either.
+    let role = LINT_ROLE.replace("    db_labels: {env: dev}\n", "");
+    let (_dir, config) = lint_dir("nolabels", LINT_CONFIG, &[("access.yaml", &role)]);
+    let (code, out, _) = check(&["lint", "--config", &config]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            ":4: warning: role \"access\" allows db_users/db_names but has no allow.db_labels"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn lint_identity_naming_unknown_role() {
+    let cfg = LINT_CONFIG.replace("roles: [access]", "roles: [access, acess]");
+    let (_dir, config) = lint_dir("ident", &cfg, &[("access.yaml", LINT_ROLE)]);
+    let (code, out, _) = check(&["lint", "--config", &config]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        out,
+        format!("{config}:6: warning: identity \"alice\" names role \"acess\", which is not loaded (it grants nothing)\n")
+    );
+}
+
+#[test]
+fn lint_missing_role_file_names_the_config_line() {
+    let cfg = LINT_CONFIG.replace(
+        "  - roles/access.yaml\n",
+        "  - roles/access.yaml\n  - file: roles/gone.yaml\n",
+    );
+    let (_dir, config) = lint_dir("missing", &cfg, &[("access.yaml", LINT_ROLE)]);
+    let (code, out, _) = check(&["lint", "--config", &config]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.starts_with(&format!("{config}:3: warning: roles[1]: role file "))
+            && out.contains("gone.yaml")
+            && out.lines().count() == 1,
+        "{out}"
+    );
+}
+
+#[test]
+fn lint_usage_and_unreadable_config_exit_2() {
+    let (code, out, err) = check(&["lint"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(err.contains("--config is required"), "{err}");
+    let (code, _, err) = check(&["lint", "--config", "/nonexistent/policy.yaml"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("POLICY_CONFIG_UNREADABLE"), "{err}");
+    let (code, _, err) = check(&["lint", "--config", "x", "--bogus"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown option --bogus"), "{err}");
+}
