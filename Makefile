@@ -8,6 +8,7 @@
 #   make install     PREFIX=/usr/local DESTDIR= : shared + static library, header, docauth.pc,
 #                    bin/docauth-check (builds the library and its programs, never the tests)
 #   make bench       criterion benchmarks (see BENCHMARKS.md)
+#   make miri        the FFI boundary and src/wire unit tests under Miri (nightly; not in make test)
 #
 # One cargo profile everywhere: release. The bindings use target/release/libdocauth.so.
 
@@ -85,7 +86,7 @@ C_VALGRIND := $(VALGRIND) -q --leak-check=full --errors-for-leak-kinds=definite,
 stage = @printf '\n==> %s\n' "$(1)"
 
 .PHONY: all tools venv lib header test test-ferretdb-background test-header test-rust test-c test-install \
-	test-python test-go test-go-module wheel test-wheel demo valgrind-proxy install-build install uninstall bench clean distclean help ferretdb \
+	test-python test-go test-go-module wheel test-wheel demo valgrind-proxy install-build install uninstall bench miri clean distclean help ferretdb \
 	build/examples/docauth-proxy-go e2e-programs
 
 all: lib
@@ -292,6 +293,18 @@ wheel: install-build venv
 bench:
 	$(call stage,bench: cargo bench)
 	$(CARGO) bench $(BENCH_ARGS)
+
+# Miri (undefined behaviour: pointer misuse, uninitialised reads, aliasing) over the unit tests
+# of the panic boundary and its pointer helpers (src/ffi/boundary.rs) and of the wire parser
+# (src/wire/). Needs the nightly toolchain with the miri and rust-src components, installed
+# here through rustup when missing; not part of `make test` (a fresh machine may have no
+# nightly). Its own target directory (target/miri), so the release build stays as it is.
+MIRI_TESTS ?= ffi::boundary wire::
+miri:
+	$(call stage,miri: cargo +nightly miri test --lib -- $(MIRI_TESTS))
+	@rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^miri' || \
+		rustup component add --toolchain nightly miri rust-src
+	$(CARGO) +nightly miri test --lib -- $(MIRI_TESTS)
 
 clean:
 	$(CARGO) clean
