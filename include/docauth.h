@@ -918,8 +918,9 @@ uint64_t docauth_runtime_audit_dropped(const struct docauth_runtime *runtime);
  *   `mongodb://host:port/?tls=true`, a `mongodb://` URI as is),
  *   `ca_file` (PEM bundle, e.g. DocumentDB's global-bundle.pem; overrides `tlsCAFile`),
  *   `client_addr` (for audit), `connect_timeout_ms` (10000), `handshake_timeout_ms`
- *   (15000), `idle_timeout_ms` (0 = none), `message_timeout_ms` (30000: a client message
- *   must arrive whole within it).
+ *   (15000), `idle_timeout_ms` (1800000 = 30 minutes without a message either way ends the
+ *   session; 0 = none), `message_timeout_ms` (30000: a client message must arrive whole
+ *   within it).
  * - `engine` (required): judges the session at connection level and every client message
  *   (cached decisions). The session keeps its own reference: the engine may be freed after
  *   this call; `docauth_engine_reload` applies to the running session from its next message.

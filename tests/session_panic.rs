@@ -143,3 +143,19 @@ fn start_with_judge_needs_a_database_uri() {
     assert_eq!(e.code(), ResultCode::InvalidConfig);
     assert!(e.message().contains("database_uri"), "{}", e.message());
 }
+
+/// Not about panics: the session parameters' defaults that bound a session's life.
+#[test]
+fn the_idle_timeout_has_a_default() {
+    let p = docauth::session::SessionParams::from_json(
+        r#"{"identity": "alice", "database": "my-docdb", "db_user": "u"}"#,
+    )
+    .unwrap();
+    assert_eq!(p.idle_timeout_ms, 30 * 60 * 1000);
+    assert_eq!(p.idle_timeout_ms, docauth::session::DEFAULT_IDLE_TIMEOUT_MS);
+    let p = docauth::session::SessionParams::from_json(
+        r#"{"identity": "alice", "database": "my-docdb", "db_user": "u", "idle_timeout_ms": 0}"#,
+    )
+    .unwrap();
+    assert_eq!(p.idle_timeout_ms, 0, "0 still turns the idle timeout off");
+}

@@ -258,6 +258,13 @@ fn default_handshake_timeout_ms() -> u64 {
 fn default_message_timeout_ms() -> u64 {
     30_000
 }
+/// 30 minutes: far longer than any pause of a working client (drivers' monitoring connections
+/// send a hello every 10 s), short enough that an abandoned connection does not hold its two
+/// sockets and buffers for days. Drivers reopen a pooled connection that was closed.
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 30 * 60 * 1000;
+fn default_idle_timeout_ms() -> u64 {
+    DEFAULT_IDLE_TIMEOUT_MS
+}
 
 fn config_error(msg: impl Into<String>) -> Error {
     Error::new(
@@ -291,8 +298,9 @@ pub struct SessionParams {
     pub connect_timeout_ms: u64,
     #[serde(default = "default_handshake_timeout_ms")]
     pub handshake_timeout_ms: u64,
-    /// 0 = no idle timeout.
-    #[serde(default)]
+    /// No message either way for this long ends the session; default
+    /// [`DEFAULT_IDLE_TIMEOUT_MS`] (30 minutes); 0 = no idle timeout.
+    #[serde(default = "default_idle_timeout_ms")]
     pub idle_timeout_ms: u64,
     #[serde(default = "default_message_timeout_ms")]
     pub message_timeout_ms: u64,
