@@ -345,3 +345,31 @@ fn documented_operator_example_loads_and_evaluates() {
     );
     assert!(!d.reason.contains("failed to evaluate"), "{}", d.reason);
 }
+
+/// The decision cache is bounded in bytes, not only in entries: unique long names (allowed
+/// and denied requests alike) never grow it past `MAX_CACHE_BYTES`, and it keeps caching.
+#[test]
+fn the_decision_cache_is_bounded_in_bytes() {
+    let e = PolicyEngine::from_config_str("c.yaml", ROLES, None).unwrap();
+    let long = "x".repeat(100_000);
+    let mut peak = 0;
+    // 1,000 requests × 100 KB of unique names = 100 MB of names, past the 64 MiB bound.
+    for i in 0..1_000 {
+        let db = if i % 2 == 0 { "test" } else { "reports" }; // half of them denied
+        let request = Request::new(alice(&["dev", "no-reports"]), "my-docdb", "u", db)
+            .with_command("find")
+            .with_namespaces(vec![format!("{db}.{i}{long}")]);
+        let decision = e.decide(&request);
+        assert_eq!(decision.allowed, db == "test", "{}", decision.reason);
+        peak = peak.max(e.cached_bytes());
+    }
+    assert!(
+        peak <= docauth::policy::MAX_CACHE_BYTES,
+        "the cache held {peak} bytes"
+    );
+    assert!(
+        peak > docauth::policy::MAX_CACHE_BYTES / 4,
+        "nothing was cached: {peak}"
+    );
+    assert!(e.cached_decisions() > 0);
+}

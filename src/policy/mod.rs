@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+pub use cache::MAX_CACHE_BYTES;
 pub use config::Config;
 pub use model::{AwsMetadata, Database, Decision, Identity, IdentitySpec, Request};
 pub use role::Role;
@@ -262,6 +263,12 @@ impl PolicyEngine {
     /// Number of cached decisions in the current generation.
     pub fn cached_decisions(&self) -> usize {
         self.current.load().cache.len()
+    }
+
+    /// Estimated bytes of the cached decisions of the current generation; never more than
+    /// [`MAX_CACHE_BYTES`] (64 MiB), whatever names the requests carry.
+    pub fn cached_bytes(&self) -> usize {
+        self.current.load().cache.bytes()
     }
 }
 
