@@ -188,6 +188,26 @@ typedef enum docauth_result {
    */
   DOCAUTH_RESULT_WIRE_REFUSED_QUERY = 410,
   /**
+   * A database, collection or namespace name breaks the server's naming rules (empty, too long, a forbidden character); the client gets code 73 InvalidNamespace.
+   */
+  DOCAUTH_RESULT_WIRE_INVALID_NAMESPACE = 411,
+  /**
+   * A command this library does not know (not in its command table) was refused; the client gets code 59 CommandNotFound.
+   */
+  DOCAUTH_RESULT_WIRE_UNKNOWN_COMMAND = 412,
+  /**
+   * An aggregation stage this library does not know was refused; the client gets code 40324.
+   */
+  DOCAUTH_RESULT_WIRE_UNKNOWN_STAGE = 413,
+  /**
+   * A top-level field that is not one of the generic arguments (an unknown `$`-field, `$tenant`, `expectPrefix`, `$queryOptions`), a field the command does not take, or a document sequence the command does not accept, was refused; the client gets code 40415.
+   */
+  DOCAUTH_RESULT_WIRE_REFUSED_FIELD = 414,
+  /**
+   * A legacy OP_QUERY addressed a collection instead of `<db>.$cmd` (legacy find, removed in MongoDB 5.1); the client gets an OP_REPLY QueryFailure with code 5739101.
+   */
+  DOCAUTH_RESULT_WIRE_QUERY_NOT_COMMAND = 415,
+  /**
    * The database URI could not be used (scheme, host, port or an option).
    */
   DOCAUTH_RESULT_DATABASE_URI_INVALID = 440,

@@ -93,6 +93,16 @@ pub enum ResultCode {
     WireMalformedCommand = 409,
     /// A legacy OP_QUERY addressed something other than `<db>.$cmd` (legacy find or a pseudo-command).
     WireRefusedQuery = 410,
+    /// A database, collection or namespace name breaks the server's naming rules (empty, too long, a forbidden character); the client gets code 73 InvalidNamespace.
+    WireInvalidNamespace = 411,
+    /// A command this library does not know (not in its command table) was refused; the client gets code 59 CommandNotFound.
+    WireUnknownCommand = 412,
+    /// An aggregation stage this library does not know was refused; the client gets code 40324.
+    WireUnknownStage = 413,
+    /// A top-level field that is not one of the generic arguments (an unknown `$`-field, `$tenant`, `expectPrefix`, `$queryOptions`), a field the command does not take, or a document sequence the command does not accept, was refused; the client gets code 40415.
+    WireRefusedField = 414,
+    /// A legacy OP_QUERY addressed a collection instead of `<db>.$cmd` (legacy find, removed in MongoDB 5.1); the client gets an OP_REPLY QueryFailure with code 5739101.
+    WireQueryNotCommand = 415,
     /// The database URI could not be used (scheme, host, port or an option).
     DatabaseUriInvalid = 440,
     /// The CA bundle file could not be read or held no PEM certificate.
@@ -168,6 +178,11 @@ impl ResultCode {
             ResultCode::WireDuplicateKey,
             ResultCode::WireMalformedCommand,
             ResultCode::WireRefusedQuery,
+            ResultCode::WireInvalidNamespace,
+            ResultCode::WireUnknownCommand,
+            ResultCode::WireUnknownStage,
+            ResultCode::WireRefusedField,
+            ResultCode::WireQueryNotCommand,
             ResultCode::DatabaseUriInvalid,
             ResultCode::CaBundleInvalid,
             ResultCode::ConnectTimeout,
@@ -242,6 +257,11 @@ impl ResultCode {
             ResultCode::WireDuplicateKey => c"DOCAUTH_RESULT_WIRE_DUPLICATE_KEY",
             ResultCode::WireMalformedCommand => c"DOCAUTH_RESULT_WIRE_MALFORMED_COMMAND",
             ResultCode::WireRefusedQuery => c"DOCAUTH_RESULT_WIRE_REFUSED_QUERY",
+            ResultCode::WireInvalidNamespace => c"DOCAUTH_RESULT_WIRE_INVALID_NAMESPACE",
+            ResultCode::WireUnknownCommand => c"DOCAUTH_RESULT_WIRE_UNKNOWN_COMMAND",
+            ResultCode::WireUnknownStage => c"DOCAUTH_RESULT_WIRE_UNKNOWN_STAGE",
+            ResultCode::WireRefusedField => c"DOCAUTH_RESULT_WIRE_REFUSED_FIELD",
+            ResultCode::WireQueryNotCommand => c"DOCAUTH_RESULT_WIRE_QUERY_NOT_COMMAND",
             ResultCode::DatabaseUriInvalid => c"DOCAUTH_RESULT_DATABASE_URI_INVALID",
             ResultCode::CaBundleInvalid => c"DOCAUTH_RESULT_CA_BUNDLE_INVALID",
             ResultCode::ConnectTimeout => c"DOCAUTH_RESULT_CONNECT_TIMEOUT",

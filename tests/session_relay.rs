@@ -13,19 +13,35 @@ use docauth::session::{Runtime, Session};
 use docauth::ResultCode;
 
 fn exercise(client: &mut Client, server: &TestServer, audit: &Collected) {
-    // The client's hello goes to the server without speculativeAuthenticate, compression or
-    // saslSupportedMechs (no client authentication, nor its negotiation, reaches the server),
-    // and without its `client` metadata: the server (as mongod, code 186) takes it only in the
+    // The client's hello goes to the server without compression (negotiated away) and without
+    // its `client` metadata: the server (as mongod, code 186) takes it only in the
     // connection's first hello, which was the proxy's own.
+    // (Issue 10: a hello carrying speculativeAuthenticate or saslSupportedMechs is no longer
+    // stripped and forwarded but refused outright, checked just below; this hello carries
+    // neither.)
     let (id, reply) = client.command(doc! {
         "hello": 1, "helloOk": true, "$db": "admin",
         "client": {"driver": {"name": "PyMongo", "version": "4.10"}, "os": {"type": "Linux"}},
-        "speculativeAuthenticate": {"saslStart": 1, "mechanism": "SCRAM-SHA-256", "db": "admin"},
         "compression": ["zstd", "zlib"],
-        "saslSupportedMechs": "admin.alice",
     });
     assert_eq!(reply.response_to, id);
     assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0, "{:?}", reply.doc);
+    // A hello that starts a client authentication is refused with a clear error, and nothing
+    // of it reaches the server.
+    let before = server.seen.commands.lock().unwrap().len();
+    let (id, reply) = client.command(doc! {
+        "hello": 1, "helloOk": true, "$db": "admin",
+        "speculativeAuthenticate": {"saslStart": 1, "mechanism": "SCRAM-SHA-256", "db": "admin"},
+        "saslSupportedMechs": "admin.alice",
+    });
+    assert_eq!(reply.response_to, id);
+    assert_eq!(reply.doc.get_f64("ok").unwrap(), 0.0, "{:?}", reply.doc);
+    assert!(reply
+        .doc
+        .get_str("errmsg")
+        .unwrap()
+        .contains("connect without credentials"));
+    assert_eq!(server.seen.commands.lock().unwrap().len(), before);
     let client_hello = server
         .seen
         .commands
@@ -98,12 +114,14 @@ fn exercise(client: &mut Client, server: &TestServer, audit: &Collected) {
     let reply = parse_reply(&client.read_frame().unwrap());
     assert_eq!(reply.response_to, 500);
     assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0);
-    // And a denied OP_QUERY command gets an OP_REPLY error.
+    // And a refused OP_QUERY command gets an OP_REPLY error. (Issue 10: any OP_QUERY command
+    // but the handshake is refused as mongod 5.1+ refuses it, code 352, before any judging;
+    // it was code 13 when OP_QUERY commands were judged.)
     client.send_raw(&op_query(501, "other.$cmd", &doc! {"dropDatabase": 1}));
     let reply = parse_reply(&client.read_frame().unwrap());
     assert_eq!(reply.op_code, OP_REPLY);
     assert_eq!(reply.response_to, 501);
-    assert_eq!(reply.doc.get_i32("code").unwrap(), 13);
+    assert_eq!(reply.doc.get_i32("code").unwrap(), 352);
 
     let _ = audit;
 }
@@ -119,8 +137,8 @@ fn check_audit(audit: &Collected, session: &Session) {
     assert_eq!(start[0]["sid"], session.id());
     let queries = audit.of_kind("db.session.query");
     let failed = audit.of_kind("db.session.query.failed");
-    // One event per client message: hello, find, ping, isMaster allowed; insert on other,
-    // saslStart, logout, dropDatabase refused.
+    // One event per client message: hello, find, ping, isMaster allowed; the hello with
+    // credentials, insert on other, saslStart, logout, dropDatabase refused.
     let commands: Vec<_> = queries
         .iter()
         .map(|e| e["command"].as_str().unwrap().to_string())
@@ -130,15 +148,18 @@ fn check_audit(audit: &Collected, session: &Session) {
         .iter()
         .map(|e| e["command"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(refused, ["insert", "saslStart", "logout", "dropDatabase"]);
+    assert_eq!(
+        refused,
+        ["hello", "insert", "saslStart", "logout", "dropDatabase"]
+    );
     assert_eq!(queries[1]["database"], "test");
     assert_eq!(queries[1]["collection"], "people");
     assert_eq!(queries[1]["allowed"], true);
-    assert_eq!(failed[0]["database"], "other");
-    assert_eq!(failed[0]["allowed"], false);
-    assert_eq!(failed[0]["code"], "TDB02W");
-    assert_eq!(end["messages_from_client"], 8);
-    assert_eq!(end["messages_to_client"], 8);
+    assert_eq!(failed[1]["database"], "other");
+    assert_eq!(failed[1]["allowed"], false);
+    assert_eq!(failed[1]["code"], "TDB02W");
+    assert_eq!(end["messages_from_client"], 9);
+    assert_eq!(end["messages_to_client"], 9);
     assert!(end["bytes_from_client"].as_u64().unwrap() > 0);
     assert_eq!(end["audit_events_dropped"], 0);
     // No document value and no secret anywhere in the stream.
@@ -159,8 +180,8 @@ fn plain_relay_judges_every_message_and_goes_on_after_a_denial() {
     exercise(&mut client, &server, &audit);
     drop(client);
     let stats = session.wait().unwrap();
-    assert_eq!(stats.messages_from_client, 8);
-    assert_eq!(stats.denied, 4);
+    assert_eq!(stats.messages_from_client, 9); // issue 10: + the refused hello with credentials
+    assert_eq!(stats.denied, 5);
     assert_eq!(stats.end_reason, "client closed the connection");
     check_audit(&audit, &session);
 }
@@ -330,4 +351,95 @@ fn every_database_a_command_reaches_is_judged() {
         .unwrap()
         .iter()
         .any(|d| d == "other")));
+}
+
+#[test]
+fn refused_names_fields_and_legacy_queries_get_the_servers_errors_and_the_session_goes_on() {
+    let server = TestServer::start(ServerOptions::default());
+    let runtime = Runtime::new(1).unwrap();
+    let audit = Arc::new(Collected::default());
+    let uri = format!("mongodb://127.0.0.1:{}/?tls=false", server.addr.port());
+    let (mut client, session) = start_session(&runtime, &uri, None, &["test"], audit.clone());
+    // Once the ping is answered the proxy's own handshake is over.
+    let (_, reply) = client.command(doc! {"ping": 1, "$db": "admin"});
+    assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0);
+    let before = server.seen.commands.lock().unwrap().len();
+    for (cmd, code) in [
+        // A dotted database is never judged as its prefix.
+        (doc! {"find": "c", "$db": "test.other"}, 73),
+        (doc! {"ping": 1, "$db": "test/x"}, 73),
+        (doc! {"find": "", "$db": "test"}, 73),
+        (doc! {"find": "c".repeat(300), "$db": "test"}, 73),
+        (doc! {"find": "c", "$db": "test", "$tenant": "x"}, 40415),
+        (
+            doc! {"find": "c", "$db": "test", "expectPrefix": true},
+            40415,
+        ),
+        (
+            doc! {"aggregate": "c", "pipeline": [], "cursor": {}, "$db": "test", "$_requestResumeToken": true},
+            40415,
+        ),
+    ] {
+        let (id, reply) = client.command(cmd.clone());
+        assert_eq!(reply.response_to, id);
+        assert_eq!(
+            reply.doc.get_i32("code").unwrap(),
+            code,
+            "{cmd:?} -> {:?}",
+            reply.doc
+        );
+    }
+    // A legacy find (OP_QUERY on a collection) gets mongod 5.1+'s QueryFailure.
+    client.send_raw(&op_query(600, "test.c", &doc! {"a": 1}));
+    let frame = client.read_frame().unwrap();
+    let reply = parse_reply(&frame);
+    assert_eq!(reply.op_code, OP_REPLY);
+    assert_eq!(reply.response_to, 600);
+    let flags = i32::from_le_bytes(frame[16..20].try_into().unwrap());
+    assert_eq!(flags & 2, 2, "QueryFailure");
+    assert_eq!(reply.doc.get_i32("code").unwrap(), 5739101);
+    // Nothing reached the server, and the session goes on.
+    assert_eq!(server.seen.commands.lock().unwrap().len(), before);
+    let (_, reply) = client.command(doc! {"find": "c", "$db": "test"});
+    assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0, "{:?}", reply.doc);
+    drop(client);
+    session.wait().unwrap();
+}
+
+#[test]
+fn a_compressed_more_to_come_message_is_never_answered() {
+    use docauth::wire::{compress_message, Compressor};
+    let server = TestServer::start(ServerOptions::default());
+    let runtime = Runtime::new(1).unwrap();
+    let audit = Arc::new(Collected::default());
+    let uri = format!("mongodb://127.0.0.1:{}/?tls=false", server.addr.port());
+    let (mut client, session) = start_session(&runtime, &uri, None, &["test"], audit.clone());
+    // moreToCome (flag bit 1) on an OP_MSG whose analysis fails (a dotted database), sent
+    // inside OP_COMPRESSED: refused, not forwarded, and not answered.
+    let mut inner = op_msg(
+        700,
+        &doc! {"insert": "c", "documents": [{"a": 1}], "$db": "a.b"},
+    );
+    inner[16..20].copy_from_slice(&2u32.to_le_bytes());
+    client.send_raw(&compress_message(&inner, Compressor::Zlib).unwrap());
+    // The next reply the client reads is the ping's.
+    let (id, reply) = client.command(doc! {"ping": 1, "$db": "admin"});
+    assert_eq!(reply.response_to, id);
+    assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0, "{:?}", reply.doc);
+    assert!(!server.seen.command_names().contains(&"insert".to_string()));
+    // An OP_COMPRESSED message that cannot be decompressed (its flags cannot be known) is not
+    // answered either: the session ends.
+    let mut garbage = compress_message(
+        &op_msg(701, &doc! {"ping": 1, "$db": "admin"}),
+        Compressor::Zlib,
+    )
+    .unwrap();
+    let n = garbage.len();
+    garbage[n - 4..].copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+    client.send_raw(&garbage);
+    assert!(client.read_frame().is_none());
+    assert_eq!(
+        session.wait().unwrap_err().code(),
+        ResultCode::ClientProtocol
+    );
 }

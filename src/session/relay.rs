@@ -39,23 +39,17 @@ pub(crate) struct Counters {
     pub denied: AtomicU64,
 }
 
-/// The decision for one analysed message: `(allowed, reason)`.
+/// The decision for one analysed message: `(allowed, reason)`. A command the analysis
+/// refuses (client authentication, a handshake with credentials, a legacy OP_QUERY command…)
+/// is never judged.
 fn decide(judge: &dyn Judge, access: &wire::CommandAccess) -> (bool, String) {
-    match access.class {
-        CommandClass::Auth => (
-            false,
-            format!(
-                "command {} is refused: the proxy authenticates to the database itself with the db user's IAM identity; connect without credentials",
-                access.command
-            ),
-        ),
-        // Connection commands too: the engine allows them without a database name, and a
-        // reload that revokes the session's access applies to them as well.
-        CommandClass::Connection | CommandClass::Data => {
-            let verdict = judge.judge(access);
-            (verdict.allowed, verdict.reason)
-        }
+    if let Some(refusal) = &access.refused {
+        return (false, refusal.reason.clone());
     }
+    // Connection commands too: the engine allows them without a database name, and a
+    // reload that revokes the session's access applies to them as well.
+    let verdict = judge.judge(access);
+    (verdict.allowed, verdict.reason)
 }
 
 static NEXT_REPLY_ID: AtomicU64 = AtomicU64::new(1);
@@ -96,8 +90,25 @@ fn parse_error_code(code: ResultCode) -> (i32, &'static str) {
         ResultCode::WireRefusedOpcode | ResultCode::WireRefusedQuery => {
             (352, "UnsupportedOpQueryCommand")
         }
+        ResultCode::WireInvalidNamespace => (73, "InvalidNamespace"),
+        ResultCode::WireUnknownCommand => (59, "CommandNotFound"),
+        // mongod's "Unrecognized pipeline stage name" (`DocumentSource::parse`).
+        ResultCode::WireUnknownStage => (40324, "Location40324"),
+        // mongod's "unknown field" for an IDL-parsed command (`IDLParserContext`).
+        ResultCode::WireRefusedField => (40415, "Location40415"),
+        ResultCode::WireQueryNotCommand => (5739101, "Location5739101"),
         _ => (9, "FailedToParse"),
     }
+}
+
+/// The error reply for a refused request: an OP_QUERY that is not a command gets an
+/// OP_REPLY with QueryFailure and `$err` (as mongod 5.1+ answers a legacy find).
+fn refusal_reply(info: &RequestInfo, code: ResultCode, errmsg: &str) -> Option<Vec<u8>> {
+    let (number, name) = parse_error_code(code);
+    if code == ResultCode::WireQueryNotCommand && info.op_code == wire::op::OP_QUERY {
+        return wire::query_failure_reply(info, reply_id(), number, name, errmsg);
+    }
+    wire::error_reply(info, reply_id(), number, name, errmsg)
 }
 
 /// Runs the relay until a side closes, the idle timeout, a fatal client protocol error, or
@@ -203,22 +214,40 @@ where
             counters
                 .bytes_from_client
                 .fetch_add(frame.bytes().len() as u64, Ordering::Relaxed);
-            let info: RequestInfo = frame.request_info();
-            let parsed = Message::parse_request(frame, limits.max_message_size)
-                .and_then(|m| wire::analyse(&m).map(|a| (m, a)));
+            // The reply (or its absence, for moreToCome) follows the message as parsed: for
+            // OP_COMPRESSED the inner message's flags, which the frame header cannot show.
+            let mut info: RequestInfo = frame.request_info();
+            let compressed = frame.header().op_code == wire::op::OP_COMPRESSED;
+            let mut flags_known = !compressed;
+            let parsed = Message::parse_request(frame, limits.max_message_size).and_then(|m| {
+                info = m.request_info();
+                flags_known = true;
+                wire::analyse(&m).map(|a| (m, a))
+            });
             let (message, access) = match parsed {
                 Ok(ok) => ok,
+                Err(error) if !flags_known => {
+                    // An OP_COMPRESSED message that could not be decompressed and parsed: its
+                    // moreToCome flag is unknown, and a reply to a moreToCome message would
+                    // desynchronise the client. No reply; the session ends.
+                    counters.denied.fetch_add(1, Ordering::Relaxed);
+                    let why = format!(
+                        "{}; an OP_COMPRESSED message that cannot be read is not answered (its flags are unknown); closing the connection",
+                        error.message()
+                    );
+                    if audit_on {
+                        audit.emit(&fields.query("", &[], None, false, &why));
+                    }
+                    return Err(Error::new(ResultCode::ClientProtocol, why));
+                }
                 Err(error) => {
                     counters.denied.fetch_add(1, Ordering::Relaxed);
                     if audit_on {
                         audit.emit(&fields.query("", &[], None, false, error.message()));
                     }
-                    let (code, name) = parse_error_code(error.code());
-                    let reply = wire::error_reply(
+                    let reply = refusal_reply(
                         &info,
-                        reply_id(),
-                        code,
-                        name,
+                        error.code(),
                         &format!("libdocauth refused the message: {}", error.message()),
                     );
                     answer(&client_write, counters, reply).await?;
@@ -271,19 +300,27 @@ where
                 continue;
             }
             counters.denied.fetch_add(1, Ordering::Relaxed);
-            let reply = wire::unauthorized_reply(
-                &message.request_info(),
-                reply_id(),
-                &format!(
-                    "access denied to database {} (command {}): {reason}",
-                    if databases.is_empty() {
-                        access.database.clone()
-                    } else {
-                        databases.join(", ")
-                    },
-                    access.command
+            let info = message.request_info();
+            let reply = match access.refused.as_ref().and_then(|r| r.code) {
+                Some(code) => refusal_reply(
+                    &info,
+                    code,
+                    &format!("libdocauth refused the message: {reason}"),
                 ),
-            );
+                None => wire::unauthorized_reply(
+                    &info,
+                    reply_id(),
+                    &format!(
+                        "access denied to database {} (command {}): {reason}",
+                        if databases.is_empty() {
+                            access.database.clone()
+                        } else {
+                            databases.join(", ")
+                        },
+                        access.command
+                    ),
+                ),
+            };
             answer(&client_write, counters, reply).await?;
         }
     };

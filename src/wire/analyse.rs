@@ -68,8 +68,16 @@ pub const CONNECTION_COMMANDS: &[&str] = &[
     "abortTransaction",
 ];
 
+/// The fields an OP_QUERY's wrapped query (`{$query: {...}, ...}`) may carry.
+pub const OP_QUERY_WRAPPER_FIELDS: &[&str] = &["$query", "query", "$readPreference"];
+
 /// Handshake commands whose `speculativeAuthenticate`/`compression` are stripped.
 pub const HANDSHAKE_COMMANDS: &[&str] = &["hello", "isMaster", "ismaster"];
+
+/// Handshake fields that start a client authentication: a hello carrying one is refused
+/// (the proxy authenticates upstream itself; stripping them would leave a driver waiting
+/// for an authentication that never happens).
+pub const HANDSHAKE_AUTH_KEYS: &[&str] = &["speculativeAuthenticate", "saslSupportedMechs"];
 
 pub(crate) fn is_handshake(name: &str) -> bool {
     HANDSHAKE_COMMANDS.contains(&name)
@@ -310,6 +318,21 @@ pub struct CommandAccess {
     /// command or stage, cluster-wide operation, JavaScript, `applyOps` by UUID…): deny it
     /// unless the session may reach every database.
     pub unanalysable: Option<String>,
+    /// `Some` when the command is refused whatever the policy says (client authentication,
+    /// a legacy OP_QUERY command, a handshake carrying credentials…): never forwarded, never
+    /// judged, answered with the refusal's error.
+    pub refused: Option<Refusal>,
+}
+
+/// Why the analysis itself refuses a command (see [`CommandAccess::refused`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// `None` for an authorization refusal (the reply is code 13, Unauthorized); otherwise
+    /// the library code whose MongoDB error the reply carries (e.g.
+    /// [`ResultCode::WireRefusedQuery`] → 352 UnsupportedOpQueryCommand).
+    pub code: Option<ResultCode>,
+    /// A sentence for the client and the audit.
+    pub reason: String,
 }
 
 impl CommandAccess {
@@ -339,24 +362,86 @@ fn duplicate(key: &str) -> Error {
     )
 }
 
-fn check_database(name: &str, what: &str) -> Result<()> {
-    if name.is_empty() {
-        return Err(bad(format!("{what} names an empty database")));
+/// Longest database name the server accepts, in bytes (`DatabaseName::kMaxDatabaseNameLength`,
+/// `src/mongo/db/database_name.h`).
+pub const MAX_DATABASE_NAME_LEN: usize = 63;
+/// Longest namespace `db.collection` the server accepts, in bytes
+/// (`NamespaceString::MaxNsLen`, `src/mongo/db/namespace_string.h`).
+pub const MAX_NAMESPACE_LEN: usize = 255;
+/// Characters a database name may not contain (`NamespaceString::validDBName` with
+/// `DollarInDbNameBehavior::Disallow`, the Windows set, `src/mongo/db/namespace_string.cpp`),
+/// besides NUL.
+pub const FORBIDDEN_DATABASE_CHARS: &[char] =
+    &['/', '\\', '.', ' ', '"', '$', '*', '<', '>', ':', '|', '?'];
+
+/// The virtual database external (x.509, LDAP, AWS IAM) users authenticate against.
+pub const EXTERNAL_DATABASE: &str = "$external";
+
+fn invalid_namespace(msg: String) -> Error {
+    Error::new(ResultCode::WireInvalidNamespace, msg)
+}
+
+/// The server's rules for a database name: not empty, at most 63 bytes, none of
+/// [`FORBIDDEN_DATABASE_CHARS`] nor NUL. A dotted name is refused here, so it can never be
+/// judged as its prefix.
+pub(crate) fn check_database(name: &str, what: &str) -> Result<()> {
+    // The one name with a `$`: the virtual database of external users (`DatabaseName::kExternal`).
+    if name == EXTERNAL_DATABASE {
+        return Ok(());
     }
-    if name.contains('\0') {
-        return Err(bad(format!("{what} names a database containing NUL")));
+    if name.is_empty() {
+        return Err(invalid_namespace(format!("{what} names an empty database")));
+    }
+    if name.len() > MAX_DATABASE_NAME_LEN {
+        return Err(invalid_namespace(format!(
+            "{what} names a database of {} bytes (at most {MAX_DATABASE_NAME_LEN})",
+            name.len()
+        )));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| *c == '\0' || FORBIDDEN_DATABASE_CHARS.contains(c))
+    {
+        return Err(invalid_namespace(format!(
+            "{what} names the database `{}`, which contains the forbidden character {c:?}",
+            shown(name)
+        )));
     }
     Ok(())
 }
 
-/// Splits `db.collection` (the database ends at the first dot).
+/// The server's rules for a collection name (`NamespaceString::validCollectionName`): not
+/// empty, not starting with a dot, no NUL and no `$`; and `db.collection` at most 255 bytes.
+pub(crate) fn check_collection(database: &str, collection: &str, what: &str) -> Result<()> {
+    if collection.is_empty() {
+        return Err(invalid_namespace(format!(
+            "{what} names an empty collection"
+        )));
+    }
+    if collection.starts_with('.') || collection.contains(['\0', '$']) {
+        return Err(invalid_namespace(format!(
+            "{what} names the collection `{}`, which is not a valid collection name",
+            shown(collection)
+        )));
+    }
+    let len = database.len() + 1 + collection.len();
+    if len > MAX_NAMESPACE_LEN {
+        return Err(invalid_namespace(format!(
+            "{what} names a namespace of {len} bytes (at most {MAX_NAMESPACE_LEN})"
+        )));
+    }
+    Ok(())
+}
+
+/// Splits `db.collection` (the database ends at the first dot) and checks both names.
 fn split_namespace(ns: &str, what: &str) -> Result<(String, String)> {
     match ns.split_once('.') {
-        Some((db, coll)) if !db.is_empty() && !coll.is_empty() => {
+        Some((db, coll)) => {
             check_database(db, what)?;
+            check_collection(db, coll, what)?;
             Ok((db.to_owned(), coll.to_owned()))
         }
-        _ => Err(bad(format!(
+        _ => Err(invalid_namespace(format!(
             "{what} must be a full namespace `db.collection`, got `{}`",
             shown(ns)
         ))),
@@ -434,28 +519,33 @@ struct Analysis {
 pub const MAX_NAMESPACES: usize = 256;
 
 impl Analysis {
-    fn add(&mut self, database: &str, collection: Option<&str>) {
+    /// Adds a namespace after checking its names (see [`check_database`], [`check_collection`]).
+    fn add(&mut self, database: &str, collection: Option<&str>) -> Result<()> {
+        check_database(database, "the command")?;
+        if let Some(c) = collection {
+            check_collection(database, c, "the command")?;
+        }
         let known = self
             .namespaces
             .iter()
             .any(|n| n.database == database && n.collection.as_deref() == collection);
         if known {
-            return;
+            return Ok(());
         }
         if self.namespaces.len() >= MAX_NAMESPACES {
             self.everything(format!("names more than {MAX_NAMESPACES} namespaces"));
-            return;
+            return Ok(());
         }
         self.namespaces.push(Namespace {
             database: database.to_owned(),
             collection: collection.map(str::to_owned),
         });
+        Ok(())
     }
 
     fn add_namespace(&mut self, ns: &str, what: &str) -> Result<()> {
         let (db, coll) = split_namespace(ns, what)?;
-        self.add(&db, Some(&coll));
-        Ok(())
+        self.add(&db, Some(&coll))
     }
 
     fn everything(&mut self, reason: impl Into<String>) {
@@ -498,19 +588,41 @@ pub fn analyse(message: &Message) -> Result<CommandAccess> {
             database,
         )
     } else if let Some(q) = message.op_query() {
-        let (db, rest) = q.full_collection_name.split_once('.').unwrap_or(("", ""));
-        if db.is_empty() || rest != "$cmd" {
+        let (db, rest) = q
+            .full_collection_name
+            .split_once('.')
+            .unwrap_or((q.full_collection_name, ""));
+        if rest != "$cmd" {
+            // As mongod 5.1+ (`receivedQuery` in `src/mongo/db/service_entry_point_common.cpp`):
+            // OP_QUERY find is gone, the client gets an OP_REPLY QueryFailure, code 5739101.
             return Err(Error::new(
-                ResultCode::WireRefusedQuery,
+                ResultCode::WireQueryNotCommand,
                 format!(
-                    "legacy OP_QUERY on `{}` refused: only `<db>.$cmd` commands are relayed",
+                    "legacy OP_QUERY on `{}` refused: OP_QUERY is no longer supported (only `hello`/`isMaster` on `<db>.$cmd`); use OP_MSG",
                     shown(q.full_collection_name)
                 ),
             ));
         }
         check_database(db, "OP_QUERY namespace")?;
-        // The wrapper key (`$query`/`query`) must not be repeated.
+        // The wrapper key (`$query`/`query`) must not be repeated, and the wrapper may carry
+        // only a read preference: `$queryOptions` (folded into the command by mongod up to
+        // 7.x after the proxy looked) or any other modifier is never forwarded.
         first_field(q.query)?;
+        if super::message::wrapped_command(q.query).is_some() {
+            for item in q.query.iter() {
+                let (key, _) = item.map_err(|e| super::doc::invalid("OP_QUERY query", e))?;
+                if !OP_QUERY_WRAPPER_FIELDS.contains(&key) {
+                    return Err(Error::new(
+                        ResultCode::WireRefusedField,
+                        format!(
+                            "OP_QUERY wrapper field `{}` refused: only {OP_QUERY_WRAPPER_FIELDS:?} are relayed",
+                            shown(key)
+                        ),
+                    ));
+                }
+            }
+            unique_field(q.query, "$readPreference")?;
+        }
         let command = q.command();
         match unique_field(command, "$db")? {
             None => {}
@@ -521,7 +633,18 @@ pub fn analyse(message: &Message) -> Result<CommandAccess> {
                 )))
             }
         }
-        analyse_command(Cmd::plain(command), db)
+        let mut access = analyse_command(Cmd::plain(command), db)?;
+        if !is_handshake(&access.command) && access.refused.is_none() {
+            // As mongod 5.1+: only the handshake may come as OP_QUERY (code 352).
+            access.refused = Some(Refusal {
+                code: Some(ResultCode::WireRefusedQuery),
+                reason: format!(
+                    "legacy OP_QUERY command `{}` refused: only `hello`/`isMaster` may be sent as OP_QUERY; use OP_MSG",
+                    shown(&access.command)
+                ),
+            });
+        }
+        Ok(access)
     } else {
         Err(Error::new(
             ResultCode::WireRefusedOpcode,
@@ -530,8 +653,87 @@ pub fn analyse(message: &Message) -> Result<CommandAccess> {
     }
 }
 
+/// The top-level fields every command may carry: `generic_args_api_v1` of
+/// `src/mongo/idl/generic_argument.idl` (mongodb/mongo). Of them only `$db`,
+/// `$readPreference` and `$clusterTime` start with `$`.
+pub const GENERIC_ARGUMENTS: &[&str] = &[
+    "apiVersion",
+    "apiStrict",
+    "apiDeprecationErrors",
+    "$db",
+    "maxTimeMS",
+    "readConcern",
+    "writeConcern",
+    "lsid",
+    "clientOperationKey",
+    "txnNumber",
+    "autocommit",
+    "startTransaction",
+    "stmtId",
+    "comment",
+    "$readPreference",
+    "$clusterTime",
+];
+
+/// The internal generic arguments (`generic_args_unstable_v1` of the same file): sent by
+/// one server to another, never by a driver. Some re-target the command (`$tenant`,
+/// `expectPrefix`), some are folded into it after the proxy looked (`$queryOptions`),
+/// some bypass checks (`mayBypassWriteBlocking`): all are refused.
+pub const INTERNAL_GENERIC_ARGUMENTS: &[&str] = &[
+    "$audit",
+    "$client",
+    "$configServerState",
+    "allowImplicitCollectionCreation",
+    "$oplogQueryData",
+    "$queryOptions",
+    "$replData",
+    "databaseVersion",
+    "shardVersion",
+    "tracking_info",
+    "coordinator",
+    "maxTimeMSOpOnly",
+    "$configTime",
+    "$topologyTime",
+    "txnRetryCounter",
+    "mayBypassWriteBlocking",
+    "$tenant",
+    "expectPrefix",
+];
+
+fn refused_field(msg: String) -> Error {
+    Error::new(ResultCode::WireRefusedField, msg)
+}
+
+/// Every top-level field once; no `$`-field but the generic ones; no internal generic
+/// argument. Linear in the number of fields.
+fn check_top_level_fields(body: &RawDocument) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for item in body.iter() {
+        let (key, _) = item.map_err(|e| super::doc::invalid("command document", e))?;
+        if !seen.insert(key) {
+            return Err(Error::new(
+                ResultCode::WireDuplicateKey,
+                format!("the field `{}` appears more than once; refused", shown(key)),
+            ));
+        }
+        if INTERNAL_GENERIC_ARGUMENTS.contains(&key) {
+            return Err(refused_field(format!(
+                "the internal field `{key}` is refused: it is sent only between servers"
+            )));
+        }
+        if key.starts_with('$') && !GENERIC_ARGUMENTS.contains(&key) && seen.len() > 1 {
+            return Err(refused_field(format!(
+                "the field `{}` is refused: it is not one of the generic command arguments",
+                shown(key)
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn analyse_command(cmd: Cmd<'_>, database: &str) -> Result<CommandAccess> {
     let (name, value) = first_field(cmd.body)?.ok_or_else(|| bad("empty command document"))?;
+    check_top_level_fields(cmd.body)?;
     let mut a = Analysis {
         namespaces: Vec::with_capacity(2),
         unanalysable: None,
@@ -558,12 +760,34 @@ fn analyse_command(cmd: Cmd<'_>, database: &str) -> Result<CommandAccess> {
         }
         _ => collection,
     };
-    a.add(database, collection);
+    a.add(database, collection)?;
     if class == CommandClass::Data {
         reach(&mut a, cmd, name, value, database)?;
     }
     let speculative_authenticate =
         is_handshake(name) && unique_field(cmd.body, "speculativeAuthenticate")?.is_some();
+    let mut refused = None;
+    if class == CommandClass::Auth {
+        refused = Some(Refusal {
+            code: None,
+            reason: format!(
+                "command {} is refused: the proxy authenticates to the database itself with the db user's IAM identity; connect without credentials",
+                shown(name)
+            ),
+        });
+    } else if is_handshake(name) {
+        for key in HANDSHAKE_AUTH_KEYS {
+            if unique_field(cmd.body, key)?.is_some() {
+                refused = Some(Refusal {
+                    code: None,
+                    reason: format!(
+                        "{name} with `{key}` is refused: the proxy authenticates to the database itself; connect without credentials"
+                    ),
+                });
+                break;
+            }
+        }
+    }
     Ok(CommandAccess {
         command: name.to_owned(),
         database: database.to_owned(),
@@ -572,6 +796,7 @@ fn analyse_command(cmd: Cmd<'_>, database: &str) -> Result<CommandAccess> {
         class,
         speculative_authenticate,
         unanalysable: a.unanalysable,
+        refused,
     })
 }
 
@@ -593,7 +818,7 @@ fn reach(
         }
         "mapReduce" | "mapreduce" => match cmd.get("out")? {
             None => {}
-            Some(RawBsonRef::String(coll)) => a.add(db, Some(coll)),
+            Some(RawBsonRef::String(coll)) => a.add(db, Some(coll))?,
             Some(RawBsonRef::Document(out)) => {
                 let target = ["replace", "merge", "reduce"]
                     .iter()
@@ -603,12 +828,12 @@ fn reach(
                 match unique_field(out, "db")? {
                     None => {
                         if let Some(c) = coll {
-                            a.add(db, Some(c));
+                            a.add(db, Some(c))?;
                         }
                     }
                     Some(RawBsonRef::String(d)) => {
                         check_database(d, "mapReduce `out.db`")?;
-                        a.add(d, coll);
+                        a.add(d, coll)?;
                     }
                     Some(_) => return Err(bad("mapReduce `out.db` must be a string")),
                 }
@@ -620,7 +845,7 @@ fn reach(
                 let (inner_name, inner_value) =
                     first_field(inner)?.ok_or_else(|| bad("explain of an empty command"))?;
                 if let RawBsonRef::String(c) = inner_value {
-                    a.add(db, Some(c));
+                    a.add(db, Some(c))?;
                 }
                 if AUTH_COMMANDS.contains(&inner_name) || CONNECTION_COMMANDS.contains(&inner_name)
                 {
@@ -639,7 +864,7 @@ fn reach(
                 pipeline(a, items, db)?;
             }
             if let Some(view_on) = cmd.get_str("viewOn")? {
-                a.add(db, Some(view_on));
+                a.add(db, Some(view_on))?;
             }
         }
         "renameCollection" => {
@@ -658,7 +883,7 @@ fn reach(
                     .get_str(key)?
                     .ok_or_else(|| bad(format!("{name} needs `{key}`")))?;
                 check_database(d, key)?;
-                a.add(d, None);
+                a.add(d, None)?;
             }
         }
         "applyOps" => apply_ops(a, cmd, value)?,
@@ -721,7 +946,7 @@ fn reach(
             RawBsonRef::String(s) if s.contains('.') => a.add_namespace(s, name)?,
             RawBsonRef::String(s) => {
                 check_database(s, name)?;
-                a.add(s, None);
+                a.add(s, None)?;
             }
             _ => a.everything(format!("{name} without a namespace flushes every database")),
         },
@@ -736,7 +961,7 @@ fn reach(
                 .as_str()
                 .ok_or_else(|| bad(format!("{n} must name a database string")))?;
             check_database(d, n)?;
-            a.add(d, None);
+            a.add(d, None)?;
         }
         n if ALL_DATABASES_COMMANDS.contains(&n) => {
             a.everything(format!("`{n}` reaches every database"));
@@ -758,7 +983,7 @@ fn user_or_role(a: &mut Analysis, value: RawBsonRef<'_>, kind: &str) -> Result<(
         RawBsonRef::Document(d) => match unique_field(d, "db")? {
             Some(RawBsonRef::String(other)) => {
                 check_database(other, kind)?;
-                a.add(other, None);
+                a.add(other, None)?;
             }
             None => {}
             Some(_) => return Err(bad(format!("a {kind}'s `db` must be a string"))),
@@ -780,7 +1005,7 @@ fn privilege(a: &mut Analysis, value: RawBsonRef<'_>) -> Result<()> {
         Some(RawBsonRef::String("")) => a.everything("a privilege on every database (`db: \"\"`)"),
         Some(RawBsonRef::String(d)) => {
             let coll = unique_field(resource, "collection")?.and_then(|c| c.as_str());
-            a.add(d, coll.filter(|c| !c.is_empty()));
+            a.add(d, coll.filter(|c| !c.is_empty()))?;
         }
         Some(_) => return Err(bad("a privilege resource's `db` must be a string")),
         None => a.everything("a cluster-wide privilege resource"),
@@ -823,16 +1048,18 @@ fn apply_ops(a: &mut Analysis, cmd: Cmd<'_>, value: RawBsonRef<'_>) -> Result<()
             }
             "c" => {
                 let ns = ns.ok_or_else(|| bad("applyOps command entry needs `ns`"))?;
-                let (db, _) = split_namespace(ns, "applyOps `ns`")?;
+                // A command entry's `ns` is `<db>.$cmd`.
+                let db = ns.split_once('.').map_or(ns, |(db, _)| db);
+                check_database(db, "applyOps `ns`")?;
                 let inner = unique_field(op_doc, "o")?
                     .and_then(|o| o.as_document())
                     .ok_or_else(|| bad("applyOps command entry needs an `o` document"))?;
-                let inner_access = analyse_command(Cmd::plain(inner), &db)?;
+                let inner_access = analyse_command(Cmd::plain(inner), db)?;
                 if inner_access.class != CommandClass::Data {
                     a.everything("applyOps runs a non-data command");
                 }
                 for n in inner_access.namespaces {
-                    a.add(&n.database, n.collection.as_deref());
+                    a.add(&n.database, n.collection.as_deref())?;
                 }
                 if let Some(reason) = inner_access.unanalysable {
                     a.everything(reason);
@@ -862,7 +1089,7 @@ fn apply_ops(a: &mut Analysis, cmd: Cmd<'_>, value: RawBsonRef<'_>) -> Result<()
 fn target<'a>(a: &mut Analysis, value: RawBsonRef<'a>, db: &'a str, what: &str) -> Result<&'a str> {
     match value {
         RawBsonRef::String(coll) => {
-            a.add(db, Some(coll));
+            a.add(db, Some(coll))?;
             Ok(db)
         }
         RawBsonRef::Document(d) => {
@@ -877,7 +1104,7 @@ fn target<'a>(a: &mut Analysis, value: RawBsonRef<'a>, db: &'a str, what: &str) 
                 None => None,
                 Some(_) => return Err(bad(format!("{what} `coll` must be a string"))),
             };
-            a.add(target_db, coll);
+            a.add(target_db, coll)?;
             Ok(target_db)
         }
         _ => Err(bad(format!("{what} must be a string or a document"))),
@@ -928,7 +1155,7 @@ fn stage_reach(a: &mut Analysis, name: &str, spec: RawBsonRef<'_>, db: &str) -> 
             target(a, spec, db, "$out")?;
         }
         "$merge" => match spec {
-            RawBsonRef::String(coll) => a.add(db, Some(coll)),
+            RawBsonRef::String(coll) => a.add(db, Some(coll))?,
             RawBsonRef::Document(d) => {
                 let into = unique_field(d, "into")?.ok_or_else(|| bad("$merge needs `into`"))?;
                 target(a, into, db, "$merge `into`")?;
@@ -952,7 +1179,7 @@ fn stage_reach(a: &mut Analysis, name: &str, spec: RawBsonRef<'_>, db: &str) -> 
                 Some(RawBsonRef::String(other)) => {
                     check_database(other, name)?;
                     let coll = unique_field(d, "from")?.and_then(|f| f.as_str());
-                    a.add(other, coll);
+                    a.add(other, coll)?;
                     other
                 }
                 Some(_) => return Err(bad(format!("{name} `db` must be a string"))),
@@ -963,7 +1190,7 @@ fn stage_reach(a: &mut Analysis, name: &str, spec: RawBsonRef<'_>, db: &str) -> 
             }
         }
         "$unionWith" => match spec {
-            RawBsonRef::String(coll) => a.add(db, Some(coll)),
+            RawBsonRef::String(coll) => a.add(db, Some(coll))?,
             RawBsonRef::Document(d) => {
                 let union_db = match unique_field(d, "db")? {
                     Some(RawBsonRef::String(other)) => {
@@ -974,8 +1201,8 @@ fn stage_reach(a: &mut Analysis, name: &str, spec: RawBsonRef<'_>, db: &str) -> 
                     None => db,
                 };
                 match unique_field(d, "coll")? {
-                    Some(RawBsonRef::String(c)) => a.add(union_db, Some(c)),
-                    None => a.add(union_db, None),
+                    Some(RawBsonRef::String(c)) => a.add(union_db, Some(c))?,
+                    None => a.add(union_db, None)?,
                     Some(_) => return Err(bad("$unionWith `coll` must be a string")),
                 }
                 sub_pipeline(a, d, "pipeline", union_db)?;

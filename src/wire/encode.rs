@@ -182,6 +182,36 @@ pub fn error_reply(
     encoded.ok()
 }
 
+/// The reply mongod (5.1+) gives a legacy OP_QUERY that is not a command: an OP_REPLY with
+/// the QueryFailure flag and `{$err, code, codeName, ok: 0}`. `None` for any other request
+/// kind (use [`error_reply`]) and for a moreToCome request.
+pub fn query_failure_reply(
+    request: &RequestInfo,
+    reply_request_id: i32,
+    code: i32,
+    code_name: &str,
+    errmsg: &str,
+) -> Option<Vec<u8>> {
+    if request.more_to_come || request.op_code != op::OP_QUERY {
+        return None;
+    }
+    let doc = rawdoc! {
+        "$err": errmsg,
+        "code": code,
+        "codeName": code_name,
+        "ok": 0.0,
+    };
+    encode_op_reply(
+        reply_request_id,
+        request.request_id,
+        QUERY_FAILURE,
+        0,
+        0,
+        &[&doc],
+    )
+    .ok()
+}
+
 /// The `Unauthorized` (code 13) reply for a denied request; see [`error_reply`].
 pub fn unauthorized_reply(
     request: &RequestInfo,

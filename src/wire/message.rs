@@ -35,6 +35,21 @@ pub mod flags {
 /// two (`bulkWrite`: `ops` and `nsInfo`); the cap keeps duplicate checks linear.
 pub const MAX_SEQUENCES: usize = 16;
 
+/// Largest document a client may send, body or sequence document: the server's
+/// `maxBsonObjectSize` (16 MiB, `BSONObjMaxUserSize` in `src/mongo/bson/util/builder.h`).
+/// A larger one is refused before it is judged.
+pub const MAX_BSON_OBJECT_SIZE: usize = 16 * 1024 * 1024;
+
+fn check_document_size(len: usize, what: &str) -> Result<()> {
+    if len > MAX_BSON_OBJECT_SIZE {
+        return Err(Error::new(
+            ResultCode::WireTooLarge,
+            format!("{what} is {len} bytes, over the {MAX_BSON_OBJECT_SIZE}-byte document limit"),
+        ));
+    }
+    Ok(())
+}
+
 static EMPTY_DOC: Lazy<RawDocumentBuf> = Lazy::new(RawDocumentBuf::new);
 
 /// A parsed wire message.
@@ -332,6 +347,7 @@ fn parse_msg(bytes: &[u8]) -> Result<Kind> {
                     return Err(malformed("OP_MSG has more than one body (kind 0) section"));
                 }
                 let (doc, len) = doc_prefix(&area[at + 1..], "the OP_MSG body")?;
+                check_document_size(len, "the OP_MSG body")?;
                 validate(doc, "the OP_MSG body")?;
                 body = Some(at + 1..at + 1 + len);
                 at += 1 + len;
@@ -364,6 +380,7 @@ fn parse_msg(bytes: &[u8]) -> Result<Kind> {
                 let mut pos = id.end + 1;
                 while pos < seq_end {
                     let (doc, len) = doc_prefix(&seq[pos..], "an OP_MSG sequence document")?;
+                    check_document_size(len, "an OP_MSG sequence document")?;
                     validate(doc, "an OP_MSG sequence document")?;
                     pos += len;
                 }
@@ -396,6 +413,7 @@ fn parse_query(bytes: &[u8]) -> Result<Kind> {
         .get(at..)
         .ok_or_else(|| malformed("OP_QUERY has no query document"))?;
     let (query_doc, len) = doc_prefix(rest, "the OP_QUERY query")?;
+    check_document_size(len, "the OP_QUERY query")?;
     validate(query_doc, "the OP_QUERY query")?;
     let query = at..at + len;
     at += len;

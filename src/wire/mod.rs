@@ -42,23 +42,27 @@ mod frame;
 mod message;
 
 pub use analyse::{
-    analyse, CommandAccess, CommandClass, Namespace, ALL_DATABASES_COMMANDS, ALL_DATABASES_STAGES,
-    AUTH_COMMANDS, CONNECTION_COMMANDS, DATABASE_VALUE_COMMANDS, HANDSHAKE_COMMANDS,
-    MAX_NAMESPACES, NAMESPACE_VALUE_COMMANDS, SAME_DATABASE_COMMANDS, SAME_DATABASE_STAGES,
+    analyse, CommandAccess, CommandClass, Namespace, Refusal, ALL_DATABASES_COMMANDS,
+    ALL_DATABASES_STAGES, AUTH_COMMANDS, CONNECTION_COMMANDS, DATABASE_VALUE_COMMANDS,
+    FORBIDDEN_DATABASE_CHARS, GENERIC_ARGUMENTS, HANDSHAKE_AUTH_KEYS, HANDSHAKE_COMMANDS,
+    INTERNAL_GENERIC_ARGUMENTS, MAX_DATABASE_NAME_LEN, MAX_NAMESPACES, MAX_NAMESPACE_LEN,
+    NAMESPACE_VALUE_COMMANDS, OP_QUERY_WRAPPER_FIELDS, SAME_DATABASE_COMMANDS,
+    SAME_DATABASE_STAGES,
 };
 pub use compress::{compress_message, Compressor, MAX_ZSTD_WINDOW};
 pub use doc::{first_field, unique_field, validate as validate_document, MAX_BSON_DEPTH};
 pub use encode::{
-    encode_op_msg, encode_op_query, encode_op_reply, error_document, error_reply, strip_handshake,
-    unauthorized_reply, QUERY_FAILURE, STRIPPED_HANDSHAKE_KEYS, UNAUTHORIZED_CODE,
-    UNAUTHORIZED_CODE_NAME,
+    encode_op_msg, encode_op_query, encode_op_reply, error_document, error_reply,
+    query_failure_reply, strip_handshake, unauthorized_reply, QUERY_FAILURE,
+    STRIPPED_HANDSHAKE_KEYS, UNAUTHORIZED_CODE, UNAUTHORIZED_CODE_NAME,
 };
 pub use frame::{
     frame_status, min_message_len, op, try_frame, Frame, FrameStatus, MessageHeader, RequestInfo,
     DEFAULT_MAX_MESSAGE_SIZE, HEADER_LEN,
 };
 pub use message::{
-    flags, DocumentSequence, Documents, Message, OpMsg, OpQuery, OpReply, Sequences, MAX_SEQUENCES,
+    flags, DocumentSequence, Documents, Message, OpMsg, OpQuery, OpReply, Sequences,
+    MAX_BSON_OBJECT_SIZE, MAX_SEQUENCES,
 };
 
 #[cfg(test)]

@@ -376,10 +376,14 @@ fn op_query_commands_use_db_dollar_cmd() {
 
 #[test]
 fn op_query_non_commands_are_refused() {
-    for ns in ["test.coll", "admin.$cmd.sys.inprog", "nodot", ".$cmd"] {
+    // Issue 10: an OP_QUERY on a collection is refused as mongod 5.1+ refuses it (5739101);
+    // a `$cmd` namespace with a bad database name is an invalid namespace.
+    for ns in ["test.coll", "admin.$cmd.sys.inprog", "nodot"] {
         let e = analyse(&op_query(ns, doc! {"a": 1})).unwrap_err();
-        assert_eq!(e.code(), ResultCode::WireRefusedQuery, "{ns}");
+        assert_eq!(e.code(), ResultCode::WireQueryNotCommand, "{ns}");
     }
+    let e = analyse(&op_query(".$cmd", doc! {"a": 1})).unwrap_err();
+    assert_eq!(e.code(), ResultCode::WireInvalidNamespace);
     let e = analyse(&op_query("test.$cmd", doc! {"find": "c", "$db": "other"})).unwrap_err();
     assert_eq!(e.code(), ResultCode::WireMalformedCommand);
 }
@@ -656,13 +660,14 @@ fn missing_or_bad_db_is_refused() {
         access_err(doc! {"find": "c", "$db": 1}),
         ResultCode::WireMalformedCommand
     );
+    // Issue 10: a bad database name is InvalidNamespace (code 73), not a malformed command.
     assert_eq!(
         access_err(doc! {"find": "c", "$db": ""}),
-        ResultCode::WireMalformedCommand
+        ResultCode::WireInvalidNamespace
     );
     assert_eq!(
         access_err(doc! {"find": "c", "$db": "a\0b"}),
-        ResultCode::WireMalformedCommand
+        ResultCode::WireInvalidNamespace
     );
 }
 
@@ -850,9 +855,10 @@ fn rename_collection_reaches_both_namespaces() {
         access_err(doc! {"renameCollection": "test.a", "$db": "admin"}),
         ResultCode::WireMalformedCommand
     );
+    // Issue 10: a namespace without a collection is an invalid namespace (code 73).
     assert_eq!(
         access_err(doc! {"renameCollection": "test.a", "to": "nodot", "$db": "admin"}),
-        ResultCode::WireMalformedCommand
+        ResultCode::WireInvalidNamespace
     );
     assert_eq!(
         access_err(doc! {"renameCollection": "test.a", "to": 5, "$db": "admin"}),
@@ -1371,4 +1377,224 @@ fn messages_encoded_by_pymongo() {
     assert_eq!(m.compressor(), Some(Compressor::Zlib));
     let a = analyse(&m).unwrap();
     assert_eq!(a.databases(), vec!["admin", "test", "other"]);
+}
+
+// ---------------------------------------------------------------- issue 10: names
+
+#[test]
+fn database_names_follow_the_server_rules() {
+    for bad in [
+        "test.x", "a/b", "a\\b", "a b", "a\"b", "a$b", "a*b", "a<b", "a>b", "a:b", "a|b", "a?b",
+    ] {
+        assert_eq!(
+            access_err(doc! {"find": "c", "$db": bad}),
+            ResultCode::WireInvalidNamespace,
+            "{bad}"
+        );
+        // In connection commands too, and in fields naming another database.
+        assert_eq!(
+            access_err(doc! {"ping": 1, "$db": bad}),
+            ResultCode::WireInvalidNamespace,
+            "{bad}"
+        );
+        assert_eq!(
+            access_err(
+                doc! {"aggregate": "c", "pipeline": [{"$out": {"db": bad, "coll": "x"}}], "cursor": {}, "$db": "test"}
+            ),
+            ResultCode::WireInvalidNamespace,
+            "{bad}"
+        );
+    }
+    // `$external` is the one database name with a `$` (drivers authenticate there).
+    assert!(access(doc! {"saslStart": 1, "$db": "$external"})
+        .refused
+        .is_some());
+    let longest = "d".repeat(MAX_DATABASE_NAME_LEN);
+    assert_eq!(
+        dbs(doc! {"find": "c", "$db": longest.as_str()}),
+        vec![longest.clone()]
+    );
+    let too_long = "d".repeat(MAX_DATABASE_NAME_LEN + 1);
+    assert_eq!(
+        access_err(doc! {"find": "c", "$db": too_long}),
+        ResultCode::WireInvalidNamespace
+    );
+}
+
+#[test]
+fn collection_names_and_namespace_length_follow_the_server_rules() {
+    for bad in ["", "a\0b", "$cmd", "a$b", ".a"] {
+        assert_eq!(
+            access_err(doc! {"find": bad, "$db": "test"}),
+            ResultCode::WireInvalidNamespace,
+            "{bad:?}"
+        );
+        assert_eq!(
+            access_err(
+                doc! {"renameCollection": "test.a", "to": format!("other.{bad}"), "$db": "admin"}
+            ),
+            ResultCode::WireInvalidNamespace,
+            "{bad:?}"
+        );
+    }
+    // `test.` + 250 bytes = 255: the longest namespace.
+    let longest = "c".repeat(MAX_NAMESPACE_LEN - "test.".len());
+    assert_eq!(
+        access(doc! {"find": longest.as_str(), "$db": "test"})
+            .collection
+            .as_deref(),
+        Some(longest.as_str())
+    );
+    let too_long = "c".repeat(MAX_NAMESPACE_LEN - "test.".len() + 1);
+    assert_eq!(
+        access_err(doc! {"find": too_long.as_str(), "$db": "test"}),
+        ResultCode::WireInvalidNamespace
+    );
+    assert_eq!(
+        access_err(
+            doc! {"aggregate": "c", "pipeline": [{"$lookup": {"from": too_long, "as": "j", "pipeline": []}}], "cursor": {}, "$db": "test"}
+        ),
+        ResultCode::WireInvalidNamespace
+    );
+}
+
+// ---------------------------------------------------------------- issue 10: OP_QUERY
+
+#[test]
+fn op_query_carries_only_the_handshake() {
+    for name in ["hello", "isMaster", "ismaster"] {
+        let a = analyse(&op_query("admin.$cmd", doc! {name: 1})).unwrap();
+        assert!(a.refused.is_none(), "{name}");
+    }
+    for cmd in [
+        doc! {"count": "c"},
+        doc! {"ping": 1},
+        doc! {"dropDatabase": 1},
+        doc! {"$query": {"find": "c"}, "$readPreference": {"mode": "primary"}},
+    ] {
+        let a = analyse(&op_query("test.$cmd", cmd.clone())).unwrap();
+        let refusal = a.refused.expect("refused");
+        assert_eq!(refusal.code, Some(ResultCode::WireRefusedQuery), "{cmd:?}");
+        assert!(refusal.reason.contains("OP_QUERY"), "{}", refusal.reason);
+    }
+    // `$queryOptions` (folded into the command by mongod after the proxy looked) is refused,
+    // wrapped or not.
+    let e = analyse(&op_query(
+        "admin.$cmd",
+        doc! {"$query": {"isMaster": 1}, "$queryOptions": {"$readPreference": {"mode": "secondary"}}},
+    ))
+    .unwrap_err();
+    assert_eq!(e.code(), ResultCode::WireRefusedField);
+    let e = analyse(&op_query(
+        "admin.$cmd",
+        doc! {"isMaster": 1, "$queryOptions": {"$tenant": "x"}},
+    ))
+    .unwrap_err();
+    assert_eq!(e.code(), ResultCode::WireRefusedField);
+}
+
+#[test]
+fn op_query_on_a_collection_gets_a_query_failure_reply() {
+    let info = op_query("test.coll", doc! {"a": 1}).request_info();
+    let bytes = query_failure_reply(&info, 9, 5739101, "Location5739101", "no").unwrap();
+    let reply = parse_reply(bytes);
+    let r = reply.op_reply().unwrap();
+    assert_eq!(r.response_flags & QUERY_FAILURE, QUERY_FAILURE);
+    let d = todoc(r.documents().next().unwrap().unwrap());
+    assert_eq!(d.get_i32("code").unwrap(), 5739101);
+    assert_eq!(d.get_str("$err").unwrap(), "no");
+    assert_eq!(reply.header().response_to, 11);
+    // Not for an OP_MSG.
+    let info = op_msg(doc! {"find": "c", "$db": "test"}).request_info();
+    assert!(query_failure_reply(&info, 9, 5739101, "x", "no").is_none());
+}
+
+// ---------------------------------------------------------------- issue 10: handshake
+
+#[test]
+fn a_hello_carrying_authentication_is_refused() {
+    for key in HANDSHAKE_AUTH_KEYS {
+        for name in ["hello", "isMaster", "ismaster"] {
+            let a = access(doc! {name: 1, *key: "admin.alice", "$db": "admin"});
+            let refusal = a.refused.expect("refused");
+            assert_eq!(refusal.code, None);
+            assert!(
+                refusal.reason.contains("connect without credentials"),
+                "{}",
+                refusal.reason
+            );
+        }
+    }
+    // `client` and `compression` alone are stripped, not refused.
+    let a = access(
+        doc! {"hello": 1, "client": {"driver": {"name": "x"}}, "compression": ["zstd"], "$db": "admin"},
+    );
+    assert!(a.refused.is_none());
+    // Client authentication commands are refused by the analysis, never judged.
+    let a = access(doc! {"saslStart": 1, "mechanism": "PLAIN", "$db": "admin"});
+    assert!(a.refused.unwrap().reason.contains("saslStart"));
+}
+
+// ---------------------------------------------------------------- issue 10: fields
+
+#[test]
+fn only_generic_dollar_fields_are_accepted() {
+    let a = access(
+        doc! {"find": "c", "$db": "test", "$readPreference": {"mode": "primary"},
+        "$clusterTime": {"clusterTime": bson::Timestamp{time: 1, increment: 1}}, "lsid": {"id": 1},
+        "txnNumber": 1i64, "autocommit": false, "startTransaction": true, "readConcern": {},
+        "writeConcern": {"w": 1}, "comment": "x", "maxTimeMS": 5, "apiVersion": "1",
+        "apiStrict": true, "apiDeprecationErrors": true},
+    );
+    assert!(a.refused.is_none());
+    for key in [
+        "$_requestResumeToken",
+        "$_resumeAfter",
+        "$_generateV2ResumeTokens",
+        "$tenant",
+        "$queryOptions",
+        "$audit",
+        "$anything",
+        "expectPrefix",
+        "mayBypassWriteBlocking",
+    ] {
+        assert_eq!(
+            access_err(doc! {"find": "c", "$db": "test", key: true}),
+            ResultCode::WireRefusedField,
+            "{key}"
+        );
+    }
+}
+
+#[test]
+fn duplicate_top_level_fields_are_refused() {
+    let body = body_with_fields(&[
+        ("find", "c".into()),
+        ("filter", bson::Bson::Document(doc! {"a": 1})),
+        ("filter", bson::Bson::Document(doc! {"b": 1})),
+        ("$db", "test".into()),
+    ]);
+    let m = parse(encode_op_msg(1, 0, 0, &body, &[]).unwrap()).unwrap();
+    assert_eq!(
+        analyse(&m).unwrap_err().code(),
+        ResultCode::WireDuplicateKey
+    );
+}
+
+#[test]
+fn documents_over_16_mib_are_refused() {
+    let big = "x".repeat(MAX_BSON_OBJECT_SIZE);
+    let bytes = encode_op_msg(
+        1,
+        0,
+        0,
+        &raw(&doc! {"find": "c", "filter": {"a": big.as_str()}, "$db": "test"}),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(parse(bytes).unwrap_err().code(), ResultCode::WireTooLarge);
+    let small = raw(&doc! {"insert": "c", "$db": "test"});
+    let huge = raw(&doc! {"a": big.as_str()});
+    let bytes = encode_op_msg(1, 0, 0, &small, &[("documents", &[&huge])]).unwrap();
+    assert_eq!(parse(bytes).unwrap_err().code(), ResultCode::WireTooLarge);
 }

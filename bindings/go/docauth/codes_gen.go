@@ -84,6 +84,16 @@ const (
 	ResultWireMalformedCommand Result = 409
 	// A legacy OP_QUERY addressed something other than `<db>.$cmd` (legacy find or a pseudo-command).
 	ResultWireRefusedQuery Result = 410
+	// A database, collection or namespace name breaks the server's naming rules (empty, too long, a forbidden character); the client gets code 73 InvalidNamespace.
+	ResultWireInvalidNamespace Result = 411
+	// A command this library does not know (not in its command table) was refused; the client gets code 59 CommandNotFound.
+	ResultWireUnknownCommand Result = 412
+	// An aggregation stage this library does not know was refused; the client gets code 40324.
+	ResultWireUnknownStage Result = 413
+	// A top-level field that is not one of the generic arguments (an unknown `$`-field, `$tenant`, `expectPrefix`, `$queryOptions`), a field the command does not take, or a document sequence the command does not accept, was refused; the client gets code 40415.
+	ResultWireRefusedField Result = 414
+	// A legacy OP_QUERY addressed a collection instead of `<db>.$cmd` (legacy find, removed in MongoDB 5.1); the client gets an OP_REPLY QueryFailure with code 5739101.
+	ResultWireQueryNotCommand Result = 415
 	// The database URI could not be used (scheme, host, port or an option).
 	ResultDatabaseUriInvalid Result = 440
 	// The CA bundle file could not be read or held no PEM certificate.
@@ -195,6 +205,16 @@ var (
 	ErrWireMalformedCommand = &Error{Code: ResultWireMalformedCommand, Name: "DOCAUTH_RESULT_WIRE_MALFORMED_COMMAND", Message: "A command could not be analysed because a field it needs was missing or had the wrong type."}
 	// A legacy OP_QUERY addressed something other than `<db>.$cmd` (legacy find or a pseudo-command).
 	ErrWireRefusedQuery = &Error{Code: ResultWireRefusedQuery, Name: "DOCAUTH_RESULT_WIRE_REFUSED_QUERY", Message: "A legacy OP_QUERY addressed something other than `<db>.$cmd` (legacy find or a pseudo-command)."}
+	// A database, collection or namespace name breaks the server's naming rules (empty, too long, a forbidden character); the client gets code 73 InvalidNamespace.
+	ErrWireInvalidNamespace = &Error{Code: ResultWireInvalidNamespace, Name: "DOCAUTH_RESULT_WIRE_INVALID_NAMESPACE", Message: "A database, collection or namespace name breaks the server's naming rules (empty, too long, a forbidden character); the client gets code 73 InvalidNamespace."}
+	// A command this library does not know (not in its command table) was refused; the client gets code 59 CommandNotFound.
+	ErrWireUnknownCommand = &Error{Code: ResultWireUnknownCommand, Name: "DOCAUTH_RESULT_WIRE_UNKNOWN_COMMAND", Message: "A command this library does not know (not in its command table) was refused; the client gets code 59 CommandNotFound."}
+	// An aggregation stage this library does not know was refused; the client gets code 40324.
+	ErrWireUnknownStage = &Error{Code: ResultWireUnknownStage, Name: "DOCAUTH_RESULT_WIRE_UNKNOWN_STAGE", Message: "An aggregation stage this library does not know was refused; the client gets code 40324."}
+	// A top-level field that is not one of the generic arguments (an unknown `$`-field, `$tenant`, `expectPrefix`, `$queryOptions`), a field the command does not take, or a document sequence the command does not accept, was refused; the client gets code 40415.
+	ErrWireRefusedField = &Error{Code: ResultWireRefusedField, Name: "DOCAUTH_RESULT_WIRE_REFUSED_FIELD", Message: "A top-level field that is not one of the generic arguments (an unknown `$`-field, `$tenant`, `expectPrefix`, `$queryOptions`), a field the command does not take, or a document sequence the command does not accept, was refused; the client gets code 40415."}
+	// A legacy OP_QUERY addressed a collection instead of `<db>.$cmd` (legacy find, removed in MongoDB 5.1); the client gets an OP_REPLY QueryFailure with code 5739101.
+	ErrWireQueryNotCommand = &Error{Code: ResultWireQueryNotCommand, Name: "DOCAUTH_RESULT_WIRE_QUERY_NOT_COMMAND", Message: "A legacy OP_QUERY addressed a collection instead of `<db>.$cmd` (legacy find, removed in MongoDB 5.1); the client gets an OP_REPLY QueryFailure with code 5739101."}
 	// The database URI could not be used (scheme, host, port or an option).
 	ErrDatabaseUriInvalid = &Error{Code: ResultDatabaseUriInvalid, Name: "DOCAUTH_RESULT_DATABASE_URI_INVALID", Message: "The database URI could not be used (scheme, host, port or an option)."}
 	// The CA bundle file could not be read or held no PEM certificate.
@@ -267,6 +287,11 @@ var resultNames = map[Result]string{
 	ResultWireDuplicateKey:           "DOCAUTH_RESULT_WIRE_DUPLICATE_KEY",
 	ResultWireMalformedCommand:       "DOCAUTH_RESULT_WIRE_MALFORMED_COMMAND",
 	ResultWireRefusedQuery:           "DOCAUTH_RESULT_WIRE_REFUSED_QUERY",
+	ResultWireInvalidNamespace:       "DOCAUTH_RESULT_WIRE_INVALID_NAMESPACE",
+	ResultWireUnknownCommand:         "DOCAUTH_RESULT_WIRE_UNKNOWN_COMMAND",
+	ResultWireUnknownStage:           "DOCAUTH_RESULT_WIRE_UNKNOWN_STAGE",
+	ResultWireRefusedField:           "DOCAUTH_RESULT_WIRE_REFUSED_FIELD",
+	ResultWireQueryNotCommand:        "DOCAUTH_RESULT_WIRE_QUERY_NOT_COMMAND",
 	ResultDatabaseUriInvalid:         "DOCAUTH_RESULT_DATABASE_URI_INVALID",
 	ResultCaBundleInvalid:            "DOCAUTH_RESULT_CA_BUNDLE_INVALID",
 	ResultConnectTimeout:             "DOCAUTH_RESULT_CONNECT_TIMEOUT",
@@ -324,6 +349,11 @@ var sentinels = map[Result]*Error{
 	ResultWireDuplicateKey:           ErrWireDuplicateKey,
 	ResultWireMalformedCommand:       ErrWireMalformedCommand,
 	ResultWireRefusedQuery:           ErrWireRefusedQuery,
+	ResultWireInvalidNamespace:       ErrWireInvalidNamespace,
+	ResultWireUnknownCommand:         ErrWireUnknownCommand,
+	ResultWireUnknownStage:           ErrWireUnknownStage,
+	ResultWireRefusedField:           ErrWireRefusedField,
+	ResultWireQueryNotCommand:        ErrWireQueryNotCommand,
 	ResultDatabaseUriInvalid:         ErrDatabaseUriInvalid,
 	ResultCaBundleInvalid:            ErrCaBundleInvalid,
 	ResultConnectTimeout:             ErrConnectTimeout,

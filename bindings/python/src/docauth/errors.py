@@ -50,6 +50,11 @@ __all__ = [
     "WireDuplicateKeyError",
     "WireMalformedCommandError",
     "WireRefusedQueryError",
+    "WireInvalidNamespaceError",
+    "WireUnknownCommandError",
+    "WireUnknownStageError",
+    "WireRefusedFieldError",
+    "WireQueryNotCommandError",
     "DatabaseUriInvalidError",
     "CaBundleInvalidError",
     "ConnectTimeoutError",
@@ -361,6 +366,41 @@ class WireRefusedQueryError(DocauthError):
     name = "DOCAUTH_RESULT_WIRE_REFUSED_QUERY"
 
 
+class WireInvalidNamespaceError(DocauthError):
+    """A database, collection or namespace name breaks the server's naming rules (empty, too long, a forbidden character); the client gets code 73 InvalidNamespace. (`DOCAUTH_RESULT_WIRE_INVALID_NAMESPACE` = 411)"""
+
+    code = 411
+    name = "DOCAUTH_RESULT_WIRE_INVALID_NAMESPACE"
+
+
+class WireUnknownCommandError(DocauthError):
+    """A command this library does not know (not in its command table) was refused; the client gets code 59 CommandNotFound. (`DOCAUTH_RESULT_WIRE_UNKNOWN_COMMAND` = 412)"""
+
+    code = 412
+    name = "DOCAUTH_RESULT_WIRE_UNKNOWN_COMMAND"
+
+
+class WireUnknownStageError(DocauthError):
+    """An aggregation stage this library does not know was refused; the client gets code 40324. (`DOCAUTH_RESULT_WIRE_UNKNOWN_STAGE` = 413)"""
+
+    code = 413
+    name = "DOCAUTH_RESULT_WIRE_UNKNOWN_STAGE"
+
+
+class WireRefusedFieldError(DocauthError):
+    """A top-level field that is not one of the generic arguments (an unknown `$`-field, `$tenant`, `expectPrefix`, `$queryOptions`), a field the command does not take, or a document sequence the command does not accept, was refused; the client gets code 40415. (`DOCAUTH_RESULT_WIRE_REFUSED_FIELD` = 414)"""
+
+    code = 414
+    name = "DOCAUTH_RESULT_WIRE_REFUSED_FIELD"
+
+
+class WireQueryNotCommandError(DocauthError):
+    """A legacy OP_QUERY addressed a collection instead of `<db>.$cmd` (legacy find, removed in MongoDB 5.1); the client gets an OP_REPLY QueryFailure with code 5739101. (`DOCAUTH_RESULT_WIRE_QUERY_NOT_COMMAND` = 415)"""
+
+    code = 415
+    name = "DOCAUTH_RESULT_WIRE_QUERY_NOT_COMMAND"
+
+
 class DatabaseUriInvalidError(DocauthError):
     """The database URI could not be used (scheme, host, port or an option). (`DOCAUTH_RESULT_DATABASE_URI_INVALID` = 440)"""
 
@@ -505,6 +545,11 @@ CODES: tuple[tuple[int, str, type[DocauthError] | None], ...] = (
     (408, "DOCAUTH_RESULT_WIRE_DUPLICATE_KEY", WireDuplicateKeyError),
     (409, "DOCAUTH_RESULT_WIRE_MALFORMED_COMMAND", WireMalformedCommandError),
     (410, "DOCAUTH_RESULT_WIRE_REFUSED_QUERY", WireRefusedQueryError),
+    (411, "DOCAUTH_RESULT_WIRE_INVALID_NAMESPACE", WireInvalidNamespaceError),
+    (412, "DOCAUTH_RESULT_WIRE_UNKNOWN_COMMAND", WireUnknownCommandError),
+    (413, "DOCAUTH_RESULT_WIRE_UNKNOWN_STAGE", WireUnknownStageError),
+    (414, "DOCAUTH_RESULT_WIRE_REFUSED_FIELD", WireRefusedFieldError),
+    (415, "DOCAUTH_RESULT_WIRE_QUERY_NOT_COMMAND", WireQueryNotCommandError),
     (440, "DOCAUTH_RESULT_DATABASE_URI_INVALID", DatabaseUriInvalidError),
     (441, "DOCAUTH_RESULT_CA_BUNDLE_INVALID", CaBundleInvalidError),
     (442, "DOCAUTH_RESULT_CONNECT_TIMEOUT", ConnectTimeoutError),
