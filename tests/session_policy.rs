@@ -126,8 +126,10 @@ fn a_connection_level_deny_answers_the_client_and_never_contacts_the_database() 
 
 #[test]
 fn commands_reaching_unlisted_databases_need_every_database_and_no_deny_rule() {
+    // Issue 10: an unknown stage is now refused outright (40324) whatever the session may
+    // reach, so a known stage that reaches every database stands in for it here.
     let unlisted =
-        doc! {"aggregate": "c", "pipeline": [{"$brandNewStage": {}}], "cursor": {}, "$db": "test"};
+        doc! {"aggregate": 1, "pipeline": [{"$listCatalog": {}}], "cursor": {}, "$db": "test"};
     let server = TestServer::start(ServerOptions::default());
     let runtime = Runtime::new(1).unwrap();
     let audit = Arc::new(Collected::default());
@@ -141,7 +143,7 @@ fn commands_reaching_unlisted_databases_need_every_database_and_no_deny_rule() {
         id,
         &[
             "cannot list the databases",
-            "$brandNewStage",
+            "$listCatalog",
             "\"*\"",
             "docdb-access",
         ],

@@ -135,10 +135,10 @@ fn default_protocol() -> String {
     "mongodb".to_string()
 }
 
-/// Commands a MongoDB driver sends while connecting or keeping a connection alive: they touch
-/// no database's data, so they need no `$db` (usually `admin`) in `db_names`. One list for the
-/// whole library: the wire analysis classifies messages with the same one.
-pub use crate::wire::CONNECTION_COMMANDS;
+/// Commands a MongoDB driver sends while connecting or keeping a connection alive touch no
+/// database's data, so they need no `$db` (usually `admin`) in `db_names`: the command table's
+/// connection rows ([`crate::wire::Reach::Connection`]), the same the wire analysis uses.
+pub use crate::wire::is_connection_command;
 
 /// One question: may `identity` reach `database` as `db_user`, touching `db_name` (and, per
 /// message, every namespace `db.coll` the command names)?
@@ -182,11 +182,9 @@ impl Request {
         self
     }
 
-    /// True for a connection command (see [`CONNECTION_COMMANDS`]).
+    /// True for a connection command (see [`is_connection_command`]).
     pub fn is_connection_command(&self) -> bool {
-        self.command
-            .as_deref()
-            .is_some_and(|c| CONNECTION_COMMANDS.contains(&c))
+        self.command.as_deref().is_some_and(is_connection_command)
     }
 
     /// The logical databases the request touches: `db_name` and the database part of every

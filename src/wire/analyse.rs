@@ -1,13 +1,17 @@
 //! Command analysis: the command name, its `$db`, and every database the command can reach.
 //!
-//! The rule is "name every database, or say you cannot": each command this module knows is
-//! either confined to its `$db`, or its namespace-bearing fields are read (all of them, with
-//! duplicates refused); any other command, unknown aggregation stage, JavaScript evaluation
-//! or cluster-wide operation sets [`CommandAccess::unanalysable`], which a policy treats as
-//! "reaches every database".
+//! The rule is "forward only what was understood": every command and aggregation stage is
+//! looked up in the command table ([`super::commands`]); one missing from it is refused. A
+//! command confined to its `$db` reaches that database; one that names further databases has
+//! all those fields read (duplicates refused); a cluster-wide one sets
+//! [`CommandAccess::unanalysable`] ("reaches every database"); a shared-principal,
+//! authentication or never-forwarded one sets [`CommandAccess::refused`]. Top-level fields
+//! outside the generic arguments that start with `$`, internal generic arguments, and document
+//! sequences the command does not take are refused.
 
 use bson::raw::{RawBsonRef, RawDocument};
 
+use super::commands::{self, shared_principal_reason, Reach, StageReach, Targets};
 use super::doc::{first_field, shown, truthy, unique_field};
 use super::frame::op;
 use super::message::{Message, OpMsg};
@@ -16,57 +20,14 @@ use crate::{Error, Result, ResultCode};
 /// How the session treats a command before (or instead of) asking the policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CommandClass {
-    /// Client authentication (`saslStart`, `saslContinue`, `authenticate`, `logout`,
-    /// `getnonce`, legacy `copydbsaslstart`/`copydbgetnonce`): never forwarded; the proxy
+    /// Client authentication ([`Reach::Authentication`]): never forwarded; the proxy
     /// authenticates upstream itself.
     Auth,
-    /// Connection commands ([`CONNECTION_COMMANDS`]): need no database in `db_names`.
+    /// Connection commands ([`Reach::Connection`]): need no database in `db_names`.
     Connection,
     /// Everything else: judged against every database in [`CommandAccess::namespaces`].
     Data,
 }
-
-/// Client authentication commands (see [`CommandClass::Auth`]).
-pub const AUTH_COMMANDS: &[&str] = &[
-    "saslStart",
-    "saslContinue",
-    "authenticate",
-    "logout",
-    "getnonce",
-    "copydbsaslstart",
-    "copydbgetnonce",
-];
-
-/// Connection commands: they read or manage the connection, the client's own logical
-/// sessions or its transaction, or static server facts, and touch no database's data, so
-/// they need no `admin` (or any database) in `db_names`:
-/// `hello`, `isMaster`/`ismaster` (handshake; `speculativeAuthenticate` and `compression`
-/// are stripped, see [`super::strip_handshake`]), `ping`, `buildInfo`/`buildinfo`,
-/// `whatsmyuri`, `connectionStatus`, `listCommands`, `getLastError`/`getlasterror`,
-/// `getPrevError`, `resetError` (legacy per-connection write status), `startSession`,
-/// `refreshSessions`, `endSessions` (the client's own sessions), `commitTransaction` and
-/// `abortTransaction` (drivers send them to `admin`; every operation inside the transaction
-/// was judged on its own).
-pub const CONNECTION_COMMANDS: &[&str] = &[
-    "hello",
-    "isMaster",
-    "ismaster",
-    "ping",
-    "buildInfo",
-    "buildinfo",
-    "whatsmyuri",
-    "connectionStatus",
-    "listCommands",
-    "getLastError",
-    "getlasterror",
-    "getPrevError",
-    "resetError",
-    "startSession",
-    "refreshSessions",
-    "endSessions",
-    "commitTransaction",
-    "abortTransaction",
-];
 
 /// The fields an OP_QUERY's wrapped query (`{$query: {...}, ...}`) may carry.
 pub const OP_QUERY_WRAPPER_FIELDS: &[&str] = &["$query", "query", "$readPreference"];
@@ -82,213 +43,6 @@ pub const HANDSHAKE_AUTH_KEYS: &[&str] = &["speculativeAuthenticate", "saslSuppo
 pub(crate) fn is_handshake(name: &str) -> bool {
     HANDSHAKE_COMMANDS.contains(&name)
 }
-
-/// Commands confined to their `$db` (and, when they name one, a collection in it). Server
-/// administration commands that must be sent to `admin` and name no namespace are here too:
-/// the policy judges them on `admin`.
-pub const SAME_DATABASE_COMMANDS: &[&str] = &[
-    // CRUD and cursors
-    "find",
-    "insert",
-    "update",
-    "delete",
-    "findAndModify",
-    "findandmodify",
-    "count",
-    "distinct",
-    "getMore",
-    "killCursors",
-    "geoSearch",
-    "geoNear",
-    "group",
-    "parallelCollectionScan",
-    "text",
-    "filemd5",
-    // collections, indexes, statistics
-    "drop",
-    "dropDatabase",
-    "createIndexes",
-    "dropIndexes",
-    "deleteIndexes",
-    "listIndexes",
-    "listCollections",
-    "reIndex",
-    "compact",
-    "autoCompact",
-    "validate",
-    "dbStats",
-    "dbstats",
-    "collStats",
-    "convertToCapped",
-    "cloneCollectionAsCapped",
-    "dbHash",
-    "dbhash",
-    "dbCheck",
-    "profile",
-    "clone",
-    "listSearchIndexes",
-    "createSearchIndexes",
-    "dropSearchIndex",
-    "updateSearchIndex",
-    "planCacheClear",
-    "planCacheClearFilters",
-    "planCacheListFilters",
-    "planCacheSetFilter",
-    "cleanupStructuredEncryptionData",
-    "compactStructuredEncryptionData",
-    // users and roles of this database without cross-database fields
-    "dropUser",
-    "dropAllUsersFromDatabase",
-    "dropRole",
-    "dropAllRolesFromDatabase",
-    "invalidateUserCache",
-    "killSessions",
-    // server administration (sent to admin; no namespace parameter)
-    "serverStatus",
-    "getParameter",
-    "setParameter",
-    "getCmdLineOpts",
-    "hostInfo",
-    "getLog",
-    "logRotate",
-    "fsync",
-    "fsyncUnlock",
-    "shutdown",
-    "replSetGetStatus",
-    "replSetGetConfig",
-    "replSetStepDown",
-    "replSetFreeze",
-    "replSetInitiate",
-    "replSetReconfig",
-    "replSetMaintenance",
-    "replSetSyncFrom",
-    "setFeatureCompatibilityVersion",
-    "getDefaultRWConcern",
-    "setDefaultRWConcern",
-    "getClusterParameter",
-    "setClusterParameter",
-    "listShards",
-    "addShard",
-    "removeShard",
-    "balancerStart",
-    "balancerStop",
-    "balancerStatus",
-    "lockInfo",
-    "connPoolStats",
-    "connPoolSync",
-    "shardConnPoolStats",
-    "features",
-    "isdbgrid",
-    "getShardMap",
-    "getFreeMonitoringStatus",
-    "setFreeMonitoring",
-    "rotateCertificates",
-    "setUserWriteBlockMode",
-    "getAuditConfig",
-];
-
-/// Commands whose value is a full namespace `db.collection`.
-pub const NAMESPACE_VALUE_COMMANDS: &[&str] = &[
-    "cloneCollection",
-    "dataSize",
-    "datasize",
-    "shardCollection",
-    "shardcollection",
-    "reshardCollection",
-    "refineCollectionShardKey",
-    "unshardCollection",
-    "moveCollection",
-    "moveChunk",
-    "movechunk",
-    "moveRange",
-    "splitChunk",
-    "split",
-    "splitVector",
-    "mergeChunks",
-    "clearJumboFlag",
-    "checkShardingIndex",
-    "cleanupOrphaned",
-    "getShardVersion",
-    "analyzeShardKey",
-    "configureQueryAnalyzer",
-    "balancerCollectionStatus",
-    "configureCollectionBalancing",
-    "abortReshardCollection",
-    "commitReshardCollection",
-    "cleanupReshardCollection",
-];
-
-/// Commands whose value is a database name.
-pub const DATABASE_VALUE_COMMANDS: &[&str] = &[
-    "enableSharding",
-    "enablesharding",
-    "movePrimary",
-    "moveprimary",
-];
-
-/// Commands that reach every database (cluster-wide listings and operations, server-side
-/// JavaScript): always [`CommandAccess::unanalysable`].
-pub const ALL_DATABASES_COMMANDS: &[&str] = &[
-    "listDatabases",
-    "currentOp",
-    "top",
-    "killOp",
-    "killAllSessions",
-    "killAllSessionsByPattern",
-    "eval",
-    "$eval",
-    "validateDBMetadata",
-];
-
-/// Aggregation stages that read or write only the pipeline's own collection/database.
-pub const SAME_DATABASE_STAGES: &[&str] = &[
-    "$addFields",
-    "$bucket",
-    "$bucketAuto",
-    "$collStats",
-    "$count",
-    "$densify",
-    "$documents",
-    "$fill",
-    "$geoNear",
-    "$group",
-    "$indexStats",
-    "$limit",
-    "$match",
-    "$project",
-    "$redact",
-    "$replaceRoot",
-    "$replaceWith",
-    "$sample",
-    "$search",
-    "$searchMeta",
-    "$vectorSearch",
-    "$set",
-    "$setWindowFields",
-    "$skip",
-    "$sort",
-    "$sortByCount",
-    "$unset",
-    "$unwind",
-    "$planCacheStats",
-    "$listSearchIndexes",
-    "$changeStreamSplitLargeEvent",
-    "$rankFusion",
-    "$score",
-];
-
-/// Aggregation stages that reach every database.
-pub const ALL_DATABASES_STAGES: &[&str] = &[
-    "$currentOp",
-    "$listLocalSessions",
-    "$listSessions",
-    "$listCatalog",
-    "$listClusterCatalog",
-    "$queryStats",
-    "$shardedDataDistribution",
-    "$listSampledQueries",
-    "$querySettings",
-];
 
 /// A database, and the collection in it when one is named.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -512,6 +266,7 @@ impl<'a> Cmd<'a> {
 struct Analysis {
     namespaces: Vec<Namespace>,
     unanalysable: Option<String>,
+    refused: Option<Refusal>,
 }
 
 /// Most distinct namespaces listed for one command; past it the command counts as reaching
@@ -551,6 +306,13 @@ impl Analysis {
     fn everything(&mut self, reason: impl Into<String>) {
         if self.unanalysable.is_none() {
             self.unanalysable = Some(reason.into());
+        }
+    }
+
+    /// Refused whatever the policy says (code 13); the first reason wins.
+    fn refuse(&mut self, reason: String) {
+        if self.refused.is_none() {
+            self.refused = Some(Refusal { code: None, reason });
         }
     }
 }
@@ -734,89 +496,127 @@ fn check_top_level_fields(body: &RawDocument) -> Result<()> {
 fn analyse_command(cmd: Cmd<'_>, database: &str) -> Result<CommandAccess> {
     let (name, value) = first_field(cmd.body)?.ok_or_else(|| bad("empty command document"))?;
     check_top_level_fields(cmd.body)?;
+    let row = commands::command(name).ok_or_else(|| {
+        Error::new(
+            ResultCode::WireUnknownCommand,
+            format!(
+                "unknown command `{}` refused: not in the command table of MongoDB 8.0 and DocumentDB",
+                shown(name)
+            ),
+        )
+    })?;
+    if let Some(msg) = cmd.msg {
+        for s in msg.sequences() {
+            if !row.sequences.contains(&s.identifier) {
+                return Err(refused_field(format!(
+                    "a document sequence `{}` refused: `{name}` takes document sequences only for {:?}",
+                    shown(s.identifier),
+                    row.sequences
+                )));
+            }
+        }
+    }
+    let class = match row.reach {
+        Reach::Authentication => CommandClass::Auth,
+        Reach::Connection => CommandClass::Connection,
+        _ => CommandClass::Data,
+    };
+    let collection = if row.collection {
+        match value {
+            RawBsonRef::String(c) => Some(c),
+            _ => None,
+        }
+    } else if name == "getMore" {
+        cmd.get_str("collection")?
+    } else {
+        None
+    };
     let mut a = Analysis {
         namespaces: Vec::with_capacity(2),
         unanalysable: None,
+        refused: None,
     };
-    let collection = match value {
-        RawBsonRef::String(c) if !name.starts_with('$') => Some(c),
-        _ => None,
-    };
-    let class = if AUTH_COMMANDS.contains(&name) {
-        CommandClass::Auth
-    } else if CONNECTION_COMMANDS.contains(&name) {
-        CommandClass::Connection
-    } else {
-        CommandClass::Data
-    };
-    let collection = match name {
-        "getMore" => cmd.get_str("collection")?,
-        n if NAMESPACE_VALUE_COMMANDS.contains(&n)
-            || DATABASE_VALUE_COMMANDS.contains(&n)
-            || n == "renameCollection"
-            || class != CommandClass::Data =>
-        {
-            None
+    let mut addressed = database.to_owned();
+    match row.reach {
+        Reach::ThisDatabase => a.add(database, collection)?,
+        Reach::Named(targets) => {
+            a.add(database, collection)?;
+            reach(&mut a, cmd, name, value, database, targets)?;
         }
-        _ => collection,
-    };
-    a.add(database, collection)?;
-    if class == CommandClass::Data {
-        reach(&mut a, cmd, name, value, database)?;
+        Reach::NamedOnly(targets) => {
+            reach(&mut a, cmd, name, value, database, targets)?;
+            match a.namespaces.first() {
+                Some(first) => addressed = first.database.clone(),
+                None => a.add(database, None)?,
+            }
+        }
+        Reach::AllDatabases => {
+            a.add(database, collection)?;
+            a.everything(format!(
+                "`{name}` reaches every database or the whole server"
+            ));
+        }
+        Reach::Connection => a.add(database, None)?,
+        Reach::SharedPrincipal => {
+            a.add(database, None)?;
+            a.refuse(shared_principal_reason(name));
+        }
+        Reach::Authentication => {
+            a.add(database, None)?;
+            a.refuse(format!(
+                "command {name} is refused: the proxy authenticates to the database itself with the db user's IAM identity; connect without credentials"
+            ));
+        }
+        Reach::Never => {
+            a.add(database, None)?;
+            a.refuse(format!(
+                "command `{name}` is never forwarded: it applies oplog entries, copies from another server, runs server-side JavaScript or is sent only between servers"
+            ));
+        }
     }
-    let speculative_authenticate =
-        is_handshake(name) && unique_field(cmd.body, "speculativeAuthenticate")?.is_some();
-    let mut refused = None;
-    if class == CommandClass::Auth {
-        refused = Some(Refusal {
-            code: None,
-            reason: format!(
-                "command {} is refused: the proxy authenticates to the database itself with the db user's IAM identity; connect without credentials",
-                shown(name)
-            ),
-        });
-    } else if is_handshake(name) {
+    if is_handshake(name) {
         for key in HANDSHAKE_AUTH_KEYS {
             if unique_field(cmd.body, key)?.is_some() {
-                refused = Some(Refusal {
-                    code: None,
-                    reason: format!(
-                        "{name} with `{key}` is refused: the proxy authenticates to the database itself; connect without credentials"
-                    ),
-                });
+                a.refuse(format!(
+                    "{name} with `{key}` is refused: the proxy authenticates to the database itself; connect without credentials"
+                ));
                 break;
             }
         }
     }
+    let speculative_authenticate =
+        is_handshake(name) && unique_field(cmd.body, "speculativeAuthenticate")?.is_some();
     Ok(CommandAccess {
         command: name.to_owned(),
-        database: database.to_owned(),
+        database: addressed,
         collection: collection.map(str::to_owned),
         namespaces: a.namespaces,
         class,
         speculative_authenticate,
         unanalysable: a.unanalysable,
-        refused,
+        refused: a.refused,
     })
 }
 
-/// Adds every namespace a data command reaches beyond `($db, collection)`.
+/// Adds every namespace a data command reaches beyond `($db, collection)`, reading the fields
+/// its table row names.
 fn reach(
     a: &mut Analysis,
     cmd: Cmd<'_>,
     name: &str,
     value: RawBsonRef<'_>,
     db: &str,
+    targets: Targets,
 ) -> Result<()> {
-    match name {
-        "aggregate" => {
+    match targets {
+        Targets::Pipeline => {
             if let Some(items) = cmd.items("pipeline")? {
                 pipeline(a, items, db)?;
             } else {
-                return Err(bad("aggregate needs a `pipeline`"));
+                return Err(bad(format!("{name} needs a `pipeline`")));
             }
         }
-        "mapReduce" | "mapreduce" => match cmd.get("out")? {
+        Targets::MapReduceOut => match cmd.get("out")? {
             None => {}
             Some(RawBsonRef::String(coll)) => a.add(db, Some(coll))?,
             Some(RawBsonRef::Document(out)) => {
@@ -840,26 +640,38 @@ fn reach(
             }
             Some(_) => return Err(bad("mapReduce `out` must be a string or a document")),
         },
-        "explain" => match value {
+        Targets::Explain => match value {
             RawBsonRef::Document(inner) => {
-                let (inner_name, inner_value) =
-                    first_field(inner)?.ok_or_else(|| bad("explain of an empty command"))?;
-                if let RawBsonRef::String(c) = inner_value {
-                    a.add(db, Some(c))?;
+                // The explained command is judged with the same table, in the same database.
+                match unique_field(inner, "$db")? {
+                    None => {}
+                    Some(RawBsonRef::String(d)) if d == db => {}
+                    Some(_) => {
+                        return Err(refused_field(
+                            "explain of a command with its own `$db` different from the explain's is refused".to_owned(),
+                        ))
+                    }
                 }
-                if AUTH_COMMANDS.contains(&inner_name) || CONNECTION_COMMANDS.contains(&inner_name)
-                {
-                    a.everything(format!(
-                        "explain of `{}` is not analysed",
-                        shown(inner_name)
+                let inner_access = analyse_command(Cmd::plain(inner), db)?;
+                if inner_access.class != CommandClass::Data {
+                    a.refuse(format!(
+                        "explain of `{}` is refused: only data commands are explained",
+                        inner_access.command
                     ));
-                } else {
-                    reach(a, Cmd::plain(inner), inner_name, inner_value, db)?;
+                }
+                for n in &inner_access.namespaces {
+                    a.add(&n.database, n.collection.as_deref())?;
+                }
+                if let Some(reason) = inner_access.unanalysable {
+                    a.everything(reason);
+                }
+                if let Some(refusal) = inner_access.refused {
+                    a.refuse(refusal.reason);
                 }
             }
             _ => return Err(bad("`explain` must be a command document")),
         },
-        "create" | "collMod" => {
+        Targets::View => {
             if let Some(items) = cmd.items("pipeline")? {
                 pipeline(a, items, db)?;
             }
@@ -867,7 +679,7 @@ fn reach(
                 a.add(db, Some(view_on))?;
             }
         }
-        "renameCollection" => {
+        Targets::RenameTo => {
             let from = value
                 .as_str()
                 .ok_or_else(|| bad("renameCollection must name a namespace string"))?;
@@ -877,17 +689,7 @@ fn reach(
                 .ok_or_else(|| bad("renameCollection needs a `to` namespace"))?;
             a.add_namespace(to, "renameCollection `to`")?;
         }
-        "copydb" | "copyDatabase" => {
-            for key in ["fromdb", "todb"] {
-                let d = cmd
-                    .get_str(key)?
-                    .ok_or_else(|| bad(format!("{name} needs `{key}`")))?;
-                check_database(d, key)?;
-                a.add(d, None)?;
-            }
-        }
-        "applyOps" => apply_ops(a, cmd, value)?,
-        "bulkWrite" => {
+        Targets::BulkWriteNsInfo => {
             let items = cmd
                 .items("nsInfo")?
                 .ok_or_else(|| bad("bulkWrite needs `nsInfo`"))?;
@@ -901,7 +703,7 @@ fn reach(
                 a.add_namespace(ns, "bulkWrite nsInfo `ns`")?;
             }
         }
-        "usersInfo" | "rolesInfo" => {
+        Targets::UsersOrRoles => {
             let (kind, plural) = if name == "usersInfo" {
                 ("user", "users")
             } else {
@@ -921,16 +723,7 @@ fn reach(
                 other => user_or_role(a, other, kind)?,
             }
         }
-        "createUser"
-        | "updateUser"
-        | "grantRolesToUser"
-        | "revokeRolesFromUser"
-        | "createRole"
-        | "updateRole"
-        | "grantRolesToRole"
-        | "revokeRolesFromRole"
-        | "grantPrivilegesToRole"
-        | "revokePrivilegesFromRole" => {
+        Targets::RolesAndPrivileges => {
             if let Some(items) = cmd.items("roles")? {
                 for item in items {
                     user_or_role(a, item?, "role")?;
@@ -942,7 +735,7 @@ fn reach(
                 }
             }
         }
-        "flushRouterConfig" | "flushrouterconfig" => match value {
+        Targets::FlushRouterConfig => match value {
             RawBsonRef::String(s) if s.contains('.') => a.add_namespace(s, name)?,
             RawBsonRef::String(s) => {
                 check_database(s, name)?;
@@ -950,24 +743,19 @@ fn reach(
             }
             _ => a.everything(format!("{name} without a namespace flushes every database")),
         },
-        n if NAMESPACE_VALUE_COMMANDS.contains(&n) => {
+        Targets::NamespaceValue => {
             let ns = value
                 .as_str()
-                .ok_or_else(|| bad(format!("{n} must name a namespace string")))?;
-            a.add_namespace(ns, n)?;
+                .ok_or_else(|| bad(format!("{name} must name a namespace string")))?;
+            a.add_namespace(ns, name)?;
         }
-        n if DATABASE_VALUE_COMMANDS.contains(&n) => {
+        Targets::DatabaseValue => {
             let d = value
                 .as_str()
-                .ok_or_else(|| bad(format!("{n} must name a database string")))?;
-            check_database(d, n)?;
+                .ok_or_else(|| bad(format!("{name} must name a database string")))?;
+            check_database(d, name)?;
             a.add(d, None)?;
         }
-        n if ALL_DATABASES_COMMANDS.contains(&n) => {
-            a.everything(format!("`{n}` reaches every database"));
-        }
-        n if SAME_DATABASE_COMMANDS.contains(&n) => {}
-        n => a.everything(format!("unknown command `{}` cannot be analysed", shown(n))),
     }
     Ok(())
 }
@@ -1009,78 +797,6 @@ fn privilege(a: &mut Analysis, value: RawBsonRef<'_>) -> Result<()> {
         }
         Some(_) => return Err(bad("a privilege resource's `db` must be a string")),
         None => a.everything("a cluster-wide privilege resource"),
-    }
-    Ok(())
-}
-
-/// `applyOps`: every op's `ns`, commands (`op: "c"`) analysed recursively, `preCondition`
-/// namespaces; an op addressed by collection UUID (`ui`) cannot be analysed.
-fn apply_ops(a: &mut Analysis, cmd: Cmd<'_>, value: RawBsonRef<'_>) -> Result<()> {
-    let ops = value
-        .as_array()
-        .ok_or_else(|| bad("applyOps must be an array of operations"))?;
-    for item in ops {
-        let op_doc = item
-            .map_err(|e| super::doc::invalid("applyOps", e))?
-            .as_document()
-            .ok_or_else(|| bad("applyOps entries must be documents"))?;
-        if unique_field(op_doc, "ui")?.is_some() {
-            a.everything("applyOps names a collection by UUID (`ui`)");
-        }
-        let kind = unique_field(op_doc, "op")?
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| bad("applyOps entry needs an `op` string"))?;
-        let ns = unique_field(op_doc, "ns")?
-            .map(|v| {
-                v.as_str()
-                    .ok_or_else(|| bad("applyOps `ns` must be a string"))
-            })
-            .transpose()?;
-        match kind {
-            "n" => {
-                if let Some(ns) = ns.filter(|n| !n.is_empty()) {
-                    a.add_namespace(ns, "applyOps `ns`")?;
-                }
-            }
-            "i" | "u" | "d" => {
-                let ns = ns.ok_or_else(|| bad("applyOps CRUD entry needs `ns`"))?;
-                a.add_namespace(ns, "applyOps `ns`")?;
-            }
-            "c" => {
-                let ns = ns.ok_or_else(|| bad("applyOps command entry needs `ns`"))?;
-                // A command entry's `ns` is `<db>.$cmd`.
-                let db = ns.split_once('.').map_or(ns, |(db, _)| db);
-                check_database(db, "applyOps `ns`")?;
-                let inner = unique_field(op_doc, "o")?
-                    .and_then(|o| o.as_document())
-                    .ok_or_else(|| bad("applyOps command entry needs an `o` document"))?;
-                let inner_access = analyse_command(Cmd::plain(inner), db)?;
-                if inner_access.class != CommandClass::Data {
-                    a.everything("applyOps runs a non-data command");
-                }
-                for n in inner_access.namespaces {
-                    a.add(&n.database, n.collection.as_deref())?;
-                }
-                if let Some(reason) = inner_access.unanalysable {
-                    a.everything(reason);
-                }
-            }
-            other => a.everything(format!(
-                "applyOps op type `{}` is not analysed",
-                shown(other)
-            )),
-        }
-    }
-    if let Some(items) = cmd.items("preCondition")? {
-        for item in items {
-            let pre = item?
-                .as_document()
-                .ok_or_else(|| bad("applyOps preCondition entries must be documents"))?;
-            let ns = unique_field(pre, "ns")?
-                .and_then(|v| v.as_str())
-                .ok_or_else(|| bad("applyOps preCondition needs an `ns` string"))?;
-            a.add_namespace(ns, "applyOps preCondition `ns`")?;
-        }
     }
     Ok(())
 }
@@ -1234,14 +950,22 @@ fn stage_reach(a: &mut Analysis, name: &str, spec: RawBsonRef<'_>, db: &str) -> 
                 a.everything("$changeStream with allChangesForCluster watches every database");
             }
         }
-        n if ALL_DATABASES_STAGES.contains(&n) => {
-            a.everything(format!("stage `{n}` reaches every database"));
-        }
-        n if SAME_DATABASE_STAGES.contains(&n) => {}
-        n => a.everything(format!(
-            "unknown aggregation stage `{}` cannot be analysed",
-            shown(n)
-        )),
+        n => match commands::stage(n) {
+            Some(StageReach::ThisDatabase) => {}
+            Some(StageReach::AllDatabases) => {
+                a.everything(format!("stage `{n}` reaches every database"));
+            }
+            Some(StageReach::SharedPrincipal) => a.refuse(shared_principal_reason(n)),
+            Some(StageReach::Targets) | None => {
+                return Err(Error::new(
+                    ResultCode::WireUnknownStage,
+                    format!(
+                        "unknown aggregation stage `{}` refused: not in the stage table",
+                        shown(n)
+                    ),
+                ))
+            }
+        },
     }
     Ok(())
 }

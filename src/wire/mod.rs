@@ -8,8 +8,9 @@
 //! 2. [`Message::parse_request`] validates the structure and every BSON document
 //!    (OP_COMPRESSED is decompressed first, bounded by the limit); legacy and unknown opcodes
 //!    are refused with [`crate::ResultCode::WireRefusedOpcode`];
-//! 3. [`analyse`] names the command, its `$db`, its [`CommandClass`] and every database it
-//!    can reach ([`CommandAccess`]), or flags it `unanalysable`;
+//! 3. [`analyse`] looks the command up in the command table ([`commands`]: one missing is
+//!    refused), names its `$db`, its [`CommandClass`] and every database it can reach
+//!    ([`CommandAccess`]), flags it `unanalysable` (reaches every database) or `refused`;
 //! 4. [`strip_handshake`] rewrites `hello`/`isMaster`; [`Message::bytes`] are forwarded;
 //!    a denied or malformed request gets [`unauthorized_reply`] / [`error_reply`] built from
 //!    [`Frame::request_info`] or [`Message::request_info`].
@@ -35,6 +36,7 @@
 //! ```
 
 mod analyse;
+pub mod commands;
 mod compress;
 mod doc;
 mod encode;
@@ -42,12 +44,13 @@ mod frame;
 mod message;
 
 pub use analyse::{
-    analyse, CommandAccess, CommandClass, Namespace, Refusal, ALL_DATABASES_COMMANDS,
-    ALL_DATABASES_STAGES, AUTH_COMMANDS, CONNECTION_COMMANDS, DATABASE_VALUE_COMMANDS,
+    analyse, CommandAccess, CommandClass, Namespace, Refusal, EXTERNAL_DATABASE,
     FORBIDDEN_DATABASE_CHARS, GENERIC_ARGUMENTS, HANDSHAKE_AUTH_KEYS, HANDSHAKE_COMMANDS,
     INTERNAL_GENERIC_ARGUMENTS, MAX_DATABASE_NAME_LEN, MAX_NAMESPACES, MAX_NAMESPACE_LEN,
-    NAMESPACE_VALUE_COMMANDS, OP_QUERY_WRAPPER_FIELDS, SAME_DATABASE_COMMANDS,
-    SAME_DATABASE_STAGES,
+    OP_QUERY_WRAPPER_FIELDS,
+};
+pub use commands::{
+    command, is_connection_command, stage, CommandRow, Reach, StageReach, Targets, COMMANDS, STAGES,
 };
 pub use compress::{compress_message, Compressor, MAX_ZSTD_WINDOW};
 pub use doc::{first_field, unique_field, validate as validate_document, MAX_BSON_DEPTH};

@@ -371,7 +371,9 @@ fn op_query_commands_use_db_dollar_cmd() {
         doc! {"renameCollection": "test.a", "to": "other.b"},
     ))
     .unwrap();
-    assert_eq!(a.databases(), vec!["admin", "test", "other"]);
+    // Issue 10: judged by its namespaces (and refused as an OP_QUERY command anyway).
+    assert_eq!(a.databases(), vec!["test", "other"]);
+    assert!(a.refused.is_some());
 }
 
 #[test]
@@ -769,12 +771,30 @@ fn sequence_identifier_colliding_with_body_is_refused() {
 }
 
 #[test]
-fn pipeline_sent_as_a_document_sequence_is_analysed() {
+fn only_listed_fields_may_come_as_document_sequences() {
+    // Issue 10: document sequences only for the fields the command table lists (a pipeline
+    // as a sequence was analysed before; a find `filter` as a sequence went unread).
     let body = raw(&doc! {"aggregate": "c", "cursor": {}, "$db": "test"});
     let stage = raw(&doc! {"$out": {"db": "other", "coll": "x"}});
     let bytes = encode_op_msg(1, 0, 0, &body, &[("pipeline", &[&stage])]).unwrap();
-    let a = analyse(&parse(bytes).unwrap()).unwrap();
-    assert_eq!(a.databases(), vec!["test", "other"]);
+    assert_eq!(
+        analyse(&parse(bytes).unwrap()).unwrap_err().code(),
+        ResultCode::WireRefusedField
+    );
+    let body = raw(&doc! {"find": "c", "$db": "test"});
+    let filter = raw(&doc! {"a": 1});
+    let bytes = encode_op_msg(1, 0, 0, &body, &[("filter", &[&filter])]).unwrap();
+    assert_eq!(
+        analyse(&parse(bytes).unwrap()).unwrap_err().code(),
+        ResultCode::WireRefusedField
+    );
+    let body = raw(&doc! {"insert": "c", "$db": "test"});
+    let d = raw(&doc! {"a": 1});
+    let bytes = encode_op_msg(1, 0, 0, &body, &[("documents", &[&d])]).unwrap();
+    assert_eq!(
+        analyse(&parse(bytes).unwrap()).unwrap().databases(),
+        vec!["test"]
+    );
 }
 
 // ---------------------------------------------------------------- analysis: classes
@@ -797,9 +817,13 @@ fn auth_commands_are_classified() {
 
 #[test]
 fn connection_commands_are_classified() {
-    for name in CONNECTION_COMMANDS {
+    for name in COMMANDS
+        .iter()
+        .filter(|r| r.reach == Reach::Connection)
+        .map(|r| r.name)
+    {
         let mut d = Document::new();
-        d.insert(*name, 1);
+        d.insert(name, 1);
         d.insert("$db", "admin");
         let a = access(d);
         assert_eq!(a.class, CommandClass::Connection, "{name}");
@@ -842,15 +866,18 @@ fn same_database_crud() {
 
 #[test]
 fn rename_collection_reaches_both_namespaces() {
+    // Issue 10: judged by its two namespaces, not by `$db` admin (the server requires admin
+    // as the address; pymongo's Collection.rename() in `test` was denied for `admin`).
     assert_eq!(
         dbs(doc! {"renameCollection": "test.a", "to": "other.b", "$db": "admin"}),
-        vec!["admin", "test", "other"]
+        vec!["test", "other"]
     );
     let a = access(
         doc! {"renameCollection": "test.a", "to": "test.b", "dropTarget": true, "$db": "admin"},
     );
-    assert_eq!(a.databases(), vec!["admin", "test"]);
-    assert_eq!(a.namespaces.len(), 3);
+    assert_eq!(a.databases(), vec!["test"]);
+    assert_eq!(a.database, "test");
+    assert_eq!(a.namespaces.len(), 2);
     assert_eq!(
         access_err(doc! {"renameCollection": "test.a", "$db": "admin"}),
         ResultCode::WireMalformedCommand
@@ -868,14 +895,18 @@ fn rename_collection_reaches_both_namespaces() {
 
 #[test]
 fn copydb_and_clone_collection() {
-    assert_eq!(
-        dbs(doc! {"copydb": 1, "fromdb": "src", "todb": "dst", "$db": "admin"}),
-        vec!["admin", "src", "dst"]
-    );
-    assert_eq!(
-        dbs(doc! {"cloneCollection": "other.c", "from": "host:27017", "$db": "test"}),
-        vec!["test", "other"]
-    );
+    // Issue 10: legacy copy/clone commands are never forwarded (their databases were listed).
+    for d in [
+        doc! {"copydb": 1, "fromdb": "src", "todb": "dst", "$db": "admin"},
+        doc! {"cloneCollection": "other.c", "from": "host:27017", "$db": "test"},
+        doc! {"clone": "host:27017", "$db": "test"},
+    ] {
+        assert!(access(d)
+            .refused
+            .unwrap()
+            .reason
+            .contains("never forwarded"));
+    }
 }
 
 #[test]
@@ -1075,10 +1106,19 @@ fn stage_shape_is_strict() {
 
 #[test]
 fn cluster_wide_and_unknown_stages_are_unanalysable() {
-    assert!(everything(
-        doc! {"aggregate": 1, "pipeline": [{"$currentOp": {"allUsers": true}}], "$db": "admin"}
-    )
-    .contains("$currentOp"));
+    // Issue 10: $currentOp (and $listSessions, $listLocalSessions) act on every client of
+    // the shared upstream user: refused; an unknown stage is refused (40324), no longer
+    // unanalysable.
+    for stage in ["$currentOp", "$listSessions", "$listLocalSessions"] {
+        let a = access(
+            doc! {"aggregate": 1, "pipeline": [{stage: {"allUsers": true}}], "cursor": {}, "$db": "admin"},
+        );
+        assert!(a
+            .refused
+            .unwrap()
+            .reason
+            .contains("one upstream database user"));
+    }
     assert!(everything(doc! {"aggregate": 1, "pipeline": [{"$changeStream": {"allChangesForCluster": true}}], "cursor": {}, "$db": "admin"}).contains("allChangesForCluster"));
     assert_eq!(
         dbs(
@@ -1086,10 +1126,16 @@ fn cluster_wide_and_unknown_stages_are_unanalysable() {
         ),
         vec!["test"]
     );
-    assert!(everything(
-        doc! {"aggregate": "c", "pipeline": [{"$brandNewStage": {}}], "$db": "test"}
-    )
-    .contains("$brandNewStage"));
+    assert_eq!(
+        access_err(doc! {"aggregate": "c", "pipeline": [{"$brandNewStage": {}}], "$db": "test"}),
+        ResultCode::WireUnknownStage
+    );
+    assert_eq!(
+        access_err(
+            doc! {"aggregate": "c", "pipeline": [{"$facet": {"a": [{"$_internalX": {}}]}}], "$db": "test"}
+        ),
+        ResultCode::WireUnknownStage
+    );
     assert!(
         everything(doc! {"aggregate": 1, "pipeline": [{"$listCatalog": {}}], "$db": "admin"})
             .contains("$listCatalog")
@@ -1108,7 +1154,28 @@ fn explain_analyses_the_inner_command() {
         dbs(doc! {"explain": {"find": "c"}, "$db": "test"}),
         vec!["test"]
     );
-    assert!(everything(doc! {"explain": {"mystery": 1}, "$db": "test"}).contains("mystery"));
+    // Issue 10: the inner command is judged with the same table: unknown refused, cluster-wide
+    // unanalysable, shared-principal refused, an inner `$db` of its own refused.
+    assert_eq!(
+        access_err(doc! {"explain": {"mystery": 1}, "$db": "test"}),
+        ResultCode::WireUnknownCommand
+    );
+    assert!(
+        everything(doc! {"explain": {"serverStatus": 1}, "$db": "test"}).contains("serverStatus")
+    );
+    assert!(
+        access(doc! {"explain": {"killSessions": []}, "$db": "test"})
+            .refused
+            .is_some()
+    );
+    assert_eq!(
+        access_err(doc! {"explain": {"find": "c", "$db": "other"}, "$db": "test"}),
+        ResultCode::WireRefusedField
+    );
+    assert_eq!(
+        dbs(doc! {"explain": {"find": "c", "$db": "test"}, "$db": "test"}),
+        vec!["test"]
+    );
 }
 
 #[test]
@@ -1156,52 +1223,33 @@ fn map_reduce_out_database() {
 // ---------------------------------------------------------------- analysis: applyOps, bulkWrite
 
 #[test]
-fn apply_ops_reaches_every_op_namespace() {
+fn apply_ops_is_never_forwarded() {
+    // Issue 10: applyOps is in the "never forwarded" class (it applies oplog entries as the
+    // server; its namespaces were listed before).
     let a = access(doc! {"applyOps": [
         {"op": "i", "ns": "one.c", "o": {"_id": 1}},
-        {"op": "u", "ns": "two.c", "o": {"$set": {"a": 1}}, "o2": {"_id": 1}},
-        {"op": "d", "ns": "three.c", "o": {"_id": 1}},
         {"op": "n", "ns": "", "o": {"msg": "noop"}},
     ], "$db": "admin"});
-    assert!(a.unanalysable.is_none());
-    assert_eq!(a.databases(), vec!["admin", "one", "two", "three"]);
-}
-
-#[test]
-fn apply_ops_nested_commands_and_preconditions() {
-    assert_eq!(
-        dbs(doc! {"applyOps": [
-            {"op": "c", "ns": "four.$cmd", "o": {"applyOps": [{"op": "i", "ns": "five.c", "o": {"_id": 1}}]}},
-            {"op": "c", "ns": "six.$cmd", "o": {"renameCollection": "six.a", "to": "seven.b"}},
-        ], "preCondition": [{"ns": "eight.c", "q": {}, "res": {}}], "$db": "admin"}),
-        vec!["admin", "four", "five", "six", "seven", "eight"]
-    );
-    assert!(everything(doc! {"applyOps": [{"op": "i", "ns": "test.c", "ui": bson::Binary{subtype: bson::spec::BinarySubtype::Uuid, bytes: vec![0; 16]}, "o": {}}], "$db": "admin"}).contains("UUID"));
-    assert!(everything(
-        doc! {"applyOps": [{"op": "c", "ns": "a.$cmd", "o": {"mystery": 1}}], "$db": "admin"}
-    )
-    .contains("mystery"));
-    assert_eq!(
-        access_err(doc! {"applyOps": [{"op": "i", "o": {}}], "$db": "admin"}),
-        ResultCode::WireMalformedCommand
-    );
+    assert!(a.refused.unwrap().reason.contains("never forwarded"));
 }
 
 #[test]
 fn bulk_write_ns_info_body_and_sequence() {
-    assert_eq!(
-        dbs(
-            doc! {"bulkWrite": 1, "ops": [{"insert": 0, "document": {}}], "nsInfo": [{"ns": "test.a"}, {"ns": "other.b"}], "$db": "admin"}
-        ),
-        vec!["admin", "test", "other"]
+    // Issue 10: bulkWrite is sent to admin but reaches only its nsInfo namespaces, so admin
+    // is no longer among the databases judged (a driver's client.bulk_write in `test` was
+    // denied for `admin`).
+    let a = access(
+        doc! {"bulkWrite": 1, "ops": [{"insert": 0, "document": {}}], "nsInfo": [{"ns": "test.a"}, {"ns": "other.b"}], "$db": "admin"},
     );
+    assert_eq!(a.databases(), vec!["test", "other"]);
+    assert_eq!(a.database, "test");
     let body = raw(&doc! {"bulkWrite": 1, "$db": "admin"});
     let op1 = raw(&doc! {"insert": 0, "document": {}});
     let ns1 = raw(&doc! {"ns": "third.c"});
     let bytes = encode_op_msg(1, 0, 0, &body, &[("ops", &[&op1]), ("nsInfo", &[&ns1])]).unwrap();
     assert_eq!(
         analyse(&parse(bytes).unwrap()).unwrap().databases(),
-        vec!["admin", "third"]
+        vec!["third"]
     );
 }
 
@@ -1246,23 +1294,64 @@ fn users_and_roles_in_other_databases() {
 
 #[test]
 fn unknown_and_cluster_wide_commands_are_unanalysable() {
-    assert!(everything(doc! {"frobnicate": 1, "$db": "test"}).contains("frobnicate"));
+    // Issue 10: an unknown command is refused (59 CommandNotFound), no longer unanalysable;
+    // currentOp is shared-principal and eval never forwarded (both refused).
+    assert_eq!(
+        access_err(doc! {"frobnicate": 1, "$db": "test"}),
+        ResultCode::WireUnknownCommand
+    );
     assert!(
         everything(doc! {"listDatabases": 1, "nameOnly": true, "$db": "admin"})
             .contains("listDatabases")
     );
-    assert!(everything(doc! {"currentOp": 1, "$db": "admin"}).contains("currentOp"));
-    assert!(everything(doc! {"eval": "db.getSiblingDB('x')", "$db": "test"}).contains("eval"));
-    // Command names are case-sensitive: an unknown spelling is unanalysable, not allowed.
-    assert!(everything(doc! {"FIND": "c", "$db": "test"}).contains("FIND"));
+    assert!(access(doc! {"currentOp": 1, "$db": "admin"})
+        .refused
+        .is_some());
+    assert!(access(doc! {"eval": "db.getSiblingDB('x')", "$db": "test"})
+        .refused
+        .is_some());
+    // Command names are case-sensitive: an unknown spelling is refused, not allowed.
+    assert_eq!(
+        access_err(doc! {"FIND": "c", "$db": "test"}),
+        ResultCode::WireUnknownCommand
+    );
+    // Server administration sent to `test` is judged as every database.
+    for name in [
+        "serverStatus",
+        "getParameter",
+        "profile",
+        "shutdown",
+        "fsync",
+    ] {
+        assert!(everything(doc! {name: 1, "$db": "test"}).contains(name));
+    }
+    // Shared-principal commands are refused whatever the session may reach.
+    for name in [
+        "killSessions",
+        "killAllSessions",
+        "killAllSessionsByPattern",
+        "killOp",
+        "currentOp",
+    ] {
+        let a = access(doc! {name: [], "$db": "admin"});
+        assert!(
+            a.refused
+                .unwrap()
+                .reason
+                .contains("one upstream database user"),
+            "{name}"
+        );
+    }
 }
 
 #[test]
 fn too_many_namespaces_become_unanalysable() {
-    let ops: Vec<bson::Bson> = (0..(MAX_NAMESPACES + 10))
-        .map(|i| bson::Bson::Document(doc! {"op": "i", "ns": format!("db{i}.c"), "o": {}}))
+    // (Was built with applyOps, which issue 10 makes never forwarded; bulkWrite's nsInfo
+    // names as many.)
+    let ns: Vec<bson::Bson> = (0..(MAX_NAMESPACES + 10))
+        .map(|i| bson::Bson::Document(doc! {"ns": format!("db{i}.c")}))
         .collect();
-    let a = access(doc! {"applyOps": ops, "$db": "admin"});
+    let a = access(doc! {"bulkWrite": 1, "ops": [], "nsInfo": ns, "$db": "admin"});
     assert!(a.unanalysable.unwrap().contains("namespaces"));
     assert_eq!(a.namespaces.len(), MAX_NAMESPACES);
 }
@@ -1274,7 +1363,8 @@ fn compressed_message_is_judged_after_decompression() {
         Compressor::Zstd,
     );
     let a = analyse(&parse(bytes).unwrap()).unwrap();
-    assert_eq!(a.databases(), vec!["admin", "test", "other"]);
+    // Issue 10: renameCollection is judged by its namespaces, not by `$db` admin.
+    assert_eq!(a.databases(), vec!["test", "other"]);
 }
 
 #[test]
@@ -1344,7 +1434,10 @@ fn client_names_in_reasons_are_cut_short() {
     let mut d = Document::new();
     d.insert(long.clone(), 1);
     d.insert("$db", "test");
-    let reason = everything(d);
+    // Issue 10: an unknown command is refused (an error) instead of unanalysable.
+    let e = analyse(&op_msg(d)).unwrap_err();
+    assert_eq!(e.code(), ResultCode::WireUnknownCommand);
+    let reason = e.message();
     assert!(reason.len() < 200, "{}", reason.len());
     assert!(reason.contains('…'));
     let e = analyse(&op_query(&format!("test.{long}"), doc! {"a": 1})).unwrap_err();
@@ -1376,7 +1469,8 @@ fn messages_encoded_by_pymongo() {
     let m = parse(hex::decode(PYMONGO_RENAME_ZLIB).unwrap()).unwrap();
     assert_eq!(m.compressor(), Some(Compressor::Zlib));
     let a = analyse(&m).unwrap();
-    assert_eq!(a.databases(), vec!["admin", "test", "other"]);
+    // Issue 10: renameCollection is judged by its namespaces, not by `$db` admin.
+    assert_eq!(a.databases(), vec!["test", "other"]);
 }
 
 // ---------------------------------------------------------------- issue 10: names
@@ -1597,4 +1691,50 @@ fn documents_over_16_mib_are_refused() {
     let huge = raw(&doc! {"a": big.as_str()});
     let bytes = encode_op_msg(1, 0, 0, &small, &[("documents", &[&huge])]).unwrap();
     assert_eq!(parse(bytes).unwrap_err().code(), ResultCode::WireTooLarge);
+}
+
+// ---------------------------------------------------------------- issue 10: command table
+
+#[test]
+fn the_command_table_has_one_row_per_name_and_the_aliases() {
+    let mut names = std::collections::HashSet::new();
+    for row in COMMANDS {
+        assert!(names.insert(row.name), "{} twice", row.name);
+        assert!(
+            row.sequences.is_empty() || row.collection || row.name == "bulkWrite",
+            "{}",
+            row.name
+        );
+    }
+    for alias in [
+        "isMaster",
+        "ismaster",
+        "findAndModify",
+        "findandmodify",
+        "dbStats",
+        "dbstats",
+        "buildInfo",
+        "buildinfo",
+        "mapReduce",
+        "mapreduce",
+        "dbHash",
+        "dbhash",
+    ] {
+        assert!(command(alias).is_some(), "{alias}");
+    }
+    let mut stages = std::collections::HashSet::new();
+    for (name, _) in STAGES {
+        assert!(stages.insert(*name), "{name} twice");
+    }
+    // The audit's collection comes only from commands whose value is a collection.
+    assert_eq!(
+        access(doc! {"find": "people", "$db": "test"})
+            .collection
+            .as_deref(),
+        Some("people")
+    );
+    assert_eq!(
+        access(doc! {"createUser": "alice", "pwd": "x", "roles": [], "$db": "test"}).collection,
+        None
+    );
 }
