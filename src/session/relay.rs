@@ -216,17 +216,23 @@ where
                 .fetch_add(frame.bytes().len() as u64, Ordering::Relaxed);
             // The reply (or its absence, for moreToCome) follows the message as parsed: for
             // OP_COMPRESSED the inner message's flags, which the frame header cannot show.
-            let mut info: RequestInfo = frame.request_info();
-            let compressed = frame.header().op_code == wire::op::OP_COMPRESSED;
-            let mut flags_known = !compressed;
+            let compressed =
+                (frame.header().op_code == wire::op::OP_COMPRESSED).then(|| frame.clone());
+            let mut info: Option<RequestInfo> = Some(frame.request_info());
+            let mut parsed_ok = false;
             let parsed = Message::parse_request(frame, limits.max_message_size).and_then(|m| {
-                info = m.request_info();
-                flags_known = true;
+                info = Some(m.request_info());
+                parsed_ok = true;
                 wire::analyse(&m).map(|a| (m, a))
             });
+            if parsed.is_err() && !parsed_ok {
+                if let Some(frame) = &compressed {
+                    info = Message::request_info_of(frame, limits.max_message_size);
+                }
+            }
             let (message, access) = match parsed {
                 Ok(ok) => ok,
-                Err(error) if !flags_known => {
+                Err(error) if info.is_none() => {
                     // An OP_COMPRESSED message that could not be decompressed and parsed: its
                     // moreToCome flag is unknown, and a reply to a moreToCome message would
                     // desynchronise the client. No reply; the session ends.
@@ -241,6 +247,11 @@ where
                     return Err(Error::new(ResultCode::ClientProtocol, why));
                 }
                 Err(error) => {
+                    let info = info.unwrap_or_else(|| RequestInfo {
+                        request_id: 0,
+                        op_code: wire::op::OP_MSG,
+                        more_to_come: true,
+                    });
                     counters.denied.fetch_add(1, Ordering::Relaxed);
                     if audit_on {
                         audit.emit(&fields.query("", &[], None, false, error.message()));
@@ -251,7 +262,10 @@ where
                         &format!("libdocauth refused the message: {}", error.message()),
                     );
                     answer(&client_write, counters, reply).await?;
-                    if error.code() == ResultCode::WireRefusedOpcode {
+                    // A legacy OP_GET_MORE got its QueryFailure reply and the session goes on.
+                    if error.code() == ResultCode::WireRefusedOpcode
+                        && info.op_code != wire::op::OP_GET_MORE
+                    {
                         // Legacy writes expect no reply: going on would lose them silently.
                         return Err(Error::new(ResultCode::ClientProtocol, error.message()));
                     }

@@ -524,7 +524,19 @@ fn analyse_command(cmd: Cmd<'_>, database: &str) -> Result<CommandAccess> {
     let collection = if row.collection {
         match value {
             RawBsonRef::String(c) => Some(c),
-            _ => None,
+            // A database-level aggregate (`aggregate: 1`, `$documents`, `$currentOp`...).
+            RawBsonRef::Int32(1) | RawBsonRef::Int64(1) | RawBsonRef::Double(1.0)
+                if name == "aggregate" =>
+            {
+                None
+            }
+            // A collection by UUID (the server resolves it to a namespace the proxy cannot
+            // see) or by any other non-name: refused.
+            _ => {
+                return Err(invalid_namespace(format!(
+                    "`{name}` must name its collection with a string; a UUID or another value names a namespace the proxy cannot judge"
+                )))
+            }
         }
     } else if name == "getMore" {
         cmd.get_str("collection")?
@@ -768,6 +780,9 @@ fn user_or_role(a: &mut Analysis, value: RawBsonRef<'_>, kind: &str) -> Result<(
         | RawBsonRef::Int32(_)
         | RawBsonRef::Int64(_)
         | RawBsonRef::Double(_) => {}
+        RawBsonRef::Document(d) if unique_field(d, "forAllDBs")?.is_some_and(truthy) => {
+            a.everything(format!("{kind}s of every database (`forAllDBs`)"));
+        }
         RawBsonRef::Document(d) => match unique_field(d, "db")? {
             Some(RawBsonRef::String(other)) => {
                 check_database(other, kind)?;

@@ -138,6 +138,26 @@ impl Message {
         }
     }
 
+    /// What a reply to this frame needs to know, for a frame that may not parse: for
+    /// OP_COMPRESSED, the inner message's opcode and flags (moreToCome) after decompression;
+    /// `None` when it cannot be decompressed (its flags cannot be known).
+    pub fn request_info_of(frame: &Frame, limit: usize) -> Option<RequestInfo> {
+        let header = frame.header();
+        if header.op_code != op::OP_COMPRESSED {
+            return Some(frame.request_info());
+        }
+        let (inner_header, inner, _) = decompress(header, frame.bytes(), limit).ok()?;
+        let flags = inner
+            .get(HEADER_LEN..HEADER_LEN + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        Some(RequestInfo {
+            request_id: header.request_id,
+            op_code: inner_header.op_code,
+            more_to_come: inner_header.op_code == op::OP_MSG
+                && flags.is_some_and(|f| f & flags::MORE_TO_COME != 0),
+        })
+    }
+
     /// Parses a message a client sent: like [`Message::parse`], but OP_REPLY (a server's
     /// message) is refused too.
     pub fn parse_request(frame: Frame, limit: usize) -> Result<Message> {

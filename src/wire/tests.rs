@@ -1738,3 +1738,32 @@ fn the_command_table_has_one_row_per_name_and_the_aliases() {
         None
     );
 }
+
+#[test]
+fn collections_by_uuid_and_for_all_dbs_documents_are_not_forwarded() {
+    let uuid = bson::Binary {
+        subtype: bson::spec::BinarySubtype::Uuid,
+        bytes: vec![7; 16],
+    };
+    for name in ["find", "count", "listIndexes", "aggregate", "collMod"] {
+        assert_eq!(
+            access_err(doc! {name: uuid.clone(), "pipeline": [], "$db": "test"}),
+            ResultCode::WireInvalidNamespace,
+            "{name}"
+        );
+    }
+    assert_eq!(
+        access_err(doc! {"find": {"db": "other", "coll": "secrets"}, "$db": "test"}),
+        ResultCode::WireInvalidNamespace
+    );
+    assert_eq!(
+        dbs(
+            doc! {"aggregate": 1, "pipeline": [{"$documents": [{"a": 1}]}], "cursor": {}, "$db": "test"}
+        ),
+        vec!["test"]
+    );
+    assert!(
+        everything(doc! {"usersInfo": {"forAllDBs": true}, "$db": "test"}).contains("forAllDBs")
+    );
+    assert!(everything(doc! {"rolesInfo": {"forAllDBs": 1}, "$db": "test"}).contains("forAllDBs"));
+}
