@@ -247,7 +247,8 @@ where
                     return Err(Error::new(ResultCode::ClientProtocol, why));
                 }
                 Err(error) => {
-                    let info = info.unwrap_or_else(|| RequestInfo {
+                    // (Always `Some` here: the arm above took `None`.)
+                    let info = info.unwrap_or(RequestInfo {
                         request_id: 0,
                         op_code: wire::op::OP_MSG,
                         more_to_come: true,
