@@ -20,6 +20,9 @@ pub trait AuditCallback: Send + Sync {
 
 /// How many events may wait for the host before new ones are dropped.
 pub(crate) const DEFAULT_AUDIT_QUEUE: usize = 4096;
+/// How many bytes of events may wait for the host before new ones are dropped: 16 MiB.
+/// Events carry client-chosen names, so a bound in events alone is no bound on memory.
+pub const AUDIT_QUEUE_MAX_BYTES: usize = 16 << 20;
 
 struct Item {
     callback: Arc<dyn AuditCallback>,
@@ -28,6 +31,8 @@ struct Item {
 
 struct State {
     items: VecDeque<Item>,
+    /// Bytes of the JSON texts in `items`.
+    bytes: usize,
     closed: bool,
 }
 
@@ -35,6 +40,7 @@ struct Queue {
     state: Mutex<State>,
     ready: Condvar,
     capacity: usize,
+    max_bytes: usize,
     dropped: AtomicU64,
 }
 
@@ -57,12 +63,20 @@ pub struct AuditDispatcher {
 
 impl AuditDispatcher {
     pub fn new(capacity: usize) -> std::io::Result<Self> {
+        Self::with_max_bytes(capacity, AUDIT_QUEUE_MAX_BYTES)
+    }
+
+    /// As [`AuditDispatcher::new`], with a bound in bytes other than
+    /// [`AUDIT_QUEUE_MAX_BYTES`].
+    pub fn with_max_bytes(capacity: usize, max_bytes: usize) -> std::io::Result<Self> {
         let queue = Arc::new(Queue {
             state: Mutex::new(State {
                 items: VecDeque::new(),
+                bytes: 0,
                 closed: false,
             }),
             ready: Condvar::new(),
+            max_bytes,
             capacity: capacity.max(1),
             dropped: AtomicU64::new(0),
         });
@@ -76,6 +90,7 @@ impl AuditDispatcher {
                         let mut state = worker.state.lock().unwrap_or_else(|p| p.into_inner());
                         loop {
                             if let Some(item) = state.items.pop_front() {
+                                state.bytes -= item.json.len();
                                 break Some(item);
                             }
                             if state.closed {
@@ -157,12 +172,15 @@ impl AuditSink {
             if state.closed {
                 return;
             }
-            if !always && state.items.len() >= self.queue.capacity {
+            let full = state.items.len() >= self.queue.capacity
+                || state.bytes + json.len() > self.queue.max_bytes;
+            if !always && full {
                 drop(state);
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 self.queue.dropped.fetch_add(1, Ordering::Relaxed);
                 return;
             }
+            state.bytes += json.len();
             state.items.push_back(Item {
                 callback: callback.clone(),
                 json,
@@ -365,5 +383,35 @@ mod tests {
         assert!(slow.inside.load(Ordering::SeqCst));
         assert!(!on_audit_dispatcher());
         let _ = Duration::ZERO;
+    }
+
+    #[test]
+    fn large_events_are_bounded_in_bytes_not_only_in_count() {
+        // Room for 4,096 events but only 1 MiB: 100 KB events past ~10 are dropped.
+        let dispatcher = AuditDispatcher::with_max_bytes(4096, 1 << 20).unwrap();
+        let slow = Arc::new(Slow {
+            gate: Arc::new((Mutex::new(false), Condvar::new())),
+            seen: Mutex::new(Vec::new()),
+            inside: AtomicBool::new(false),
+        });
+        let sink = dispatcher.sink(Some(slow.clone()));
+        let name = "n".repeat(100_000);
+        for i in 0..200 {
+            sink.emit(&json!({"i": i, "collection": name}));
+            let queued = dispatcher.queue.state.lock().unwrap().bytes;
+            assert!(queued <= 1 << 20, "{queued} bytes queued");
+        }
+        // At most 1 in the callback + ~10 queued were kept; the rest are counted.
+        assert!(sink.dropped() >= 185, "{}", sink.dropped());
+        sink.emit_always(&json!({"end": true}));
+        {
+            let (lock, cv) = &*slow.gate;
+            *lock.lock().unwrap() = true;
+            cv.notify_all();
+        }
+        drop(dispatcher);
+        let seen = slow.seen.lock().unwrap();
+        assert_eq!(seen.len() as u64, 201 - sink.dropped());
+        assert_eq!(seen.last().unwrap(), r#"{"end":true}"#);
     }
 }
