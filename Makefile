@@ -299,7 +299,9 @@ bench:
 # (src/wire/). Needs the nightly toolchain with the miri and rust-src components, installed
 # here through rustup when missing; not part of `make test` (a fresh machine may have no
 # nightly). Its own target directory (target/miri), so the release build stays as it is.
-MIRI_TESTS ?= ffi::boundary wire::
+# The decompression-bomb test is skipped: it inflates tens of MB, hours in Miri's interpreter
+# (it runs natively in make test). 2026-12-02: 63 passed (4 boundary + 59 wire), no UB, 154 s.
+MIRI_TESTS ?= ffi::boundary wire:: --skip op_compressed_size_lies_and_bombs_are_refused
 miri:
 	$(call stage,miri: cargo +nightly miri test --lib -- $(MIRI_TESTS))
 	@rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^miri' || \
