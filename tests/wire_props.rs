@@ -46,6 +46,7 @@ fn exercise(bytes: &[u8]) {
 fn samples() -> Vec<Vec<u8>> {
     let bodies = [
         doc! {"find": "c", "filter": {"a": {"$gt": 1}}, "$db": "test"},
+        doc! {"insert": "c", "ordered": true, "$db": "test"},
         doc! {"aggregate": "c", "pipeline": [
             {"$lookup": {"from": {"db": "other", "coll": "d"}, "as": "j", "pipeline": [{"$match": {}}]}},
             {"$facet": {"x": [{"$unionWith": {"coll": "u", "db": "third"}}]}},
@@ -59,7 +60,14 @@ fn samples() -> Vec<Vec<u8>> {
     for (i, b) in bodies.iter().enumerate() {
         let d = raw(b);
         let seq = raw(&doc! {"_id": i as i32, "v": "x".repeat(40)});
-        let plain = encode_op_msg(i as i32, 0, 0, &d, &[("documents", &[&seq, &seq])]).unwrap();
+        // A document sequence only where the command takes one (insert's `documents`): the
+        // analysis refuses a sequence for any other field (issue 10).
+        let sequences: &[(&str, &[&bson::RawDocument])] = if b.contains_key("insert") {
+            &[("documents", &[&seq, &seq])]
+        } else {
+            &[]
+        };
+        let plain = encode_op_msg(i as i32, 0, 0, &d, sequences).unwrap();
         for c in [Compressor::Snappy, Compressor::Zlib, Compressor::Zstd] {
             out.push(compress_message(&plain, c).unwrap());
         }
