@@ -161,22 +161,13 @@ pub fn error_reply(
     let encoded = match request.op_code {
         op::OP_INSERT | op::OP_UPDATE | op::OP_DELETE | op::OP_KILL_CURSORS => return None,
         op::OP_QUERY => encode_op_reply(reply_request_id, request.request_id, 0, 0, 0, &[&doc]),
-        op::OP_GET_MORE => {
-            let doc = rawdoc! {
-                "$err": errmsg,
-                "code": code,
-                "codeName": code_name,
-                "ok": 0.0,
-            };
-            encode_op_reply(
-                reply_request_id,
-                request.request_id,
-                QUERY_FAILURE,
-                0,
-                0,
-                &[&doc],
-            )
-        }
+        op::OP_GET_MORE => query_failure(
+            request.request_id,
+            reply_request_id,
+            code,
+            code_name,
+            errmsg,
+        ),
         _ => encode_op_msg(reply_request_id, request.request_id, 0, &doc, &[]),
     };
     encoded.ok()
@@ -195,21 +186,32 @@ pub fn query_failure_reply(
     if request.more_to_come || request.op_code != op::OP_QUERY {
         return None;
     }
+    query_failure(
+        request.request_id,
+        reply_request_id,
+        code,
+        code_name,
+        errmsg,
+    )
+    .ok()
+}
+
+/// An OP_REPLY with the QueryFailure flag and `{$err, code, codeName, ok: 0}`: how mongod
+/// fails a legacy query or getMore.
+fn query_failure(
+    response_to: i32,
+    reply_request_id: i32,
+    code: i32,
+    code_name: &str,
+    errmsg: &str,
+) -> Result<Vec<u8>> {
     let doc = rawdoc! {
         "$err": errmsg,
         "code": code,
         "codeName": code_name,
         "ok": 0.0,
     };
-    encode_op_reply(
-        reply_request_id,
-        request.request_id,
-        QUERY_FAILURE,
-        0,
-        0,
-        &[&doc],
-    )
-    .ok()
+    encode_op_reply(reply_request_id, response_to, QUERY_FAILURE, 0, 0, &[&doc])
 }
 
 /// The `Unauthorized` (code 13) reply for a denied request; see [`error_reply`].
