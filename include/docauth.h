@@ -264,6 +264,17 @@ typedef enum docauth_result {
    * the database as the db user for the db name); no database connection was made.
    */
   DOCAUTH_RESULT_SESSION_ACCESS_DENIED = 453,
+  /**
+   * The runtime already ran as many sessions as its cap (`docauth_runtime_set_max_sessions`,
+   * default 10,000); the client's first message was answered with an error naming the cap and
+   * no database connection was made.
+   */
+  DOCAUTH_RESULT_SESSION_LIMIT = 454,
+  /**
+   * The client accepted no byte of a reply for `client_write_timeout_ms` (it stopped
+   * reading); the session was ended so that the database side is not held by it.
+   */
+  DOCAUTH_RESULT_CLIENT_WRITE_TIMEOUT = 455,
 } docauth_result;
 
 /**
@@ -884,10 +895,13 @@ const char *docauth_decision_json(const struct docauth_decision *decision);
 void docauth_decision_free(struct docauth_decision *decision);
 
 /**
- * Creates a runtime with `threads` worker threads (0 = one per CPU) and its audit
- * dispatcher thread.
+ * Creates a runtime with `threads` worker threads (0 = one per CPU, at most 1024) and its
+ * audit dispatcher thread. It runs at most 10,000 sessions at once until
+ * `docauth_runtime_set_max_sessions` sets another cap.
  *
- * On success `*out` receives a runtime to free with `docauth_runtime_free`.
+ * On success `*out` receives a runtime to free with `docauth_runtime_free`. Errors:
+ * `DOCAUTH_RESULT_NULL_PARAMETER` (out), `DOCAUTH_RESULT_INVALID_ARGUMENT` (`threads` above
+ * 1024), `DOCAUTH_RESULT_SESSION_IO` (the threads could not be started).
  *
  * # Safety
  * `out` and `err` are NULL or writable storage for one pointer.
@@ -910,6 +924,30 @@ enum docauth_result docauth_runtime_new(uint32_t threads,
  * `runtime` is NULL or a runtime from this library, not freed before.
  */
 void docauth_runtime_free(struct docauth_runtime *runtime);
+
+/**
+ * Caps the sessions `runtime` runs at once to `max_sessions` (default 10,000, at least 1).
+ * A session started past the cap is not an error of `docauth_session_start`: it ends at
+ * once with `DOCAUTH_RESULT_SESSION_LIMIT` from `docauth_session_wait`, its client's first
+ * message is answered with a MongoDB error naming the cap (code 6, HostUnreachable, which
+ * drivers retry), its audit has a failed `db.session.start` and a `db.session.end`, and no
+ * database connection is made. A session counts from `docauth_session_start` until it ends
+ * (freeing its handle does not end it); refused sessions do not count.
+ *
+ * Applies to sessions started after the call; running sessions are never cut. May be
+ * called at any time, from any thread, also from an audit callback. A separate setter (not a
+ * parameter of `docauth_runtime_new`) keeps the existing `docauth_runtime_new` signature, so
+ * that hosts built against an earlier header keep linking and running.
+ *
+ * Errors: `DOCAUTH_RESULT_NULL_PARAMETER` (runtime), `DOCAUTH_RESULT_INVALID_ARGUMENT`
+ * (`max_sessions` 0).
+ *
+ * # Safety
+ * `runtime` is NULL or a live runtime; `err` is NULL or writable storage for one pointer.
+ */
+enum docauth_result docauth_runtime_set_max_sessions(const struct docauth_runtime *runtime,
+                                                     uint32_t max_sessions,
+                                                     struct docauth_error **err);
 
 /**
  * Audit events dropped by all sessions of this runtime because callbacks were too slow.
@@ -939,8 +977,11 @@ uint64_t docauth_runtime_audit_dropped(const struct docauth_runtime *runtime);
  *   `ca_file` (PEM bundle, e.g. DocumentDB's global-bundle.pem; overrides `tlsCAFile`),
  *   `client_addr` (for audit), `connect_timeout_ms` (10000), `handshake_timeout_ms`
  *   (15000), `idle_timeout_ms` (1800000 = 30 minutes without a message either way ends the
- *   session; 0 = none), `message_timeout_ms` (30000: a client message must arrive whole
- *   within it).
+ *   session, also while a write is stuck; 0 = none), `message_timeout_ms` (30000: a client
+ *   message must arrive whole within it), `client_write_timeout_ms` (30000, at least 1: a
+ *   write to the client that moves no byte for this long ends the session with
+ *   `DOCAUTH_RESULT_CLIENT_WRITE_TIMEOUT` and a `db.session.end` event naming it, so that a
+ *   client that stops reading never holds the database connection).
  * - `engine` (required): judges the session at connection level and every client message
  *   (cached decisions). The session keeps its own reference: the engine may be freed after
  *   this call; `docauth_engine_reload` applies to the running session from its next message.

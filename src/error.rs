@@ -132,6 +132,13 @@ pub enum ResultCode {
     /// The policy engine denied the session at connection level (the identity may not reach
     /// the database as the db user for the db name); no database connection was made.
     SessionAccessDenied = 453,
+    /// The runtime already ran as many sessions as its cap (`docauth_runtime_set_max_sessions`,
+    /// default 10,000); the client's first message was answered with an error naming the cap and
+    /// no database connection was made.
+    SessionLimit = 454,
+    /// The client accepted no byte of a reply for `client_write_timeout_ms` (it stopped
+    /// reading); the session was ended so that the database side is not held by it.
+    ClientWriteTimeout = 455,
 }
 
 impl ResultCode {
@@ -197,6 +204,8 @@ impl ResultCode {
             ResultCode::SessionIo,
             ResultCode::CalledFromAuditCallback,
             ResultCode::SessionAccessDenied,
+            ResultCode::SessionLimit,
+            ResultCode::ClientWriteTimeout,
         ]
     }
 
@@ -276,6 +285,8 @@ impl ResultCode {
             ResultCode::SessionIo => c"DOCAUTH_RESULT_SESSION_IO",
             ResultCode::CalledFromAuditCallback => c"DOCAUTH_RESULT_CALLED_FROM_AUDIT_CALLBACK",
             ResultCode::SessionAccessDenied => c"DOCAUTH_RESULT_SESSION_ACCESS_DENIED",
+            ResultCode::SessionLimit => c"DOCAUTH_RESULT_SESSION_LIMIT",
+            ResultCode::ClientWriteTimeout => c"DOCAUTH_RESULT_CLIENT_WRITE_TIMEOUT",
         }
     }
 }

@@ -183,3 +183,48 @@ fn reload_concurrent_with_decide_through_one_handle() {
     });
     c_call!(docauth_engine_free(engine.0));
 }
+
+#[test]
+fn a_decision_request_over_1_mib_is_refused_and_one_of_1_mib_is_decided() {
+    let engine = new_engine(CONFIG).unwrap();
+    let request =
+        r#"{"identity": "alice", "database": "my-docdb", "db_user": "u", "db_name": "test"}"#;
+    let padded = |len: usize| {
+        // Trailing whitespace keeps the JSON valid at any length.
+        let mut text = request.to_string();
+        text.push_str(&" ".repeat(len - text.len()));
+        CString::new(text).unwrap()
+    };
+    let mut d = ptr::null_mut();
+    let at_limit = padded(1 << 20);
+    assert_eq!(
+        c_call!(docauth_engine_decide(
+            engine,
+            at_limit.as_ptr(),
+            &mut d,
+            ptr::null_mut()
+        )),
+        ResultCode::Ok
+    );
+    assert!(c_call!(docauth_decision_allowed(d)));
+    c_call!(docauth_decision_free(d));
+
+    let over = padded((1 << 20) + 1);
+    let mut d = ptr::null_mut();
+    let mut err = ptr::null_mut();
+    assert_eq!(
+        c_call!(docauth_engine_decide(
+            engine,
+            over.as_ptr(),
+            &mut d,
+            &mut err
+        )),
+        ResultCode::PolicyRequestInvalid
+    );
+    assert!(d.is_null());
+    let msg = cstr(c_call!(docauth_error_message(err)));
+    assert!(msg.contains("1048577 bytes"), "{msg}");
+    assert!(msg.contains("limit of 1048576"), "{msg}");
+    c_call!(docauth_error_free(err));
+    c_call!(docauth_engine_free(engine));
+}

@@ -54,9 +54,10 @@ pub use policy::{
 };
 pub use session::{
     docauth_audit_fn, docauth_runtime, docauth_runtime_audit_dropped, docauth_runtime_free,
-    docauth_runtime_new, docauth_session, docauth_session_audit_dropped, docauth_session_free,
-    docauth_session_is_finished, docauth_session_shutdown, docauth_session_start,
-    docauth_session_stats, docauth_session_wait, docauth_user_data_free_fn,
+    docauth_runtime_new, docauth_runtime_set_max_sessions, docauth_session,
+    docauth_session_audit_dropped, docauth_session_free, docauth_session_is_finished,
+    docauth_session_shutdown, docauth_session_start, docauth_session_stats, docauth_session_wait,
+    docauth_user_data_free_fn,
 };
 
 use std::ffi::c_char;

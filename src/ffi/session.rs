@@ -100,10 +100,13 @@ impl Drop for CAudit {
     }
 }
 
-/// Creates a runtime with `threads` worker threads (0 = one per CPU) and its audit
-/// dispatcher thread.
+/// Creates a runtime with `threads` worker threads (0 = one per CPU, at most 1024) and its
+/// audit dispatcher thread. It runs at most 10,000 sessions at once until
+/// `docauth_runtime_set_max_sessions` sets another cap.
 ///
-/// On success `*out` receives a runtime to free with `docauth_runtime_free`.
+/// On success `*out` receives a runtime to free with `docauth_runtime_free`. Errors:
+/// `DOCAUTH_RESULT_NULL_PARAMETER` (out), `DOCAUTH_RESULT_INVALID_ARGUMENT` (`threads` above
+/// 1024), `DOCAUTH_RESULT_SESSION_IO` (the threads could not be started).
 ///
 /// # Safety
 /// `out` and `err` are NULL or writable storage for one pointer.
@@ -154,6 +157,37 @@ pub unsafe extern "C" fn docauth_runtime_free(runtime: *mut docauth_runtime) {
         } else {
             drop(boxed);
         }
+    })
+}
+
+/// Caps the sessions `runtime` runs at once to `max_sessions` (default 10,000, at least 1).
+/// A session started past the cap is not an error of `docauth_session_start`: it ends at
+/// once with `DOCAUTH_RESULT_SESSION_LIMIT` from `docauth_session_wait`, its client's first
+/// message is answered with a MongoDB error naming the cap (code 6, HostUnreachable, which
+/// drivers retry), its audit has a failed `db.session.start` and a `db.session.end`, and no
+/// database connection is made. A session counts from `docauth_session_start` until it ends
+/// (freeing its handle does not end it); refused sessions do not count.
+///
+/// Applies to sessions started after the call; running sessions are never cut. May be
+/// called at any time, from any thread, also from an audit callback. A separate setter (not a
+/// parameter of `docauth_runtime_new`) keeps the existing `docauth_runtime_new` signature, so
+/// that hosts built against an earlier header keep linking and running.
+///
+/// Errors: `DOCAUTH_RESULT_NULL_PARAMETER` (runtime), `DOCAUTH_RESULT_INVALID_ARGUMENT`
+/// (`max_sessions` 0).
+///
+/// # Safety
+/// `runtime` is NULL or a live runtime; `err` is NULL or writable storage for one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn docauth_runtime_set_max_sessions(
+    runtime: *const docauth_runtime,
+    max_sessions: u32,
+    err: *mut *mut docauth_error,
+) -> ResultCode {
+    ffi_boundary!(err, "docauth_runtime_set_max_sessions", {
+        // SAFETY: `runtime` is NULL or a live runtime (the contract).
+        let runtime = unsafe { arg_ref(runtime, "runtime") }?;
+        runtime.inner.set_max_sessions(max_sessions as usize)
     })
 }
 
@@ -241,8 +275,11 @@ enum ClientSocket {
 ///   `ca_file` (PEM bundle, e.g. DocumentDB's global-bundle.pem; overrides `tlsCAFile`),
 ///   `client_addr` (for audit), `connect_timeout_ms` (10000), `handshake_timeout_ms`
 ///   (15000), `idle_timeout_ms` (1800000 = 30 minutes without a message either way ends the
-///   session; 0 = none), `message_timeout_ms` (30000: a client message must arrive whole
-///   within it).
+///   session, also while a write is stuck; 0 = none), `message_timeout_ms` (30000: a client
+///   message must arrive whole within it), `client_write_timeout_ms` (30000, at least 1: a
+///   write to the client that moves no byte for this long ends the session with
+///   `DOCAUTH_RESULT_CLIENT_WRITE_TIMEOUT` and a `db.session.end` event naming it, so that a
+///   client that stops reading never holds the database connection).
 /// - `engine` (required): judges the session at connection level and every client message
 ///   (cached decisions). The session keeps its own reference: the engine may be freed after
 ///   this call; `docauth_engine_reload` applies to the running session from its next message.

@@ -17,12 +17,12 @@ pub mod upstream;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
 pub use audit::{AuditCallback, AuditDispatcher, AuditSink, SessionFields};
@@ -265,6 +265,13 @@ pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 30 * 60 * 1000;
 fn default_idle_timeout_ms() -> u64 {
     DEFAULT_IDLE_TIMEOUT_MS
 }
+/// 30 seconds without one byte accepted: a working client reads its replies at once (a slow
+/// link still accepts some bytes in that time); one that stopped reading would otherwise hold
+/// the session, and the database connection behind it, for ever.
+pub const DEFAULT_CLIENT_WRITE_TIMEOUT_MS: u64 = 30_000;
+fn default_client_write_timeout_ms() -> u64 {
+    DEFAULT_CLIENT_WRITE_TIMEOUT_MS
+}
 
 fn config_error(msg: impl Into<String>) -> Error {
     Error::new(
@@ -304,6 +311,11 @@ pub struct SessionParams {
     pub idle_timeout_ms: u64,
     #[serde(default = "default_message_timeout_ms")]
     pub message_timeout_ms: u64,
+    /// A write to the client that moves no byte for this long ends the session with
+    /// `CLIENT_WRITE_TIMEOUT`; default [`DEFAULT_CLIENT_WRITE_TIMEOUT_MS`] (30 s). 0 is
+    /// refused: a client that stops reading must not hold the session for ever.
+    #[serde(default = "default_client_write_timeout_ms")]
+    pub client_write_timeout_ms: u64,
     /// The client's address, for audit events.
     #[serde(default)]
     pub client_addr: String,
@@ -321,6 +333,11 @@ impl SessionParams {
         }
         if params.db_user.is_empty() {
             return Err(config_error("db_user must not be empty"));
+        }
+        if params.client_write_timeout_ms == 0 {
+            return Err(config_error(
+                "client_write_timeout_ms must be at least 1 (a client that stops reading must not hold the session for ever); the default is 30000",
+            ));
         }
         if let Some(uri) = &params.database_uri {
             DatabaseUri::parse(uri)?;
@@ -388,10 +405,46 @@ pub struct SessionStats {
     pub end_reason: String,
 }
 
+/// How many sessions one runtime runs at once unless the host sets another cap
+/// ([`Runtime::set_max_sessions`]). Each session holds two sockets and their buffers; a
+/// flood of connections must meet a clear refusal, not the process's file-descriptor limit
+/// or memory. 10,000 is above the connection limit of the largest DocumentDB instances.
+pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
+
+/// The running sessions of a runtime, counted against its cap.
+struct SessionSlots {
+    running: AtomicUsize,
+    max: AtomicUsize,
+}
+
+impl SessionSlots {
+    /// A place for one more session, or `None` when the cap is reached.
+    fn take(self: &Arc<Self>) -> Option<SessionSlot> {
+        let max = self.max.load(Ordering::Acquire);
+        self.running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| SessionSlot(Arc::clone(self)))
+    }
+}
+
+/// One running session's place under the cap; given back when dropped (the session's task
+/// ended or was cancelled).
+struct SessionSlot(Arc<SessionSlots>);
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// A tokio runtime owned by the host, plus the audit dispatcher thread of its sessions.
 pub struct Runtime {
     runtime: Option<tokio::runtime::Runtime>,
     audit: AuditDispatcher,
+    sessions: Arc<SessionSlots>,
 }
 
 impl Runtime {
@@ -417,7 +470,37 @@ impl Runtime {
         Ok(Runtime {
             runtime: Some(runtime),
             audit,
+            sessions: Arc::new(SessionSlots {
+                running: AtomicUsize::new(0),
+                max: AtomicUsize::new(DEFAULT_MAX_SESSIONS),
+            }),
         })
+    }
+
+    /// Caps the sessions this runtime runs at once (default [`DEFAULT_MAX_SESSIONS`]). A
+    /// session started past the cap ends at once with `SESSION_LIMIT`: its client's first
+    /// message gets an error naming the cap, the audit has its failed start and its end, and
+    /// no database connection is made. Applies to sessions started after the call; running
+    /// ones are never cut. Errors (INVALID_ARGUMENT): 0.
+    pub fn set_max_sessions(&self, max: usize) -> Result<()> {
+        if max == 0 {
+            return Err(Error::new(
+                ResultCode::InvalidArgument,
+                format!("max_sessions must be at least 1 (the default is {DEFAULT_MAX_SESSIONS})"),
+            ));
+        }
+        self.sessions.max.store(max, Ordering::Release);
+        Ok(())
+    }
+
+    /// The cap on sessions running at once.
+    pub fn max_sessions(&self) -> usize {
+        self.sessions.max.load(Ordering::Acquire)
+    }
+
+    /// Sessions running now (started, not yet ended); refused ones are not counted.
+    pub fn running_sessions(&self) -> usize {
+        self.sessions.running.load(Ordering::Acquire)
     }
 
     pub fn handle(&self) -> &tokio::runtime::Handle {
@@ -602,6 +685,16 @@ impl Session {
             connect_timeout: Duration::from_millis(params.connect_timeout_ms.max(1)),
             handshake_timeout: Duration::from_millis(params.handshake_timeout_ms.max(1)),
         };
+        let slot = runtime.sessions.take();
+        let over_limit = slot.is_none().then(|| {
+            let max = runtime.max_sessions();
+            Error::new(
+                ResultCode::SessionLimit,
+                format!(
+                    "the proxy already runs {max} sessions, its cap (max_sessions of the runtime; default {DEFAULT_MAX_SESSIONS}); this connection was refused before contacting the database: try again later, or raise the cap"
+                ),
+            )
+        });
         let guard = FinishGuard(shared.clone());
         let task_shared = shared.clone();
         runtime.handle().spawn(async move {
@@ -617,6 +710,7 @@ impl Session {
                 &fields,
                 &counters,
                 shutdown_rx,
+                over_limit,
             );
             // A panic anywhere in the session (a bug) ends this session only: its future is
             // dropped at once (closing both connections), the host learns it from `wait`
@@ -636,6 +730,9 @@ impl Session {
                     Err(error)
                 }
             };
+            // The place is free before `wait` returns: a host that starts a new session as soon
+            // as one ended must find it.
+            drop(slot);
             task_shared.finish(outcome);
             drop(guard);
         });
@@ -768,13 +865,16 @@ fn client_code(e: &Error) -> (i32, &'static str) {
         ResultCode::SessionAccessDenied => (13, "Unauthorized"),
         ResultCode::UpstreamAuthFailed => (18, "AuthenticationFailed"),
         ResultCode::ConnectTimeout => (89, "NetworkTimeout"),
+        // mongod itself just closes a connection past `maxIncomingConnections`; an error the
+        // drivers treat as retryable lets them try again when a place is free.
+        ResultCode::SessionLimit => (6, "HostUnreachable"),
         _ => (6, "HostUnreachable"),
     }
 }
 
 /// Answers the client's first message (its hello, normally) with the error, so that the
 /// driver shows the explanation rather than a bare closed connection.
-async fn tell_client<C>(client: &mut C, error: &Error, wait: Duration)
+async fn tell_client<C>(client: &mut C, error: &Error, wait: Duration, write_timeout: Duration)
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
@@ -796,8 +896,32 @@ where
         return;
     };
     drop(reader);
-    let _ = client.write_all(&reply).await;
-    let _ = client.flush().await;
+    let _ = relay::write_to_client(client, &reply, write_timeout).await;
+}
+
+/// The connection-level decision, then the database connection (TLS, hello, MONGODB-AWS)
+/// unless the host shuts the session down first.
+async fn connect_if_admitted(
+    judge: &dyn Judge,
+    config: &UpstreamConfig,
+    credentials: &dyn CredentialSource,
+    fields: &SessionFields,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<upstream::Upstream> {
+    let admitted = judge.admit();
+    if !admitted.allowed {
+        return Err(Error::new(
+            ResultCode::SessionAccessDenied,
+            format!(
+                "access denied: user {:?} may not reach database {:?} as db user {:?} (db name {:?}): {}",
+                fields.user, fields.db_service, fields.db_user, fields.db_name, admitted.reason
+            ),
+        ));
+    }
+    tokio::select! {
+        r = upstream::connect(config, credentials) => r,
+        _ = shutdown.wait_for(|stop| *stop) => Err(Error::new(ResultCode::SessionIo, "shut down by the host before the database connection was ready")),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -811,25 +935,16 @@ async fn run<C>(
     fields: &SessionFields,
     counters: &relay::Counters,
     mut shutdown: watch::Receiver<bool>,
+    over_limit: Option<Error>,
 ) -> Result<SessionStats>
 where
     C: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let started = Instant::now();
-    let admitted = judge.admit();
-    let connected = if !admitted.allowed {
-        Err(Error::new(
-            ResultCode::SessionAccessDenied,
-            format!(
-                "access denied: user {:?} may not reach database {:?} as db user {:?} (db name {:?}): {}",
-                fields.user, fields.db_service, fields.db_user, fields.db_name, admitted.reason
-            ),
-        ))
-    } else {
-        tokio::select! {
-            r = upstream::connect(config, credentials) => r,
-            _ = shutdown.wait_for(|stop| *stop) => Err(Error::new(ResultCode::SessionIo, "shut down by the host before the database connection was ready")),
-        }
+    // Past the runtime's cap the session is not judged: the refusal is the cap's.
+    let connected = match over_limit {
+        Some(e) => Err(e),
+        None => connect_if_admitted(judge, config, credentials, fields, &mut shutdown).await,
     };
     let upstream = match connected {
         Ok(u) => u,
@@ -839,7 +954,13 @@ where
             }
             audit.emit(&fields.start(Some(&e)));
             if !*shutdown.borrow() {
-                tell_client(&mut client, &e, Duration::from_millis(2_000)).await;
+                tell_client(
+                    &mut client,
+                    &e,
+                    Duration::from_millis(2_000),
+                    Duration::from_millis(params.client_write_timeout_ms.max(1)),
+                )
+                .await;
             }
             let stats = SessionStats {
                 duration: started.elapsed(),
@@ -856,6 +977,7 @@ where
             .then(|| Duration::from_millis(params.idle_timeout_ms)),
         message_timeout: Duration::from_millis(params.message_timeout_ms.max(1)),
         max_message_size: upstream.max_message_size,
+        client_write_timeout: Duration::from_millis(params.client_write_timeout_ms.max(1)),
     };
     let outcome = relay::relay(
         client,

@@ -27,6 +27,9 @@ pub(crate) struct RelayLimits {
     pub message_timeout: Duration,
     /// The largest message either side may send (the server's `maxMessageSizeBytes`).
     pub max_message_size: usize,
+    /// A write to the client that makes no progress (not one byte accepted) for this long
+    /// ends the session with `CLIENT_WRITE_TIMEOUT`.
+    pub client_write_timeout: Duration,
 }
 
 /// Byte and message counters, both ways.
@@ -62,20 +65,54 @@ fn session_io(side: &str, e: std::io::Error) -> Error {
     Error::new(ResultCode::SessionIo, format!("{side}: {e}"))
 }
 
+/// Writes all of `bytes` to the client. Each write must move at least one byte within
+/// `timeout`: a slow link is fine, a client that stopped reading is not (it would hold this
+/// session's task, and through it the database connection, for ever).
+pub(crate) async fn write_to_client<W: AsyncWrite + Unpin + ?Sized>(
+    w: &mut W,
+    bytes: &[u8],
+    timeout: Duration,
+) -> Result<(), Error> {
+    let stuck = |written: usize| {
+        Error::new(
+            ResultCode::ClientWriteTimeout,
+            format!(
+                "the client accepted no data for {} ms ({written} of {} bytes of a reply written): it stopped reading; closing the session (client_write_timeout_ms)",
+                timeout.as_millis(),
+                bytes.len()
+            ),
+        )
+    };
+    let mut written = 0;
+    while written < bytes.len() {
+        match tokio::time::timeout(timeout, w.write(&bytes[written..])).await {
+            Err(_) => return Err(stuck(written)),
+            Ok(Ok(0)) => {
+                return Err(session_io(
+                    "writing to the client",
+                    std::io::ErrorKind::WriteZero.into(),
+                ))
+            }
+            Ok(Ok(n)) => written += n,
+            Ok(Err(e)) => return Err(session_io("writing to the client", e)),
+        }
+    }
+    match tokio::time::timeout(timeout, w.flush()).await {
+        Err(_) => Err(stuck(written)),
+        Ok(r) => r.map_err(|e| session_io("writing to the client", e)),
+    }
+}
+
 /// Sends `reply` (if any) to the client and counts it.
 async fn answer<W: AsyncWrite + Unpin>(
     client_write: &Mutex<W>,
     counters: &Counters,
     reply: Option<Vec<u8>>,
+    timeout: Duration,
 ) -> Result<(), Error> {
     let Some(reply) = reply else { return Ok(()) };
     let mut w = client_write.lock().await;
-    w.write_all(&reply)
-        .await
-        .map_err(|e| session_io("writing to the client", e))?;
-    w.flush()
-        .await
-        .map_err(|e| session_io("writing to the client", e))?;
+    write_to_client(&mut *w, &reply, timeout).await?;
     counters.messages_to_client.fetch_add(1, Ordering::Relaxed);
     counters
         .bytes_to_client
@@ -111,8 +148,8 @@ fn refusal_reply(info: &RequestInfo, code: ResultCode, errmsg: &str) -> Option<V
     wire::error_reply(info, reply_id(), number, name, errmsg)
 }
 
-/// Runs the relay until a side closes, the idle timeout, a fatal client protocol error, or
-/// `shutdown`. `Ok(reason)` for a normal end.
+/// Runs the relay until a side closes, the idle timeout, a client that stops reading, a
+/// fatal client protocol error, or `shutdown`. `Ok(reason)` for a normal end.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn relay<C>(
     client: C,
@@ -140,23 +177,8 @@ where
 
     let client_to_server = async {
         loop {
-            // Wait for the first byte of the next message, within the idle timeout.
-            let readable = match limits.idle_timeout {
-                None => client_read.wait_readable().await,
-                Some(idle) => loop {
-                    match tokio::time::timeout(idle, client_read.wait_readable()).await {
-                        Ok(r) => break r,
-                        Err(_) => {
-                            let last =
-                                Duration::from_millis(last_activity_ms.load(Ordering::Relaxed));
-                            if started.elapsed().saturating_sub(last) >= idle {
-                                return Ok("idle timeout");
-                            }
-                        }
-                    }
-                },
-            };
-            match readable {
+            // Wait for the first byte of the next message (the idle timeout is `idle_watch`'s).
+            match client_read.wait_readable().await {
                 Ok(true) => {}
                 Ok(false) => return Ok("client closed the connection"),
                 Err(e) => return Err(session_io("reading from the client", e)),
@@ -202,7 +224,8 @@ where
                             name,
                             &format!("libdocauth: {why}"),
                         );
-                        let _ = answer(&client_write, counters, reply).await;
+                        let _ = answer(&client_write, counters, reply, limits.client_write_timeout)
+                            .await;
                     }
                     return Err(Error::new(ResultCode::ClientProtocol, why));
                 }
@@ -262,7 +285,7 @@ where
                         error.code(),
                         &format!("libdocauth refused the message: {}", error.message()),
                     );
-                    answer(&client_write, counters, reply).await?;
+                    answer(&client_write, counters, reply, limits.client_write_timeout).await?;
                     // A legacy OP_GET_MORE got its QueryFailure reply and the session goes on.
                     if error.code() == ResultCode::WireRefusedOpcode
                         && info.op_code != wire::op::OP_GET_MORE
@@ -336,7 +359,7 @@ where
                     ),
                 ),
             };
-            answer(&client_write, counters, reply).await?;
+            answer(&client_write, counters, reply, limits.client_write_timeout).await?;
         }
     };
 
@@ -358,13 +381,9 @@ where
             touch();
             let bytes = frame.bytes();
             let mut w = client_write.lock().await;
-            w.write_all(bytes)
-                .await
-                .map_err(|e| session_io("writing to the client", e))?;
-            w.flush()
-                .await
-                .map_err(|e| session_io("writing to the client", e))?;
+            write_to_client(&mut *w, bytes, limits.client_write_timeout).await?;
             drop(w);
+            touch();
             counters.messages_to_client.fetch_add(1, Ordering::Relaxed);
             counters
                 .bytes_to_client
@@ -372,9 +391,27 @@ where
         }
     };
 
+    // Its own arm, so that the idle timeout also ends a session whose other arms are stuck
+    // in a write (a client or database that stopped reading), not only one waiting for the
+    // client's next message.
+    let idle_watch = async {
+        let Some(idle) = limits.idle_timeout else {
+            return std::future::pending().await;
+        };
+        loop {
+            let last = Duration::from_millis(last_activity_ms.load(Ordering::Relaxed));
+            let quiet = started.elapsed().saturating_sub(last);
+            if quiet >= idle {
+                return Ok("idle timeout");
+            }
+            tokio::time::sleep(idle - quiet).await;
+        }
+    };
+
     tokio::select! {
         r = client_to_server => r,
         r = server_to_client => r,
+        r = idle_watch => r,
         _ = shutdown.wait_for(|stop| *stop) => Ok("shut down by the host"),
     }
 }

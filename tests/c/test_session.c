@@ -93,6 +93,15 @@ static void test_runtime_lifecycle(void) {
     CHECK_INT_EQ(docauth_runtime_new(1, NULL, &err), DOCAUTH_RESULT_NULL_PARAMETER);
     docauth_error_free(err);
     CHECK_INT_EQ(docauth_runtime_new(100000, &rt, NULL), DOCAUTH_RESULT_INVALID_ARGUMENT);
+    /* The session cap: at least 1; NULL runtime refused. */
+    CHECK_INT_EQ(docauth_runtime_new(1, &rt, NULL), DOCAUTH_RESULT_OK);
+    err = NULL;
+    CHECK_INT_EQ(docauth_runtime_set_max_sessions(rt, 0, &err), DOCAUTH_RESULT_INVALID_ARGUMENT);
+    CHECK(err != NULL && docauth_error_code(err) == DOCAUTH_RESULT_INVALID_ARGUMENT);
+    docauth_error_free(err);
+    CHECK_INT_EQ(docauth_runtime_set_max_sessions(rt, 100, NULL), DOCAUTH_RESULT_OK);
+    CHECK_INT_EQ(docauth_runtime_set_max_sessions(NULL, 100, NULL), DOCAUTH_RESULT_NULL_PARAMETER);
+    docauth_runtime_free(rt);
 }
 
 /* Starts a session on `fd` for alice as db user teleport-docdb-user with logical database

@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -279,9 +279,23 @@ pub struct Seen {
     /// Client-final documents received in saslContinue.
     pub client_finals: Mutex<Vec<Document>>,
     pub authenticated: AtomicBool,
+    /// Connections accepted and not yet closed (by either side).
+    pub open_connections: AtomicUsize,
 }
 
 impl Seen {
+    /// Waits (up to 10 s) until every connection to the server is closed; false if one
+    /// stays open.
+    pub fn all_connections_closed(&self) -> bool {
+        for _ in 0..1000 {
+            if self.open_connections.load(Ordering::SeqCst) == 0 {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
     pub fn command_names(&self) -> Vec<String> {
         self.commands
             .lock()
@@ -320,7 +334,9 @@ impl TestServer {
                     let Ok(Ok((tcp, _))) = accepted else { continue };
                     let seen = seen2.clone();
                     let options = options.clone();
+                    seen.open_connections.fetch_add(1, Ordering::SeqCst);
                     tokio::spawn(async move {
+                        let open = seen.clone();
                         match options.tls.clone() {
                             None => serve(tcp, seen, options).await,
                             Some(cfg) => {
@@ -330,6 +346,7 @@ impl TestServer {
                                 }
                             }
                         }
+                        open.open_connections.fetch_sub(1, Ordering::SeqCst);
                     });
                 }
             });
@@ -635,4 +652,21 @@ pub fn start_session(
     audit: Arc<Collected>,
 ) -> (Client, docauth::session::Session) {
     start_session_with(runtime, params(uri, ca), engine(allow), audit)
+}
+
+/// For a session left running beside faulty ones: it still relays, it ends when asked, and
+/// then nothing is left open (no connection to `server`, no session on `runtime`): the
+/// faulty sessions closed both their connections.
+pub fn assert_undisturbed_then_nothing_left_open(
+    runtime: &docauth::session::Runtime,
+    server: &TestServer,
+    client: &mut Client,
+    session: docauth::session::Session,
+) {
+    let (_, reply) = client.command(doc! {"find": "c", "$db": "test"});
+    assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0);
+    session.shutdown();
+    session.wait().unwrap();
+    assert!(server.seen.all_connections_closed());
+    assert_eq!(runtime.running_sessions(), 0);
 }

@@ -122,6 +122,10 @@ const (
 	ResultCalledFromAuditCallback Result = 452
 	// The policy engine denied the session at connection level (the identity may not reach the database as the db user for the db name); no database connection was made.
 	ResultSessionAccessDenied Result = 453
+	// The runtime already ran as many sessions as its cap (`docauth_runtime_set_max_sessions`, default 10,000); the client's first message was answered with an error naming the cap and no database connection was made.
+	ResultSessionLimit Result = 454
+	// The client accepted no byte of a reply for `client_write_timeout_ms` (it stopped reading); the session was ended so that the database side is not held by it.
+	ResultClientWriteTimeout Result = 455
 )
 
 // Sentinel errors for errors.Is, one per failure code (every code but OK).
@@ -243,6 +247,10 @@ var (
 	ErrCalledFromAuditCallback = &Error{Code: ResultCalledFromAuditCallback, Name: "DOCAUTH_RESULT_CALLED_FROM_AUDIT_CALLBACK", Message: "A blocking call was made from inside an audit callback, where it would deadlock."}
 	// The policy engine denied the session at connection level (the identity may not reach the database as the db user for the db name); no database connection was made.
 	ErrSessionAccessDenied = &Error{Code: ResultSessionAccessDenied, Name: "DOCAUTH_RESULT_SESSION_ACCESS_DENIED", Message: "The policy engine denied the session at connection level (the identity may not reach the database as the db user for the db name); no database connection was made."}
+	// The runtime already ran as many sessions as its cap (`docauth_runtime_set_max_sessions`, default 10,000); the client's first message was answered with an error naming the cap and no database connection was made.
+	ErrSessionLimit = &Error{Code: ResultSessionLimit, Name: "DOCAUTH_RESULT_SESSION_LIMIT", Message: "The runtime already ran as many sessions as its cap (`docauth_runtime_set_max_sessions`, default 10,000); the client's first message was answered with an error naming the cap and no database connection was made."}
+	// The client accepted no byte of a reply for `client_write_timeout_ms` (it stopped reading); the session was ended so that the database side is not held by it.
+	ErrClientWriteTimeout = &Error{Code: ResultClientWriteTimeout, Name: "DOCAUTH_RESULT_CLIENT_WRITE_TIMEOUT", Message: "The client accepted no byte of a reply for `client_write_timeout_ms` (it stopped reading); the session was ended so that the database side is not held by it."}
 )
 
 // resultNames maps every known code to its C constant name.
@@ -306,6 +314,8 @@ var resultNames = map[Result]string{
 	ResultSessionIo:                  "DOCAUTH_RESULT_SESSION_IO",
 	ResultCalledFromAuditCallback:    "DOCAUTH_RESULT_CALLED_FROM_AUDIT_CALLBACK",
 	ResultSessionAccessDenied:        "DOCAUTH_RESULT_SESSION_ACCESS_DENIED",
+	ResultSessionLimit:               "DOCAUTH_RESULT_SESSION_LIMIT",
+	ResultClientWriteTimeout:         "DOCAUTH_RESULT_CLIENT_WRITE_TIMEOUT",
 }
 
 // sentinels maps every failure code to its sentinel error.
@@ -368,4 +378,6 @@ var sentinels = map[Result]*Error{
 	ResultSessionIo:                  ErrSessionIo,
 	ResultCalledFromAuditCallback:    ErrCalledFromAuditCallback,
 	ResultSessionAccessDenied:        ErrSessionAccessDenied,
+	ResultSessionLimit:               ErrSessionLimit,
+	ResultClientWriteTimeout:         ErrClientWriteTimeout,
 }

@@ -128,3 +128,21 @@ func TestCredentialsCloseIsIdempotentAndUseAfterCloseFails(t *testing.T) {
 		t.Fatalf("conversation from nil credentials: %v", err)
 	}
 }
+
+func TestRuntimeSessionCap(t *testing.T) {
+	rt, err := NewRuntime(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	if err := rt.SetMaxSessions(0); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("SetMaxSessions(0) = %v, want ErrInvalidArgument", err)
+	}
+	if err := rt.SetMaxSessions(100); err != nil {
+		t.Errorf("SetMaxSessions(100) = %v", err)
+	}
+	rt.Close()
+	if err := rt.SetMaxSessions(100); err == nil {
+		t.Error("SetMaxSessions after Close succeeded")
+	}
+}

@@ -58,6 +58,18 @@ func NewRuntime(threads int) (*Runtime, error) {
 	return r, nil
 }
 
+// SetMaxSessions caps the sessions this runtime runs at once (default 10,000; at least 1).
+// A session started past the cap ends at once: its Wait returns ErrSessionLimit, its
+// client's first message gets a MongoDB error naming the cap, its audit has a failed
+// db.session.start, and no database connection is made. Applies to sessions started
+// afterwards; running sessions are never cut.
+func (r *Runtime) SetMaxSessions(max uint32) error {
+	return r.use(func(p *C.docauth_runtime) error {
+		var cerr *C.docauth_error
+		return takeError(C.docauth_runtime_set_max_sessions(p, C.uint32_t(max), &cerr), cerr)
+	})
+}
+
 // AuditDropped counts the audit events all sessions of this runtime dropped because their
 // callbacks were too slow. 0 after Close.
 func (r *Runtime) AuditDropped() uint64 {
@@ -118,7 +130,10 @@ type SessionParams struct {
 	HandshakeTimeoutMS uint64 `json:"handshake_timeout_ms,omitempty"`
 	IdleTimeoutMS      uint64 `json:"idle_timeout_ms,omitempty"`
 	MessageTimeoutMS   uint64 `json:"message_timeout_ms,omitempty"`
-	ClientAddr         string `json:"client_addr,omitempty"`
+	// ClientWriteTimeoutMS: a write to the client that moves no byte for this long ends the
+	// session with ErrClientWriteTimeout (0 here = the library's default, 30000).
+	ClientWriteTimeoutMS uint64 `json:"client_write_timeout_ms,omitempty"`
+	ClientAddr           string `json:"client_addr,omitempty"`
 }
 
 // SessionStats are the counters of a session that ended normally.

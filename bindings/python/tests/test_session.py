@@ -345,3 +345,34 @@ def test_bad_arguments(engine, provider, docdb):
         assert set(session_module._audit_targets) <= before  # the refused starts released theirs
     with pytest.raises(docauth.UseAfterCloseError):
         runtime.start_session(0, params(docdb), engine, provider)
+
+
+def test_session_cap_refuses_the_session_past_it(engine, provider, docdb):
+    with docauth.Runtime(threads=1) as runtime:
+        with pytest.raises(docauth.InvalidArgumentError, match="at least 1"):
+            runtime.set_max_sessions(0)
+        with pytest.raises(TypeError):
+            runtime.set_max_sessions(True)
+        runtime.set_max_sessions(1)
+        events = []
+        ended = threading.Event()
+
+        def on_audit(event):
+            events.append(event)
+            if event["event"] == "db.session.end":
+                ended.set()
+
+        first_client, first_end = socket.socketpair()
+        first = runtime.start_session(first_end, params(docdb), engine, provider)
+        second_client, second_end = socket.socketpair()
+        second = runtime.start_session(second_end, params(docdb), engine, provider, on_audit=on_audit)
+        with pytest.raises(docauth.SessionLimitError, match="already runs 1 sessions"):
+            second.wait(timeout=30)
+        assert ended.wait(30)
+        assert [e["error_code"] for e in events if e["event"] == "db.session.start"] == [
+            "DOCAUTH_RESULT_SESSION_LIMIT"
+        ]
+        first.shutdown()
+        first.wait(timeout=30)
+        for s in (first_client, second_client):
+            s.close()

@@ -157,6 +157,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "docauth_runtime_new": (c_result, [ctypes.c_uint32, P(P(docauth_runtime)), ErrOut]),
     "docauth_runtime_free": (None, [P(docauth_runtime)]),
     "docauth_runtime_audit_dropped": (ctypes.c_uint64, [P(docauth_runtime)]),
+    "docauth_runtime_set_max_sessions": (c_result, [P(docauth_runtime), ctypes.c_uint32, ErrOut]),
     "docauth_session_start": (
         c_result,
         [

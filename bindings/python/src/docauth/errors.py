@@ -69,6 +69,8 @@ __all__ = [
     "SessionIoError",
     "CalledFromAuditCallbackError",
     "SessionAccessDeniedError",
+    "SessionLimitError",
+    "ClientWriteTimeoutError",
 ]
 
 
@@ -499,6 +501,20 @@ class SessionAccessDeniedError(DocauthError):
     name = "DOCAUTH_RESULT_SESSION_ACCESS_DENIED"
 
 
+class SessionLimitError(DocauthError):
+    """The runtime already ran as many sessions as its cap (`docauth_runtime_set_max_sessions`, default 10,000); the client's first message was answered with an error naming the cap and no database connection was made. (`DOCAUTH_RESULT_SESSION_LIMIT` = 454)"""
+
+    code = 454
+    name = "DOCAUTH_RESULT_SESSION_LIMIT"
+
+
+class ClientWriteTimeoutError(DocauthError):
+    """The client accepted no byte of a reply for `client_write_timeout_ms` (it stopped reading); the session was ended so that the database side is not held by it. (`DOCAUTH_RESULT_CLIENT_WRITE_TIMEOUT` = 455)"""
+
+    code = 455
+    name = "DOCAUTH_RESULT_CLIENT_WRITE_TIMEOUT"
+
+
 class UseAfterCloseError(InvalidStateError):
     """A method was called on an object after its `close()` (raised by the binding itself)."""
 
@@ -564,6 +580,8 @@ CODES: tuple[tuple[int, str, type[DocauthError] | None], ...] = (
     (451, "DOCAUTH_RESULT_SESSION_IO", SessionIoError),
     (452, "DOCAUTH_RESULT_CALLED_FROM_AUDIT_CALLBACK", CalledFromAuditCallbackError),
     (453, "DOCAUTH_RESULT_SESSION_ACCESS_DENIED", SessionAccessDeniedError),
+    (454, "DOCAUTH_RESULT_SESSION_LIMIT", SessionLimitError),
+    (455, "DOCAUTH_RESULT_CLIENT_WRITE_TIMEOUT", ClientWriteTimeoutError),
 )
 
 _BY_CODE: dict[int, type[DocauthError]] = {num: cls for num, _, cls in CODES if cls is not None}

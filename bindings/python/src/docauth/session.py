@@ -185,6 +185,24 @@ class Runtime(OwnedHandle):
     def __enter__(self) -> "Runtime":
         return self
 
+    def set_max_sessions(self, max_sessions: int) -> None:
+        """Caps the sessions this runtime runs at once (default 10,000; at least 1).
+
+        A session started past the cap ends at once: its `wait()` raises
+        `SessionLimitError`, its client's first message gets a MongoDB error naming the cap,
+        its audit has a failed `db.session.start`, and no database connection is made.
+        Applies to sessions started afterwards; running sessions are never cut.
+        """
+        if not isinstance(max_sessions, int) or isinstance(max_sessions, bool) or not 0 <= max_sessions < 2**32:
+            raise TypeError(f"max_sessions must be an int from 1 to 2**32-1, not {max_sessions!r}")
+        # 0 goes to the library, which refuses it with InvalidArgumentError like any C caller.
+        err = _ffi.new_error_out()
+        with self._lock:
+            result = _ffi.lib().docauth_runtime_set_max_sessions(
+                self._use(), ctypes.c_uint32(max_sessions), ctypes.byref(err)
+            )
+        _ffi.check(result, err)
+
     @property
     def audit_dropped(self) -> int:
         """Audit events dropped by all sessions of this runtime (callbacks too slow)."""
