@@ -1,6 +1,10 @@
-//! Failures that must say what to fix (TLS legacy CN, unknown CA, black-holed port, server
-//! closing mid-handshake) and malformed client traffic (error reply or close, never a panic,
-//! never a forwarded message, never a hang of other sessions).
+//! Failures that must say what to fix (TLS legacy CN, unknown CA, expired certificate,
+//! certificate for another host, black-holed port, server closing mid-handshake, STS
+//! answering 500, Throttling, garbage or nothing), malformed client traffic (error reply or
+//! close, never a panic, never a forwarded message, never a hang of other sessions) and a
+//! misbehaving database (closing mid-reply, a wrong `responseTo`, an oversized or malformed
+//! reply, a reply to a `moreToCome` message: the waiting client gets the explanation, the
+//! audit too, both connections close and other sessions go on).
 
 mod common;
 
@@ -37,6 +41,12 @@ fn tls_failure(with_sans: bool, trusted: bool) -> docauth::Error {
     } else {
         other.server_cert(with_sans)
     };
+    tls_failure_with(&pki, cert)
+}
+
+/// The error of a session towards a TLS server presenting `cert`, the database URI naming
+/// `localhost` and `pki`'s CA trusted; checks the client's error reply and the audit.
+fn tls_failure_with(pki: &Pki, cert: ServerCert) -> docauth::Error {
     let server = TestServer::start(ServerOptions {
         tls: Some(TestServer::tls_config(cert)),
         ..Default::default()
@@ -84,6 +94,39 @@ fn an_unknown_ca_names_the_bundle() {
     assert_eq!(e.code(), ResultCode::TlsUnknownCa);
     assert!(e.message().contains("bundle.pem"), "{}", e.message());
     assert!(e.message().contains("global-bundle.pem"), "{}", e.message());
+}
+
+#[test]
+fn an_expired_certificate_says_so_and_how_to_rotate_it() {
+    let pki = Pki::new("expired");
+    let e = tls_failure_with(&pki, pki.server_cert_for(&["localhost"], true));
+    assert_eq!(e.code(), ResultCode::TlsHandshakeFailed);
+    assert!(
+        e.message().contains("certificate expired"),
+        "{}",
+        e.message()
+    );
+    assert!(e.message().contains("validity dates"), "{}", e.message());
+    assert!(e.message().contains("rds-ca-rsa2048-g1"), "{}", e.message());
+}
+
+#[test]
+fn a_certificate_for_another_host_names_both_hosts() {
+    let pki = Pki::new("otherhost");
+    let e = tls_failure_with(&pki, pki.server_cert_for(&["docdb.example.com"], false));
+    assert_eq!(e.code(), ResultCode::TlsHandshakeFailed);
+    assert!(
+        e.message().contains("not valid for name \"localhost\""),
+        "{}",
+        e.message()
+    );
+    assert!(e.message().contains("docdb.example.com"), "{}", e.message());
+    assert!(
+        e.message()
+            .contains("must be a name the certificate carries"),
+        "{}",
+        e.message()
+    );
 }
 
 #[test]
@@ -293,4 +336,239 @@ fn malformed_client_traffic_gets_an_error_or_a_close_and_other_sessions_go_on() 
     good_session.shutdown();
     good_session.wait().unwrap();
     let _ = good.stream.as_raw_fd();
+}
+
+/// `doc` as an OP_MSG with moreToCome (flag bit 1): the client expects no reply.
+fn op_msg_more_to_come(request_id: i32, doc: &bson::Document) -> Vec<u8> {
+    let mut m = op_msg(request_id, doc);
+    m[16] |= 2;
+    m
+}
+
+#[test]
+fn a_misbehaving_database_gets_the_waiting_client_a_clear_error_and_ends_only_its_session() {
+    let server = TestServer::start(ServerOptions::default());
+    let runtime = Runtime::new(2).unwrap();
+    // A well-behaved session beside the faulty ones the whole time.
+    let (mut good, good_session, _) = relay_session(&runtime, &server);
+
+    for fault in ReplyFault::ALL {
+        let (mut c, s, audit) = relay_session(&runtime, &server);
+        let (code, explanation) = match fault {
+            ReplyFault::CloseMidReply => (
+                ResultCode::UpstreamClosed,
+                "closed the connection in the middle of a reply",
+            ),
+            ReplyFault::WrongResponseTo | ReplyFault::ReplyToMoreToCome => (
+                ResultCode::UpstreamProtocol,
+                "which the client is not waiting for",
+            ),
+            ReplyFault::Oversized => (ResultCode::UpstreamProtocol, "over the 48000000-byte limit"),
+            ReplyFault::Malformed => (ResultCode::UpstreamProtocol, "malformed reply"),
+        };
+        if fault == ReplyFault::ReplyToMoreToCome {
+            // An unacknowledged write: the stand-in answers it anyway, before the next reply.
+            let w0 = doc! {"insert": fault.collection(), "documents": [{"a": 1}], "writeConcern": {"w": 0}, "$db": "test"};
+            c.send_raw(&op_msg_more_to_come(600, &w0));
+        }
+        c.send_raw(&op_msg(
+            601,
+            &doc! {"find": fault.collection(), "$db": "test"},
+        ));
+        let reply = parse_reply(&c.read_frame().unwrap());
+        assert_eq!(reply.response_to, 601, "{fault:?}");
+        assert_eq!(reply.doc.get_f64("ok").unwrap(), 0.0, "{fault:?}");
+        assert_eq!(reply.doc.get_i32("code").unwrap(), 6, "{fault:?}");
+        let errmsg = reply.doc.get_str("errmsg").unwrap();
+        assert!(errmsg.starts_with("libdocauth: "), "{fault:?}: {errmsg}");
+        assert!(errmsg.contains(explanation), "{fault:?}: {errmsg}");
+        assert!(
+            c.read_frame().is_none(),
+            "{fault:?}: nothing after the error"
+        );
+
+        let e = s.wait().unwrap_err();
+        assert_eq!(e.code(), code, "{fault:?}: {e:?}");
+        assert!(e.message().contains(explanation), "{fault:?}: {e:?}");
+        let end = audit.wait_for("db.session.end");
+        assert_eq!(end["error_code"], code.name(), "{fault:?}");
+        assert!(
+            end["error"].as_str().unwrap().contains(explanation),
+            "{fault:?}: {end}"
+        );
+    }
+
+    // The good session was never disturbed; once it ends, nothing is left open on either
+    // side (every faulty session closed its database connection and its client).
+    assert_undisturbed_then_nothing_left_open(&runtime, &server, &mut good, good_session);
+}
+
+#[test]
+fn an_unacknowledged_write_gets_no_reply_and_the_session_goes_on() {
+    // The stand-in follows mongod: no reply to moreToCome. The relay owes the client none
+    // either, so the next reply is matched to the next request.
+    let server = TestServer::start(ServerOptions::default());
+    let runtime = Runtime::new(1).unwrap();
+    let (mut c, s, _) = relay_session(&runtime, &server);
+    let w0 = doc! {"insert": "c", "documents": [{"a": 1}], "writeConcern": {"w": 0}, "$db": "test"};
+    c.send_raw(&op_msg_more_to_come(700, &w0));
+    let (id, reply) = c.command(doc! {"find": "c", "$db": "test"});
+    assert_eq!(reply.response_to, id);
+    assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0);
+    assert!(server.seen.command_names().contains(&"insert".to_string()));
+    s.shutdown();
+    s.wait().unwrap();
+}
+
+/// How the loopback STS fault injector answers every request.
+#[derive(Clone, Copy, Debug)]
+enum StsFault {
+    /// HTTP 500 with STS's InternalFailure error document.
+    InternalError,
+    /// HTTP 400 with STS's Throttling error document (what a rate-limited caller gets).
+    Throttling,
+    /// HTTP 200 with a body that is not XML.
+    GarbageXml,
+    /// Reads the request and never answers.
+    Hangs,
+}
+
+/// A loopback HTTP server standing in for a failing STS: a fault injector for answers moto
+/// cannot be made to give (moto serves the success paths, signatures checked). Every
+/// connection is answered per `fault`; returns the endpoint URL.
+fn failing_sts(fault: StsFault) -> String {
+    use std::io::Read;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                // Read the request head and its body (Content-Length) before answering.
+                let mut request = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let head_end = loop {
+                    match stream.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&chunk[..n]),
+                    }
+                    if let Some(at) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break at + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&request[..head_end]).to_lowercase();
+                let body_len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                while request.len() < head_end + body_len {
+                    match stream.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let (status, body) = match fault {
+                    StsFault::InternalError => ("500 Internal Server Error", "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Receiver</Type><Code>InternalFailure</Code><Message>An internal error occurred</Message></Error><RequestId>fault-500</RequestId></ErrorResponse>"),
+                    StsFault::Throttling => ("400 Bad Request", "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>fault-throttle</RequestId></ErrorResponse>"),
+                    StsFault::GarbageXml => ("200 OK", "this is not <xml at all"),
+                    StsFault::Hangs => {
+                        // Hold the connection open, silent, until the client gives up.
+                        let _ = stream.read(&mut chunk);
+                        return;
+                    }
+                };
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes());
+            });
+        }
+    });
+    url
+}
+
+#[test]
+fn sts_faults_reach_the_waiting_client_and_the_audit_and_other_sessions_go_on() {
+    use docauth::aws::{CredentialsProvider, ProviderSettings};
+    use docauth::session::ProviderCredentials;
+    let server = TestServer::start(ServerOptions::default());
+    let runtime = Runtime::new(2).unwrap();
+    let (mut good, good_session, _) = relay_session(&runtime, &server);
+
+    for (fault, code, explanation) in [
+        (
+            StsFault::InternalError,
+            ResultCode::AwsStsError,
+            "InternalFailure: An internal error occurred",
+        ),
+        (
+            StsFault::Throttling,
+            ResultCode::AwsStsError,
+            "Throttling: Rate exceeded",
+        ),
+        (
+            StsFault::GarbageXml,
+            ResultCode::AwsStsError,
+            "STS AssumeRole",
+        ),
+        (
+            StsFault::Hangs,
+            ResultCode::AwsStsUnreachable,
+            "did not answer within 1000 ms",
+        ),
+    ] {
+        let endpoint = failing_sts(fault);
+        let settings: ProviderSettings = serde_json::from_value(serde_json::json!({
+            "source": {"type": "static", "access_key_id": TEST_AKID, "secret_access_key": TEST_SECRET},
+            "region": "us-east-1",
+            "sts_endpoint": endpoint,
+            "connect_timeout_ms": 1000,
+            "operation_timeout_ms": 1000,
+            "database": {"account_id": "123456789012"},
+        }))
+        .unwrap();
+        let provider = runtime
+            .handle()
+            .block_on(CredentialsProvider::new(settings))
+            .unwrap();
+        let audit = Arc::new(Collected::default());
+        let (client, proxy_side) = socket_pair();
+        let session = Session::start(
+            &runtime,
+            tokio_stream(&runtime, proxy_side),
+            params(
+                &format!("mongodb://127.0.0.1:{}/?tls=false", server.addr.port()),
+                None,
+            ),
+            engine(&["test"]),
+            Arc::new(ProviderCredentials::new(Arc::new(provider), "alice")),
+            Some(audit.clone()),
+        )
+        .unwrap();
+        let mut client = Client::new(client);
+        let (id, reply) = client.command(doc! {"hello": 1, "$db": "admin"});
+        assert_eq!(reply.response_to, id, "{fault:?}");
+        assert_eq!(reply.doc.get_f64("ok").unwrap(), 0.0, "{fault:?}");
+        let errmsg = reply.doc.get_str("errmsg").unwrap();
+        assert!(errmsg.contains(explanation), "{fault:?}: {errmsg}");
+        assert!(errmsg.contains(&endpoint), "{fault:?}: {errmsg}");
+        assert!(!errmsg.contains(TEST_SECRET), "{fault:?}: {errmsg}");
+        let e = session.wait().unwrap_err();
+        assert_eq!(e.code(), code, "{fault:?}: {e:?}");
+        let start = audit.wait_for("db.session.start");
+        assert_eq!(start["success"], false, "{fault:?}");
+        assert_eq!(start["error_code"], code.name(), "{fault:?}");
+        assert!(
+            audit.wait_for("db.session.end")["error"]
+                .as_str()
+                .unwrap()
+                .contains(explanation),
+            "{fault:?}"
+        );
+        assert!(client.is_closed(), "{fault:?}");
+    }
+
+    assert_undisturbed_then_nothing_left_open(&runtime, &server, &mut good, good_session);
 }

@@ -3,7 +3,10 @@
 //! `speculativeAuthenticate`, `compression`, `saslSupportedMechs` or `client` metadata is
 //! re-encoded without them: see [`wire::STRIPPED_HANDSHAKE_KEYS`]); denied ones are answered with a MongoDB error of the request's kind (code 13,
 //! `responseTo` set) and the session goes on. Database replies are relayed back frame by
-//! frame.
+//! frame, each checked first: its framing ([`Message::parse_reply_framing`]) and that it
+//! answers a request the client is still waiting for ([`OwedReplies`]). A database that
+//! breaks either rule, closes with replies owed or sends an oversized message ends the
+//! session, and every request still owed a reply is answered with the explanation.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -120,6 +123,78 @@ async fn answer<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
+/// The replies the client is waiting for, in the order the requests went to the database:
+/// every forwarded request without `moreToCome` is owed one reply carrying its `requestID` as
+/// `responseTo`. A database reply that answers none of them (a wrong `responseTo`, a reply to
+/// a `moreToCome` message, one reply too many) is never relayed: it would answer a request the
+/// client did not make, or desynchronise it. At most one entry per request in flight (the
+/// database reads no more than its socket buffer holds), so no bound of its own.
+#[derive(Default)]
+struct OwedReplies(std::sync::Mutex<std::collections::VecDeque<RequestInfo>>);
+
+impl OwedReplies {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<RequestInfo>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `request` went to the database; it is owed a reply unless it is `moreToCome`.
+    fn expect(&self, request: RequestInfo) {
+        if !request.more_to_come {
+            self.lock().push_back(request);
+        }
+    }
+
+    /// Takes the request `reply` answers (replies come in order, so it is nearly always the
+    /// first). An exhaust reply (`moreToCome` set) is followed by another whose `responseTo`
+    /// is this reply's `requestID` (mongod's `makeExhaustMessage`,
+    /// src/mongo/transport/session_workflow.cpp), so the request stays owed under that id.
+    /// `false` when no request awaits it.
+    fn answered(&self, reply: &Message) -> bool {
+        let header = reply.header();
+        let mut owed = self.lock();
+        let Some(at) = owed.iter().position(|r| r.request_id == header.response_to) else {
+            return false;
+        };
+        if reply.op_msg().is_some_and(|m| m.more_to_come()) {
+            owed[at].request_id = header.request_id;
+        } else {
+            owed.remove(at);
+        }
+        true
+    }
+
+    fn take_all(&self) -> Vec<RequestInfo> {
+        self.lock().drain(..).collect()
+    }
+}
+
+/// Answers every request still owed a reply with the error that ended the database side,
+/// so that the client sees why instead of a bare closed connection. Best effort: the
+/// session is ending either way.
+async fn tell_owed<W: AsyncWrite + Unpin>(
+    client_write: &Mutex<W>,
+    counters: &Counters,
+    owed: &OwedReplies,
+    error: &Error,
+    timeout: Duration,
+) {
+    for request in owed.take_all() {
+        let reply = wire::error_reply(
+            &request,
+            reply_id(),
+            6,
+            "HostUnreachable",
+            &format!("libdocauth: {}", error.message()),
+        );
+        if answer(client_write, counters, reply, timeout)
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
 /// MongoDB's code for a request the library could not parse or refuses to parse.
 fn parse_error_code(code: ResultCode) -> (i32, &'static str) {
     match code {
@@ -174,6 +249,13 @@ where
     let (upstream_read, mut upstream_write) = tokio::io::split(upstream);
     let mut upstream_read = FrameReader::from_parts(upstream_read, leftover);
     let audit_on = audit.enabled();
+    let owed = OwedReplies::default();
+    // Set when the database side failed: the requests still owed a reply get this error.
+    let database_fault: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
+    let database_failed = |e: Error| {
+        *database_fault.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+        e
+    };
 
     let client_to_server = async {
         loop {
@@ -326,6 +408,8 @@ where
                 ));
             }
             if allowed {
+                // Owed before it is written: the reply may come back before `write_all` returns.
+                owed.expect(message.request_info());
                 let bytes = stripped.as_ref().unwrap_or(&message).bytes();
                 upstream_write
                     .write_all(bytes)
@@ -367,19 +451,49 @@ where
         loop {
             let frame = match upstream_read.next(limits.max_message_size).await {
                 Ok(Some(frame)) => frame,
-                Ok(None) | Err(FrameError::Truncated) => {
-                    return Ok("the database closed the connection")
+                Ok(None) => {
+                    let waiting = owed.lock().len();
+                    if waiting == 0 {
+                        return Ok("the database closed the connection");
+                    }
+                    return Err(database_failed(Error::new(
+                        ResultCode::UpstreamClosed,
+                        format!("the database closed the connection while {waiting} request(s) of the client waited for a reply"),
+                    )));
                 }
-                Err(FrameError::Io(e)) => return Err(session_io("reading from the database", e)),
+                Err(FrameError::Truncated) => {
+                    return Err(database_failed(Error::new(
+                        ResultCode::UpstreamClosed,
+                        "the database closed the connection in the middle of a reply",
+                    )))
+                }
+                Err(FrameError::Io(e)) => {
+                    return Err(database_failed(session_io("reading from the database", e)))
+                }
                 Err(e @ FrameError::Bad { .. }) => {
-                    return Err(Error::new(
+                    return Err(database_failed(Error::new(
                         ResultCode::UpstreamProtocol,
                         format!("the database sent an invalid message: {e}"),
-                    ))
+                    )))
                 }
             };
             touch();
-            let bytes = frame.bytes();
+            let reply = Message::parse_reply_framing(frame).map_err(|e| {
+                database_failed(Error::new(
+                    ResultCode::UpstreamProtocol,
+                    format!("the database sent a malformed reply: {}", e.message()),
+                ))
+            })?;
+            if !owed.answered(&reply) {
+                return Err(database_failed(Error::new(
+                    ResultCode::UpstreamProtocol,
+                    format!(
+                        "the database sent a reply to request {}, which the client is not waiting for (a wrong responseTo, or a reply to a moreToCome message); the connection cannot be trusted to stay in step",
+                        reply.header().response_to
+                    ),
+                )));
+            }
+            let bytes = reply.bytes();
             let mut w = client_write.lock().await;
             write_to_client(&mut *w, bytes, limits.client_write_timeout).await?;
             drop(w);
@@ -408,10 +522,25 @@ where
         }
     };
 
-    tokio::select! {
+    let outcome = tokio::select! {
         r = client_to_server => r,
         r = server_to_client => r,
         r = idle_watch => r,
         _ = shutdown.wait_for(|stop| *stop) => Ok("shut down by the host"),
+    };
+    let fault = database_fault
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    if let Some(fault) = fault {
+        tell_owed(
+            &client_write,
+            counters,
+            &owed,
+            &fault,
+            limits.client_write_timeout,
+        )
+        .await;
     }
+    outcome
 }

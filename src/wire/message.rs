@@ -52,6 +52,18 @@ fn check_document_size(len: usize, what: &str) -> Result<()> {
 
 static EMPTY_DOC: Lazy<RawDocumentBuf> = Lazy::new(RawDocumentBuf::new);
 
+/// How far parsing looks into a message's documents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Depth {
+    /// Every element of every document, and the document size limit: a client's message is
+    /// judged and forwarded only when all of it was understood.
+    Everything,
+    /// The framing only: sections, document lengths and terminators, not the elements
+    /// inside. Enough to relay a database reply in step with its request; the driver reads
+    /// the elements itself.
+    Framing,
+}
+
 /// A parsed wire message.
 #[derive(Clone, Debug)]
 pub struct Message {
@@ -158,6 +170,33 @@ impl Message {
         })
     }
 
+    /// Checks a reply from the database before it is relayed: OP_MSG or OP_REPLY, its flags,
+    /// checksum and the framing of every section and document, but not the elements inside
+    /// the documents (a pass over every byte of every reply would cost the relay its speed;
+    /// the driver decodes them anyway). OP_COMPRESSED is refused: the proxy negotiates
+    /// compression away and forwards every request uncompressed, so a compressed reply is not
+    /// one a real server sends here.
+    pub fn parse_reply_framing(frame: Frame) -> Result<Message> {
+        let header = *frame.header();
+        let bytes = frame.into_bytes();
+        let kind = match header.op_code {
+            op::OP_MSG => parse_msg(&bytes, Depth::Framing)?,
+            op::OP_REPLY => parse_reply(&bytes, Depth::Framing)?,
+            other => {
+                return Err(Error::new(
+                    ResultCode::WireRefusedOpcode,
+                    format!("opcode {other} is not a reply this proxy relays: a database answers with OP_MSG or OP_REPLY, never compressed here (the proxy negotiates compression away)"),
+                ))
+            }
+        };
+        Ok(Message {
+            header,
+            bytes,
+            compressor: None,
+            kind,
+        })
+    }
+
     /// Parses a message a client sent: like [`Message::parse`], but OP_REPLY (a server's
     /// message) is refused too.
     pub fn parse_request(frame: Frame, limit: usize) -> Result<Message> {
@@ -170,9 +209,9 @@ impl Message {
 
     fn parse_plain(header: MessageHeader, bytes: Bytes) -> Result<Message> {
         let kind = match header.op_code {
-            op::OP_MSG => parse_msg(&bytes)?,
+            op::OP_MSG => parse_msg(&bytes, Depth::Everything)?,
             op::OP_QUERY => parse_query(&bytes)?,
-            op::OP_REPLY => parse_reply(&bytes)?,
+            op::OP_REPLY => parse_reply(&bytes, Depth::Everything)?,
             other => return Err(refused(other)),
         };
         Ok(Message {
@@ -329,7 +368,7 @@ pub(crate) fn refused(op_code: i32) -> Error {
     )
 }
 
-fn parse_msg(bytes: &[u8]) -> Result<Kind> {
+fn parse_msg(bytes: &[u8], depth: Depth) -> Result<Kind> {
     let flag_bits = read_i32(bytes, HEADER_LEN)? as u32;
     let unknown = flag_bits & flags::REQUIRED_MASK & !flags::KNOWN_REQUIRED;
     if unknown != 0 {
@@ -367,8 +406,10 @@ fn parse_msg(bytes: &[u8]) -> Result<Kind> {
                     return Err(malformed("OP_MSG has more than one body (kind 0) section"));
                 }
                 let (doc, len) = doc_prefix(&area[at + 1..], "the OP_MSG body")?;
-                check_document_size(len, "the OP_MSG body")?;
-                validate(doc, "the OP_MSG body")?;
+                if depth == Depth::Everything {
+                    check_document_size(len, "the OP_MSG body")?;
+                    validate(doc, "the OP_MSG body")?;
+                }
                 body = Some(at + 1..at + 1 + len);
                 at += 1 + len;
             }
@@ -400,8 +441,10 @@ fn parse_msg(bytes: &[u8]) -> Result<Kind> {
                 let mut pos = id.end + 1;
                 while pos < seq_end {
                     let (doc, len) = doc_prefix(&seq[pos..], "an OP_MSG sequence document")?;
-                    check_document_size(len, "an OP_MSG sequence document")?;
-                    validate(doc, "an OP_MSG sequence document")?;
+                    if depth == Depth::Everything {
+                        check_document_size(len, "an OP_MSG sequence document")?;
+                        validate(doc, "an OP_MSG sequence document")?;
+                    }
                     pos += len;
                 }
                 at = seq_end;
@@ -457,7 +500,7 @@ fn parse_query(bytes: &[u8]) -> Result<Kind> {
     })
 }
 
-fn parse_reply(bytes: &[u8]) -> Result<Kind> {
+fn parse_reply(bytes: &[u8], depth: Depth) -> Result<Kind> {
     let response_flags = read_i32(bytes, HEADER_LEN)?;
     let cursor_id = read_i64(bytes, HEADER_LEN + 4)?;
     let starting_from = read_i32(bytes, HEADER_LEN + 12)?;
@@ -467,7 +510,9 @@ fn parse_reply(bytes: &[u8]) -> Result<Kind> {
     let mut count: i64 = 0;
     while at < bytes.len() {
         let (doc, len) = doc_prefix(&bytes[at..], "an OP_REPLY document")?;
-        validate(doc, "an OP_REPLY document")?;
+        if depth == Depth::Everything {
+            validate(doc, "an OP_REPLY document")?;
+        }
         at += len;
         count += 1;
     }

@@ -228,6 +228,24 @@ impl Pki {
         params.self_signed(&key).unwrap().pem()
     }
 
+    /// A server certificate with the subjectAltNames `sans`, expired since 2021 when
+    /// `expired` (otherwise rcgen's default validity, which covers today).
+    pub fn server_cert_for(&self, sans: &[&str], expired: bool) -> ServerCert {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
+        ServerCert {
+            chain: vec![cert.der().clone()],
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        }
+    }
+
     /// A server certificate for `localhost`: with SANs, or (legacy) with the CN only.
     pub fn server_cert(&self, with_sans: bool) -> ServerCert {
         let key = rcgen::KeyPair::generate().unwrap();
@@ -393,6 +411,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     let mut said_hello = false;
     let mut nonce: Vec<u8> = Vec::new();
     let mut next_id = 1;
+    let mut stray_reply: Option<Vec<u8>> = None;
     loop {
         let mut head = [0u8; 16];
         if s.read_exact(&mut head).await.is_err() {
@@ -508,9 +527,89 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         } else {
             op_msg_reply(next_id, request_id, &reply)
         };
+        let fault = authenticated.then(|| ReplyFault::named(&cmd)).flatten();
+        // mongod sends no reply to an OP_MSG with moreToCome (the OP_MSG specification).
+        let more_to_come = op_code == OP_MSG && frame.get(16..20).is_some_and(|f| f[0] & 2 != 0);
+        if more_to_come {
+            if fault == Some(ReplyFault::ReplyToMoreToCome) {
+                // Sent just before the next reply, so that the client surely waits for one.
+                stray_reply = Some(bytes);
+            }
+            continue;
+        }
+        if let Some(stray) = stray_reply.take() {
+            if s.write_all(&stray).await.is_err() {
+                return;
+            }
+        }
+        let bytes = match fault {
+            None | Some(ReplyFault::ReplyToMoreToCome) => bytes,
+            Some(ReplyFault::CloseMidReply) => {
+                let _ = s.write_all(&bytes[..bytes.len() / 2]).await;
+                return;
+            }
+            Some(ReplyFault::WrongResponseTo) => op_msg_reply(next_id, request_id + 1000, &reply),
+            Some(ReplyFault::Oversized) => {
+                let mut huge = bytes.clone();
+                huge[0..4].copy_from_slice(&60_000_000i32.to_le_bytes());
+                huge
+            }
+            Some(ReplyFault::Malformed) => {
+                let mut bad = bytes.clone();
+                bad[20] = 9; // a section kind that does not exist
+                bad
+            }
+        };
         if s.write_all(&bytes).await.is_err() {
             return;
         }
+    }
+}
+
+/// How the test server misbehaves for one command, chosen by the collection it names
+/// (`{find: "fault_close_mid_reply"}`, `{insert: "fault_reply_to_more_to_come"}`, ...), once
+/// the connection is authenticated; every other command is served normally.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyFault {
+    /// Half of the reply, then the connection closes.
+    CloseMidReply,
+    /// The reply's `responseTo` names a request that was never sent.
+    WrongResponseTo,
+    /// The reply's header claims 60,000,000 bytes (over `maxMessageSizeBytes`).
+    Oversized,
+    /// The reply's first section has kind 9 (only 0 and 1 exist).
+    Malformed,
+    /// A reply is sent to a `moreToCome` message (mongod sends none), just before the reply
+    /// to the next command.
+    ReplyToMoreToCome,
+}
+
+impl ReplyFault {
+    pub const ALL: [ReplyFault; 5] = [
+        ReplyFault::CloseMidReply,
+        ReplyFault::WrongResponseTo,
+        ReplyFault::Oversized,
+        ReplyFault::Malformed,
+        ReplyFault::ReplyToMoreToCome,
+    ];
+
+    /// The collection that triggers it.
+    pub fn collection(self) -> &'static str {
+        match self {
+            ReplyFault::CloseMidReply => "fault_close_mid_reply",
+            ReplyFault::WrongResponseTo => "fault_wrong_response_to",
+            ReplyFault::Oversized => "fault_oversized",
+            ReplyFault::Malformed => "fault_malformed",
+            ReplyFault::ReplyToMoreToCome => "fault_reply_to_more_to_come",
+        }
+    }
+
+    fn named(cmd: &Document) -> Option<ReplyFault> {
+        let collection = cmd
+            .get_str("find")
+            .or_else(|_| cmd.get_str("insert"))
+            .ok()?;
+        Self::ALL.into_iter().find(|f| f.collection() == collection)
     }
 }
 

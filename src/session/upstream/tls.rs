@@ -158,9 +158,25 @@ pub(super) fn tls_error(address: &str, ca: &Path, e: std::io::Error) -> Error {
                 ca.display()
             ),
         ),
+        Some(rustls::Error::InvalidCertificate(
+            cert_error @ (CertificateError::Expired
+            | CertificateError::ExpiredContext { .. }
+            | CertificateError::NotValidYet
+            | CertificateError::NotValidYetContext { .. }),
+        )) => Error::new(
+            ResultCode::TlsHandshakeFailed,
+            format!("TLS to the database at {address} failed: {cert_error}. The database's certificate is outside its validity dates: rotate it (for Amazon DocumentDB, modify the cluster to a current certificate authority such as rds-ca-rsa2048-g1 and reboot the instances), or correct this host's clock if the certificate is current"),
+        ),
+        Some(rustls::Error::InvalidCertificate(
+            cert_error @ (CertificateError::NotValidForName
+            | CertificateError::NotValidForNameContext { .. }),
+        )) => Error::new(
+            ResultCode::TlsHandshakeFailed,
+            format!("TLS to the database at {address} failed: {cert_error}. The host in the database URI must be a name the certificate carries: for Amazon DocumentDB the cluster or instance endpoint (…docdb.amazonaws.com), not an IP address, a tunnel's localhost or a CNAME of your own"),
+        ),
         Some(rustls::Error::InvalidCertificate(cert_error)) => Error::new(
             ResultCode::TlsHandshakeFailed,
-            format!("TLS to the database at {address} failed: its certificate was refused: {cert_error:?}; check the host name in the database URI (it must be a name the certificate carries) and the certificate's validity dates"),
+            format!("TLS to the database at {address} failed: its certificate was refused: {cert_error}; check the host name in the database URI (it must be a name the certificate carries) and the certificate's validity dates"),
         ),
         Some(other) => Error::new(
             ResultCode::TlsHandshakeFailed,
