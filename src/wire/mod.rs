@@ -35,20 +35,22 @@
 //! }
 //! ```
 
+mod access;
 mod analyse;
 pub mod commands;
 mod compress;
 mod doc;
 mod encode;
+mod fields;
 mod frame;
 mod message;
+mod pipeline;
 
-pub use analyse::{
-    analyse, CommandAccess, CommandClass, Namespace, Refusal, EXTERNAL_DATABASE,
-    FORBIDDEN_DATABASE_CHARS, GENERIC_ARGUMENTS, HANDSHAKE_AUTH_KEYS, HANDSHAKE_COMMANDS,
-    INTERNAL_GENERIC_ARGUMENTS, MAX_DATABASE_NAME_LEN, MAX_NAMESPACES, MAX_NAMESPACE_LEN,
-    OP_QUERY_WRAPPER_FIELDS,
+pub use access::{
+    CommandAccess, CommandClass, Namespace, Refusal, EXTERNAL_DATABASE, FORBIDDEN_DATABASE_CHARS,
+    MAX_DATABASE_NAME_LEN, MAX_NAMESPACES, MAX_NAMESPACE_LEN,
 };
+pub use analyse::{analyse, HANDSHAKE_AUTH_KEYS, HANDSHAKE_COMMANDS, OP_QUERY_WRAPPER_FIELDS};
 pub use commands::{
     command, is_connection_command, stage, CommandRow, Reach, StageReach, Targets, COMMANDS, STAGES,
 };
@@ -59,6 +61,7 @@ pub use encode::{
     query_failure_reply, strip_handshake, unauthorized_reply, QUERY_FAILURE,
     STRIPPED_HANDSHAKE_KEYS, UNAUTHORIZED_CODE, UNAUTHORIZED_CODE_NAME,
 };
+pub use fields::{GENERIC_ARGUMENTS, INTERNAL_GENERIC_ARGUMENTS};
 pub use frame::{
     frame_status, min_message_len, op, try_frame, Frame, FrameStatus, MessageHeader, RequestInfo,
     DEFAULT_MAX_MESSAGE_SIZE, HEADER_LEN,
