@@ -1,10 +1,39 @@
-//! The panic boundary and the checked conversions every `extern "C"` function uses.
+//! The panic boundary and the checked conversions every `extern "C"` function uses, and the
+//! error object ([`docauth_error`]) the boundary hands to the caller.
 
-use std::ffi::{c_char, CStr};
+use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::ffi::error::{docauth_error, store_error};
 use crate::{Error, ResultCode};
+
+/// An error: a `docauth_result` code and a human-readable message.
+///
+/// Ownership: created by the library when a call fails and the caller passed a non-NULL
+/// `docauth_error **err`; owned by the caller, who frees it with `docauth_error_free`.
+/// Threads: immutable; may be read from any thread, freed once.
+pub struct docauth_error {
+    pub(super) code: ResultCode,
+    pub(super) message: CString,
+}
+
+/// Hands `error` to the caller through `slot` (nothing happens when `slot` is NULL).
+///
+/// # Safety
+/// `slot` is NULL or points to writable storage for one `*mut docauth_error`.
+pub(crate) unsafe fn store_error(slot: *mut *mut docauth_error, error: Error) {
+    if slot.is_null() {
+        return;
+    }
+    // Interior NULs cannot come from our own messages, but a message may quote caller input.
+    let message = CString::new(error.message().replace('\0', "\\0"))
+        .unwrap_or_else(|_| CString::from(c"error message unavailable"));
+    let boxed = Box::new(docauth_error {
+        code: error.code(),
+        message,
+    });
+    // SAFETY: `slot` is non-NULL and, per this function's contract, writable.
+    unsafe { *slot = Box::into_raw(boxed) };
+}
 
 /// Runs an `extern "C"` body. Two forms:
 ///

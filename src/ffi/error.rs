@@ -1,37 +1,10 @@
-//! Error objects handed to C: a code and a message, owned by the caller.
+//! The C accessors of the error objects the boundary hands to the caller ([`docauth_error`]).
 
-use std::ffi::{c_char, CString};
+use std::ffi::c_char;
 
-use crate::{Error, ResultCode};
-
-/// An error: a `docauth_result` code and a human-readable message.
-///
-/// Ownership: created by the library when a call fails and the caller passed a non-NULL
-/// `docauth_error **err`; owned by the caller, who frees it with `docauth_error_free`.
-/// Threads: immutable; may be read from any thread, freed once.
-pub struct docauth_error {
-    code: ResultCode,
-    message: CString,
-}
-
-/// Hands `error` to the caller through `slot` (nothing happens when `slot` is NULL).
-///
-/// # Safety
-/// `slot` is NULL or points to writable storage for one `*mut docauth_error`.
-pub(crate) unsafe fn store_error(slot: *mut *mut docauth_error, error: Error) {
-    if slot.is_null() {
-        return;
-    }
-    // Interior NULs cannot come from our own messages, but a message may quote caller input.
-    let message = CString::new(error.message().replace('\0', "\\0"))
-        .unwrap_or_else(|_| CString::from(c"error message unavailable"));
-    let boxed = Box::new(docauth_error {
-        code: error.code(),
-        message,
-    });
-    // SAFETY: `slot` is non-NULL and, per this function's contract, writable.
-    unsafe { *slot = Box::into_raw(boxed) };
-}
+pub use super::boundary::docauth_error;
+use super::boundary::free_boxed;
+use crate::ResultCode;
 
 /// The error's code. Returns `DOCAUTH_RESULT_NULL_PARAMETER` when `err` is NULL, and
 /// `DOCAUTH_RESULT_PANIC` if the library panicked (a bug).
@@ -75,6 +48,6 @@ pub unsafe extern "C" fn docauth_error_message(err: *const docauth_error) -> *co
 pub unsafe extern "C" fn docauth_error_free(err: *mut docauth_error) {
     ffi_boundary!(default: (), "docauth_error_free", {
         // SAFETY: the caller passes NULL or an error from this library, not freed before.
-        unsafe { super::boundary::free_boxed(err) }
+        unsafe { free_boxed(err) }
     })
 }
