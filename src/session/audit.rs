@@ -311,7 +311,7 @@ impl SessionFields {
     /// e.g. `DOCAUTH_RESULT_PANIC`).
     pub fn end(
         &self,
-        stats: &super::SessionStats,
+        stats: &super::stats::SessionStats,
         error: Option<&crate::Error>,
         dropped: u64,
     ) -> Value {

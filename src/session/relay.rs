@@ -16,8 +16,8 @@ use tokio::sync::{watch, Mutex};
 
 use super::audit::{AuditSink, SessionFields};
 use super::frames::{FrameError, FrameReader};
+use super::judge::Judge;
 use super::upstream::UpstreamStream;
-use super::Judge;
 use crate::wire::{self, CommandClass, Message, RequestInfo};
 use crate::{Error, ResultCode};
 
