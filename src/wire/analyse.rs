@@ -90,7 +90,7 @@ pub fn analyse(message: &Message) -> Result<CommandAccess> {
         // only a read preference: `$queryOptions` (folded into the command by mongod up to
         // 7.x after the proxy looked) or any other modifier is never forwarded.
         first_field(q.query)?;
-        if super::message::wrapped_command(q.query).is_some() {
+        if super::views::wrapped_command(q.query).is_some() {
             for item in q.query.iter() {
                 let (key, _) = item.map_err(|e| super::doc::invalid("OP_QUERY query", e))?;
                 if !OP_QUERY_WRAPPER_FIELDS.contains(&key) {

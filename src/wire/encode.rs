@@ -3,11 +3,14 @@
 
 use bson::raw::{RawDocument, RawDocumentBuf};
 use bson::rawdoc;
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::analyse::is_handshake;
-use super::frame::{op, MessageHeader, RequestInfo, DEFAULT_MAX_MESSAGE_SIZE, HEADER_LEN};
-use super::message::{flags, patch_len, put_len_placeholder, wrapped_command, Message};
+use super::frame::{
+    flags, op, Frame, MessageHeader, RequestInfo, DEFAULT_MAX_MESSAGE_SIZE, HEADER_LEN,
+};
+use super::message::Message;
+use super::views::wrapped_command;
 use crate::{Error, Result, ResultCode};
 
 /// MongoDB's error code for an authorization failure.
@@ -325,5 +328,28 @@ pub fn strip_handshake(message: &Message) -> Result<Message> {
     } else {
         return Ok(message.clone());
     };
-    super::message::message_from_vec(bytes, DEFAULT_MAX_MESSAGE_SIZE.max(message.bytes().len()))
+    message_from_vec(bytes, DEFAULT_MAX_MESSAGE_SIZE.max(message.bytes().len()))
+}
+
+/// Builds a [`Message`] from freshly encoded bytes (used by the encoders' round trips).
+fn message_from_vec(bytes: Vec<u8>, limit: usize) -> Result<Message> {
+    let frame = Frame::from_bytes(Bytes::from(bytes), limit)?;
+    Message::parse(frame, limit)
+}
+
+/// Appends a little-endian i32 length placeholder and returns its position.
+fn put_len_placeholder(out: &mut BytesMut) -> usize {
+    let at = out.len();
+    out.put_i32_le(0);
+    at
+}
+
+/// Fills a placeholder written by [`put_len_placeholder`] with `out.len() - start`.
+fn patch_len(out: &mut BytesMut, at: usize, start: usize) -> Result<()> {
+    let len = i32::try_from(out.len() - start)
+        .map_err(|_| Error::new(ResultCode::WireTooLarge, "encoded message over 2 GiB"))?;
+    if let Some(slot) = out.get_mut(at..at + 4) {
+        slot.copy_from_slice(&len.to_le_bytes());
+    }
+    Ok(())
 }

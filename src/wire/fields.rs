@@ -5,7 +5,7 @@ use bson::raw::{RawBsonRef, RawDocument};
 
 use super::access::bad;
 use super::doc::{shown, unique_field};
-use super::message::{Documents, OpMsg};
+use super::views::{Documents, OpMsg};
 use crate::{Error, Result, ResultCode};
 
 pub(super) fn duplicate(key: &str) -> Error {

@@ -10,6 +10,20 @@ pub const HEADER_LEN: usize = 16;
 /// The size limit before the server's `maxMessageSizeBytes` is known (MongoDB's default).
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 48_000_000;
 
+/// OP_MSG flag bits.
+pub mod flags {
+    /// The message ends with a CRC-32C checksum.
+    pub const CHECKSUM_PRESENT: u32 = 1 << 0;
+    /// Another message follows without waiting for a reply (the receiver sends none).
+    pub const MORE_TO_COME: u32 = 1 << 1;
+    /// The client accepts several replies to this request (exhaust cursors).
+    pub const EXHAUST_ALLOWED: u32 = 1 << 16;
+    /// Bits 0–15 must be understood; an unknown one is an error.
+    pub const REQUIRED_MASK: u32 = 0xFFFF;
+    /// The required bits this library knows.
+    pub const KNOWN_REQUIRED: u32 = CHECKSUM_PRESENT | MORE_TO_COME;
+}
+
 /// Wire opcodes (MongoDB wire protocol). Only `OP_MSG`, `OP_QUERY`, `OP_REPLY` and
 /// `OP_COMPRESSED` are parsed; every other one is refused.
 pub mod op {
@@ -229,8 +243,7 @@ impl Frame {
         RequestInfo {
             request_id: self.header.request_id,
             op_code,
-            more_to_come: flags
-                .is_some_and(|f| f & super::message::flags::MORE_TO_COME as i32 != 0),
+            more_to_come: flags.is_some_and(|f| f & flags::MORE_TO_COME as i32 != 0),
         }
     }
 }
@@ -266,4 +279,15 @@ pub fn try_frame(buf: &mut BytesMut, limit: usize) -> Result<Option<Frame>> {
             Ok(Some(Frame { header, bytes }))
         }
     }
+}
+
+pub(super) fn malformed(msg: impl Into<String>) -> Error {
+    Error::new(ResultCode::WireMalformed, msg)
+}
+
+pub(super) fn read_i32(bytes: &[u8], at: usize) -> Result<i32> {
+    bytes
+        .get(at..at.saturating_add(4))
+        .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .ok_or_else(|| malformed("wire message truncated inside a fixed field"))
 }

@@ -45,6 +45,7 @@ mod fields;
 mod frame;
 mod message;
 mod pipeline;
+mod views;
 
 pub use access::{
     CommandAccess, CommandClass, Namespace, Refusal, EXTERNAL_DATABASE, FORBIDDEN_DATABASE_CHARS,
@@ -63,13 +64,11 @@ pub use encode::{
 };
 pub use fields::{GENERIC_ARGUMENTS, INTERNAL_GENERIC_ARGUMENTS};
 pub use frame::{
-    frame_status, min_message_len, op, try_frame, Frame, FrameStatus, MessageHeader, RequestInfo,
-    DEFAULT_MAX_MESSAGE_SIZE, HEADER_LEN,
+    flags, frame_status, min_message_len, op, try_frame, Frame, FrameStatus, MessageHeader,
+    RequestInfo, DEFAULT_MAX_MESSAGE_SIZE, HEADER_LEN,
 };
-pub use message::{
-    flags, DocumentSequence, Documents, Message, OpMsg, OpQuery, OpReply, Sequences,
-    MAX_BSON_OBJECT_SIZE, MAX_SEQUENCES,
-};
+pub use message::{Message, MAX_BSON_OBJECT_SIZE, MAX_SEQUENCES};
+pub use views::{DocumentSequence, Documents, OpMsg, OpQuery, OpReply, Sequences};
 
 #[cfg(test)]
 mod tests;
