@@ -20,6 +20,7 @@ pub mod aws;
 mod error;
 #[allow(unsafe_code)]
 pub mod ffi;
+mod operator_file;
 pub mod policy;
 /// cbindgen:ignore
 pub mod session;

@@ -278,6 +278,75 @@ fn oversized_and_deeply_nested_configs_are_refused() {
 }
 
 #[test]
+fn a_config_or_role_file_that_never_ends_is_refused_after_16_mib() {
+    // /dev/zero reports a length of 0 and never ends: the read stops one byte past 16 MiB.
+    let e = PolicyEngine::from_file("/dev/zero").unwrap_err();
+    assert_eq!(
+        e.code(),
+        ResultCode::PolicyConfigTooLarge,
+        "{}",
+        e.message()
+    );
+    assert!(
+        e.message().contains("config /dev/zero") && e.message().contains("16777216 bytes"),
+        "{}",
+        e.message()
+    );
+    let e = config_err("roles: [/dev/zero]\n");
+    assert_eq!(
+        e.code(),
+        ResultCode::PolicyConfigTooLarge,
+        "{}",
+        e.message()
+    );
+    assert!(
+        e.message().contains("role file /dev/zero"),
+        "{}",
+        e.message()
+    );
+}
+
+#[test]
+fn a_config_fifo_fed_without_end_is_refused_after_16_mib() {
+    let dir = std::env::temp_dir().join(format!("docauth-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("policy.yaml");
+    let _ = std::fs::remove_file(&fifo);
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // The writer feeds a valid start and then comments for ever; it stops when the reader
+    // closes its end (EPIPE: Rust programs ignore SIGPIPE).
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            let mut sent = w.write(b"roles: []\n#").unwrap_or(0);
+            let chunk = vec![b'x'; 64 * 1024];
+            while let Ok(n) = w.write(&chunk) {
+                sent += n;
+            }
+            sent
+        })
+    };
+    let e = PolicyEngine::from_file(&fifo).unwrap_err();
+    let sent = writer.join().unwrap();
+    assert_eq!(
+        e.code(),
+        ResultCode::PolicyConfigTooLarge,
+        "{}",
+        e.message()
+    );
+    assert!(e.message().contains("policy.yaml"), "{}", e.message());
+    // It read (about) the limit, not what the writer would have sent.
+    assert!(sent > 16 * 1024 * 1024, "{sent}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn unknown_role_is_a_deny_with_reason_not_an_error() {
     let e = PolicyEngine::from_config_str("c.yaml", ROLES, None).unwrap();
     let d = e.decide(&Request::new(

@@ -9,10 +9,13 @@
 //! carries the configured endpoint, region and timeouts. The token is read fresh on every call
 //! (Kubernetes rotates the projected token file) and never logged.
 
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{self, future, ProvideCredentials};
+
+use crate::operator_file::{read_text_bounded, MAX_OPERATOR_FILE_BYTES};
 
 const ENV_TOKEN_FILE: &str = "AWS_WEB_IDENTITY_TOKEN_FILE";
 const ENV_ROLE_ARN: &str = "AWS_ROLE_ARN";
@@ -53,11 +56,12 @@ impl WebIdentityStep {
                 .unwrap_or_default();
             format!("web-identity-token-{millis}")
         });
-        let token = std::fs::read_to_string(&token_file).map_err(|e| {
-            CredentialsError::provider_error(format!(
-                "cannot read the web identity token file {token_file} (${ENV_TOKEN_FILE}): {e}"
-            ))
-        })?;
+        let token =
+            read_text_bounded(Path::new(&token_file), MAX_OPERATOR_FILE_BYTES).map_err(|e| {
+                CredentialsError::provider_error(format!(
+                    "the web identity token file {token_file} (${ENV_TOKEN_FILE}) {e}"
+                ))
+            })?;
         let out = self
             .sts
             .assume_role_with_web_identity()

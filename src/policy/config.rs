@@ -32,10 +32,11 @@ use serde::Deserialize;
 
 use super::model::{Database, IdentitySpec};
 use super::role::{RawRole, Role};
+use crate::operator_file::{read_text_bounded, FileError, MAX_OPERATOR_FILE_BYTES};
 use crate::{Error, ResultCode};
 
 /// Largest config or role/module file accepted.
-pub(crate) const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_DOCUMENT_BYTES: usize = MAX_OPERATOR_FILE_BYTES;
 /// Largest total of the config and every file it names.
 pub(crate) const MAX_TOTAL_BYTES: usize = 64 * 1024 * 1024;
 /// Deepest nesting of arrays/objects accepted in a config or role document.
@@ -71,41 +72,39 @@ fn err(code: ResultCode, msg: String) -> Error {
 pub(super) struct Loader {
     base: PathBuf,
     total: usize,
+    /// Refuse every file the text names instead of opening it (see [`Config::parse_text`]).
+    no_files: bool,
 }
 
 impl Loader {
     /// A loader resolving relative paths against `base`.
     pub(super) fn new(base: PathBuf) -> Loader {
-        Loader { base, total: 0 }
+        Loader {
+            base,
+            total: 0,
+            no_files: false,
+        }
     }
 
     pub(super) fn read(&mut self, path: &str, what: &str) -> Result<(String, String), Error> {
+        if self.no_files {
+            return Err(err(
+                ResultCode::PolicyConfigUnreadable,
+                format!("{what} {path}: files are not read here"),
+            ));
+        }
         let full = if Path::new(path).is_absolute() {
             PathBuf::from(path)
         } else {
             self.base.join(path)
         };
         let shown = full.display().to_string();
-        let meta = std::fs::metadata(&full).map_err(|e| {
-            err(
-                ResultCode::PolicyConfigUnreadable,
-                format!("{what} {shown}: {e}"),
-            )
-        })?;
-        if meta.len() > MAX_DOCUMENT_BYTES as u64 {
-            return Err(err(
-                ResultCode::PolicyConfigTooLarge,
-                format!(
-                    "{what} {shown}: {} bytes is larger than the limit of {MAX_DOCUMENT_BYTES} bytes",
-                    meta.len()
-                ),
-            ));
-        }
-        let text = std::fs::read_to_string(&full).map_err(|e| {
-            err(
-                ResultCode::PolicyConfigUnreadable,
-                format!("{what} {shown}: {e}"),
-            )
+        let text = read_text_bounded(&full, MAX_DOCUMENT_BYTES).map_err(|e| {
+            let code = match e {
+                FileError::TooLarge { .. } => ResultCode::PolicyConfigTooLarge,
+                FileError::Unreadable(_) => ResultCode::PolicyConfigUnreadable,
+            };
+            err(code, format!("{what} {shown}: {e}"))
         })?;
         self.account(&shown, text.len())?;
         Ok((shown, text))
@@ -318,10 +317,7 @@ impl Config {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        let mut loader = Loader {
-            base: PathBuf::from("."),
-            total: 0,
-        };
+        let mut loader = Loader::new(PathBuf::from("."));
         let (shown, text) = loader.read(&path.display().to_string(), "config")?;
         loader.base = base;
         Config::parse(&mut loader, &shown, &text)
@@ -330,12 +326,22 @@ impl Config {
     /// Parses config text (JSON or YAML). `source` names it in errors; relative paths are
     /// resolved against `base_dir` (the current directory when `None`).
     pub fn from_str(source: &str, text: &str, base_dir: Option<&Path>) -> Result<Config, Error> {
-        let mut loader = Loader {
-            base: base_dir
+        let mut loader = Loader::new(
+            base_dir
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| PathBuf::from(".")),
-            total: 0,
-        };
+        );
+        loader.account(source, text.len())?;
+        Config::parse(&mut loader, source, text)
+    }
+
+    /// As [`Config::from_str`], but a role file or Rego module named by path is refused
+    /// (`PolicyConfigUnreadable`) instead of opened: the parser alone, for the fuzz target
+    /// and replay test of the policy config, which must never read the machine's files.
+    #[doc(hidden)]
+    pub fn parse_text(source: &str, text: &str) -> Result<Config, Error> {
+        let mut loader = Loader::new(PathBuf::from("."));
+        loader.no_files = true;
         loader.account(source, text.len())?;
         Config::parse(&mut loader, source, text)
     }

@@ -13,6 +13,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
+use crate::operator_file::{read_bounded, MAX_OPERATOR_FILE_BYTES};
 use crate::{Error, Result, ResultCode};
 
 /// TLS client configurations by CA bundle path: parsing the ~100 certificates of
@@ -36,11 +37,11 @@ pub(super) fn tls_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>> {
             return Ok(config.clone());
         }
     }
+    let pem =
+        read_bounded(ca_file, MAX_OPERATOR_FILE_BYTES).map_err(|e| bundle_error(e.to_string()))?;
     let mut roots = rustls::RootCertStore::empty();
     let mut count = 0usize;
-    for cert in CertificateDer::pem_file_iter(ca_file)
-        .map_err(|e| bundle_error(format!("cannot be read: {e}")))?
-    {
+    for cert in CertificateDer::pem_slice_iter(&pem) {
         let cert = cert.map_err(|e| bundle_error(format!("is not valid PEM: {e}")))?;
         roots
             .add(cert)
@@ -211,5 +212,16 @@ mod tests {
             1, 2, 0x06, 0x03, 0x55, 0x1d, 0x11, 9
         ]));
         assert!(!has_subject_alt_name(&[0x06, 0x03, 0x55, 0x1d, 0x0f]));
+    }
+
+    #[test]
+    fn a_ca_bundle_that_never_ends_is_refused_not_read_into_memory() {
+        let e = tls_config(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(e.code(), ResultCode::CaBundleInvalid);
+        assert!(
+            e.message().contains("/dev/zero") && e.message().contains("larger than the limit"),
+            "{}",
+            e.message()
+        );
     }
 }
