@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use aws_config::provider_config::ProviderConfig;
 use aws_config::BehaviorVersion;
 use aws_smithy_async::time::{SharedTimeSource, SystemTimeSource};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use aws_types::region::Region;
@@ -95,6 +96,58 @@ impl CredentialsProvider {
         block_on(Self::new(settings))?
     }
 
+    /// Parses and validates JSON settings as [`CredentialsProvider::from_json_blocking`]
+    /// does, without building the AWS clients: the configuration parser alone, for the fuzz
+    /// target and replay test of the credentials provider config.
+    #[doc(hidden)]
+    pub fn check_json_blocking(json: &str) -> Result<()> {
+        let settings: ProviderSettings = serde_json::from_str(json)
+            .map_err(|e| invalid_config(format!("credentials provider configuration: {e}")))?;
+        block_on(Checked::new(&settings))?.map(|_| ())
+    }
+
+    /// For fuzzing and tests only: a provider built on the library's runtime whose every
+    /// HTTP request (each STS call) is answered by `respond` with `(status, body)` instead
+    /// of reaching the network, and never retried. It runs the SDK's response parsing and
+    /// this crate's error mapping on bodies an STS endpoint could send.
+    #[doc(hidden)]
+    pub fn with_http_responder_blocking(
+        settings: ProviderSettings,
+        respond: Arc<dyn Fn() -> (u16, Vec<u8>) + Send + Sync>,
+    ) -> Result<Self> {
+        block_on(async move {
+            let checked = Checked::new(&settings).await?;
+            let (provider_config, sdk_config) =
+                aws_configs(&checked, Some(canned::client(respond))).await;
+            let source = Source::new(&settings, &checked, &provider_config, &sdk_config).await?;
+            Ok(Self::from_parts(
+                checked,
+                source,
+                sdk_config,
+                SharedTimeSource::new(SystemTimeSource::new()),
+            ))
+        })?
+    }
+
+    fn from_parts(
+        settings: Checked,
+        source: Source,
+        sdk_config: SdkConfig,
+        clock: SharedTimeSource,
+    ) -> Self {
+        CredentialsProvider {
+            inner: Arc::new(Inner {
+                settings,
+                source,
+                sdk_config,
+                clock,
+                entries: Mutex::new(HashMap::new()),
+                accounts: Mutex::new(HashMap::new()),
+                home: tokio::runtime::Handle::try_current().ok(),
+            }),
+        }
+    }
+
     /// Builds a provider. No network call is made here.
     pub async fn new(settings: ProviderSettings) -> Result<Self> {
         Self::with_time_source(settings, SharedTimeSource::new(SystemTimeSource::new())).await
@@ -107,19 +160,9 @@ impl CredentialsProvider {
         clock: SharedTimeSource,
     ) -> Result<Self> {
         let checked = Checked::new(&settings).await?;
-        let (provider_config, sdk_config) = aws_configs(&checked).await;
+        let (provider_config, sdk_config) = aws_configs(&checked, None).await;
         let source = Source::new(&settings, &checked, &provider_config, &sdk_config).await?;
-        Ok(CredentialsProvider {
-            inner: Arc::new(Inner {
-                settings: checked,
-                source,
-                sdk_config,
-                clock,
-                entries: Mutex::new(HashMap::new()),
-                accounts: Mutex::new(HashMap::new()),
-                home: tokio::runtime::Handle::try_current().ok(),
-            }),
-        })
+        Ok(Self::from_parts(checked, source, sdk_config, clock))
     }
 
     /// Temporary credentials for the IAM role named by `db_user` (a role name or a full
@@ -228,8 +271,11 @@ impl Inner {
 }
 
 /// The settings every AWS client of the provider shares: region, timeouts, two attempts,
-/// and the STS endpoint override.
-async fn aws_configs(settings: &Checked) -> (ProviderConfig, SdkConfig) {
+/// and the STS endpoint override; with `canned`, that HTTP client and one attempt.
+async fn aws_configs(
+    settings: &Checked,
+    canned: Option<SharedHttpClient>,
+) -> (ProviderConfig, SdkConfig) {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(settings.connect_timeout)
         .read_timeout(settings.operation_timeout)
@@ -246,5 +292,51 @@ async fn aws_configs(settings: &Checked) -> (ProviderConfig, SdkConfig) {
     if let Some(e) = &settings.sts_endpoint {
         loader = loader.endpoint_url(e);
     }
+    if let Some(client) = canned {
+        // A retried canned answer is the same answer after a backoff sleep.
+        loader = loader
+            .http_client(client)
+            .retry_config(RetryConfig::disabled());
+    }
     (provider_config, loader.load().await)
+}
+
+/// The HTTP client of [`CredentialsProvider::with_http_responder_blocking`].
+mod canned {
+    use std::fmt;
+    use std::sync::Arc;
+
+    use aws_smithy_runtime_api::client::http::{
+        http_client_fn, HttpConnector, HttpConnectorFuture, SharedHttpClient, SharedHttpConnector,
+    };
+    use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+
+    type Respond = Arc<dyn Fn() -> (u16, Vec<u8>) + Send + Sync>;
+
+    struct Canned(Respond);
+
+    impl fmt::Debug for Canned {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("Canned")
+        }
+    }
+
+    impl HttpConnector for Canned {
+        fn call(&self, _request: HttpRequest) -> HttpConnectorFuture {
+            let (status, body) = (self.0)();
+            // A status outside 100–999 stands for a connection that failed.
+            HttpConnectorFuture::ready(match StatusCode::try_from(status) {
+                Ok(status) => Ok(HttpResponse::new(status, SdkBody::from(body))),
+                Err(e) => Err(ConnectorError::io(e.into())),
+            })
+        }
+    }
+
+    pub(super) fn client(respond: Respond) -> SharedHttpClient {
+        let connector = SharedHttpConnector::new(Canned(respond));
+        http_client_fn(move |_, _| connector.clone())
+    }
 }
