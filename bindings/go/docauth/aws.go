@@ -5,7 +5,6 @@ import "C"
 
 import (
 	"runtime"
-	"sync"
 )
 
 // AwsConversation is one client side of a MONGODB-AWS SASL conversation:
@@ -14,8 +13,7 @@ import (
 // Methods are serialized by a mutex (the C object is single-threaded), so calling them or
 // Close from several goroutines is safe.
 type AwsConversation struct {
-	mu  sync.Mutex
-	ptr *C.docauth_aws_conversation
+	h *handle[*C.docauth_aws_conversation] // calls take the write lock: the C object is single-threaded
 }
 
 // NewAwsConversation starts a conversation signed with creds, with a fresh random client
@@ -53,24 +51,19 @@ func NewAwsConversationForTesting(creds *Credentials, clientNonce []byte, unixTi
 }
 
 func wrapConversation(ptr *C.docauth_aws_conversation) *AwsConversation {
-	c := &AwsConversation{ptr: ptr}
-	runtime.SetFinalizer(c, (*AwsConversation).finalize)
-	return c
+	free := func(p *C.docauth_aws_conversation) { C.docauth_aws_conversation_free(p) }
+	return &AwsConversation{h: newHandle(ptr, free, "AwsConversation")}
 }
 
 // ClientFirst returns the client-first SASL payload, the BSON document
 // {r: BinData(0, 32-byte nonce), p: 110}. Calling it twice returns ErrInvalidState.
 func (c *AwsConversation) ClientFirst() ([]byte, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ptr == nil {
-		return nil, closedError("AwsConversation")
-	}
 	var out *C.docauth_bytes
-	var cerr *C.docauth_error
-	rc := C.docauth_aws_conversation_client_first(c.ptr, &out, &cerr)
-	runtime.KeepAlive(c)
-	if err := takeError(rc, cerr); err != nil {
+	err := c.h.useExclusive(func(p *C.docauth_aws_conversation) error {
+		var cerr *C.docauth_error
+		return takeError(C.docauth_aws_conversation_client_first(p, &out, &cerr), cerr)
+	})
+	if err != nil {
 		return nil, err
 	}
 	return takeBytes(out), nil
@@ -84,18 +77,15 @@ func (c *AwsConversation) ClientFirst() ([]byte, error) {
 // ErrSaslServerNonceMismatch, ErrSaslHostLength, ErrSaslHostEmptyLabel,
 // ErrSaslHostEdgeDot, ErrSigningFailed, ErrInvalidState.
 func (c *AwsConversation) ClientFinal(serverFirst []byte) ([]byte, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ptr == nil {
-		return nil, closedError("AwsConversation")
-	}
 	var out *C.docauth_bytes
-	var cerr *C.docauth_error
-	data, n := bytesArg(serverFirst)
-	rc := C.docauth_aws_conversation_client_final(c.ptr, data, n, &out, &cerr)
-	runtime.KeepAlive(serverFirst)
-	runtime.KeepAlive(c)
-	if err := takeError(rc, cerr); err != nil {
+	err := c.h.useExclusive(func(p *C.docauth_aws_conversation) error {
+		var cerr *C.docauth_error
+		data, n := bytesArg(serverFirst)
+		rc := C.docauth_aws_conversation_client_final(p, data, n, &out, &cerr)
+		runtime.KeepAlive(serverFirst)
+		return takeError(rc, cerr)
+	})
+	if err != nil {
 		return nil, err
 	}
 	return takeBytes(out), nil
@@ -103,20 +93,4 @@ func (c *AwsConversation) ClientFinal(serverFirst []byte) ([]byte, error) {
 
 // Close frees the conversation. It is idempotent, safe to call concurrently with the
 // other methods, and always returns nil.
-func (c *AwsConversation) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ptr != nil {
-		C.docauth_aws_conversation_free(c.ptr)
-		c.ptr = nil
-		runtime.SetFinalizer(c, nil)
-	}
-	return nil
-}
-
-func (c *AwsConversation) finalize() {
-	if c.ptr != nil {
-		C.docauth_aws_conversation_free(c.ptr)
-		c.ptr = nil
-	}
-}
+func (c *AwsConversation) Close() error { return c.h.close() }

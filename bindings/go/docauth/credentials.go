@@ -6,8 +6,6 @@ import "C"
 
 import (
 	"fmt"
-	"runtime"
-	"sync"
 	"time"
 )
 
@@ -17,8 +15,7 @@ import (
 // A *Credentials is immutable and may be shared by any number of goroutines. Close frees
 // it; conversations already created keep their own reference and stay usable.
 type Credentials struct {
-	mu          sync.RWMutex // readers: calls using ptr; writer: Close
-	ptr         *C.docauth_credentials
+	h           *handle[*C.docauth_credentials]
 	accessKeyID string
 	temporary   bool
 	expiry      time.Time // zero: no expiry
@@ -28,14 +25,13 @@ type Credentials struct {
 // expiry (the secret and the token cannot be read back).
 func wrapCredentials(ptr *C.docauth_credentials, temporary bool) *Credentials {
 	c := &Credentials{
-		ptr:         ptr,
+		h:           newHandle(ptr, func(p *C.docauth_credentials) { C.docauth_credentials_free(p) }, "Credentials"),
 		accessKeyID: C.GoString(C.docauth_credentials_access_key_id(ptr)),
 		temporary:   temporary,
 	}
 	if secs := int64(C.docauth_credentials_expiry(ptr)); secs > 0 {
 		c.expiry = time.Unix(secs, 0).UTC()
 	}
-	runtime.SetFinalizer(c, (*Credentials).finalize)
 	return c
 }
 
@@ -97,37 +93,12 @@ func (c *Credentials) GoString() string { return c.String() }
 
 // Close frees the library's copy of the credentials. It is idempotent and safe to call
 // concurrently with other methods; it always returns nil.
-func (c *Credentials) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ptr != nil {
-		C.docauth_credentials_free(c.ptr)
-		c.ptr = nil
-		runtime.SetFinalizer(c, nil)
-	}
-	return nil
-}
-
-// finalize is the safety net for Credentials that were never closed.
-func (c *Credentials) finalize() {
-	// Unreachable: no other goroutine can hold the lock.
-	if c.ptr != nil {
-		C.docauth_credentials_free(c.ptr)
-		c.ptr = nil
-	}
-}
+func (c *Credentials) Close() error { return c.h.close() }
 
 // use runs f with the C pointer under the read lock, or reports use after Close.
 func (c *Credentials) use(f func(*C.docauth_credentials) error) error {
 	if c == nil {
 		return newGoError(ResultNullParameter, "credentials are nil", nil)
 	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.ptr == nil {
-		return closedError("Credentials")
-	}
-	err := f(c.ptr)
-	runtime.KeepAlive(c)
-	return err
+	return c.h.use(f)
 }

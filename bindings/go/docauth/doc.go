@@ -12,8 +12,9 @@
 //
 //	if errors.Is(err, docauth.ErrSaslServerNonceMismatch) { ... }
 //
-// Resources: Credentials and AwsConversation own C objects. Call Close when done; Close is
-// idempotent, and a finalizer frees objects that were never closed. Using an object after
+// Resources: Credentials, AwsConversation, Engine, CredentialsProvider, Runtime and Session
+// own C objects. Call Close when done; Close is idempotent, and a finalizer frees objects
+// that were never closed. Using an object after
 // Close returns an error matching ErrClosed and ErrInvalidState; it never crashes.
 //
 // Concurrency: a *Credentials may be shared by any number of goroutines. An

@@ -31,7 +31,7 @@ type Error struct {
 	cause error // a Go-side cause such as ErrClosed, reachable through errors.Is/As
 }
 
-// ErrClosed is matched (errors.Is) by the error a Credentials or AwsConversation returns
+// ErrClosed is matched (errors.Is) by the error any object owning a C handle returns
 // when it is used after Close. That error also matches ErrInvalidState.
 var ErrClosed = errors.New("docauth: object used after Close")
 

@@ -6,16 +6,13 @@ import "C"
 
 import (
 	"encoding/json"
-	"runtime"
-	"sync"
 )
 
 // Engine is a policy engine: Teleport-compatible database roles evaluated by Rego
 // (docs/policy.md). It may be shared by any number of goroutines: Decide and Reload may run
 // concurrently, and a Reload swaps the rules atomically. Close frees it.
 type Engine struct {
-	mu  sync.RWMutex // readers: calls using ptr (the engine itself is thread-safe); writer: Close
-	ptr *C.docauth_engine
+	h *handle[*C.docauth_engine] // the engine itself is thread-safe: calls share the read lock
 }
 
 // Decision is the outcome of Decide: a deny is a Decision, never an error.
@@ -78,9 +75,7 @@ func NewEngineFromFile(path string) (*Engine, error) {
 }
 
 func newEngine(ptr *C.docauth_engine) *Engine {
-	e := &Engine{ptr: ptr}
-	runtime.SetFinalizer(e, (*Engine).finalize)
-	return e
+	return &Engine{h: newHandle(ptr, func(p *C.docauth_engine) { C.docauth_engine_free(p) }, "Engine")}
 }
 
 // Reload replaces the rules with those of a new configuration document. On error the old
@@ -134,34 +129,11 @@ func (e *Engine) DecideJSON(requestJSON string) (Decision, error) {
 }
 
 // Close frees the engine. It is idempotent, waits for calls in progress, and returns nil.
-func (e *Engine) Close() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.ptr != nil {
-		C.docauth_engine_free(e.ptr)
-		e.ptr = nil
-		runtime.SetFinalizer(e, nil)
-	}
-	return nil
-}
-
-func (e *Engine) finalize() {
-	if e.ptr != nil {
-		C.docauth_engine_free(e.ptr)
-		e.ptr = nil
-	}
-}
+func (e *Engine) Close() error { return e.h.close() }
 
 func (e *Engine) use(f func(*C.docauth_engine) error) error {
 	if e == nil {
 		return newGoError(ResultNullParameter, "engine is nil", nil)
 	}
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if e.ptr == nil {
-		return closedError("Engine")
-	}
-	err := f(e.ptr)
-	runtime.KeepAlive(e)
-	return err
+	return e.h.use(f)
 }

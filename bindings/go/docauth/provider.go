@@ -4,11 +4,6 @@ package docauth
 // #include "include_docauth.h"
 import "C"
 
-import (
-	"runtime"
-	"sync"
-)
-
 // CredentialsProvider resolves db users (IAM role names such as "teleport-docdb-user", or
 // full role ARNs) to temporary AWS credentials: the service's own credentials (the AWS
 // default chain, static keys, or a profile) assume the database's assume_role_arn first
@@ -20,8 +15,7 @@ import (
 // they expire. Resolve blocks its goroutine's OS thread until STS answers (bounded by the
 // configured timeouts).
 type CredentialsProvider struct {
-	mu  sync.RWMutex // readers: calls using ptr; writer: Close
-	ptr *C.docauth_credentials_provider
+	h *handle[*C.docauth_credentials_provider]
 }
 
 // NewCredentialsProvider creates a provider from the JSON configuration documented in
@@ -44,9 +38,8 @@ func NewCredentialsProvider(configJSON string) (*CredentialsProvider, error) {
 	if err := takeError(rc, cerr); err != nil {
 		return nil, err
 	}
-	p := &CredentialsProvider{ptr: out}
-	runtime.SetFinalizer(p, (*CredentialsProvider).finalize)
-	return p, nil
+	free := func(p *C.docauth_credentials_provider) { C.docauth_credentials_provider_free(p) }
+	return &CredentialsProvider{h: newHandle(out, free, "CredentialsProvider")}, nil
 }
 
 // Resolve returns temporary credentials of the IAM role dbUser names. sessionUser (the
@@ -96,34 +89,11 @@ func (p *CredentialsProvider) Invalidate(dbUser string) error {
 
 // Close frees the provider and its cached credentials. It waits for running calls, is
 // idempotent, and always returns nil.
-func (p *CredentialsProvider) Close() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ptr != nil {
-		C.docauth_credentials_provider_free(p.ptr)
-		p.ptr = nil
-		runtime.SetFinalizer(p, nil)
-	}
-	return nil
-}
-
-func (p *CredentialsProvider) finalize() {
-	if p.ptr != nil {
-		C.docauth_credentials_provider_free(p.ptr)
-		p.ptr = nil
-	}
-}
+func (p *CredentialsProvider) Close() error { return p.h.close() }
 
 func (p *CredentialsProvider) use(f func(*C.docauth_credentials_provider) error) error {
 	if p == nil {
 		return newGoError(ResultNullParameter, "credentials provider is nil", nil)
 	}
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.ptr == nil {
-		return closedError("CredentialsProvider")
-	}
-	err := f(p.ptr)
-	runtime.KeepAlive(p)
-	return err
+	return p.h.use(f)
 }

@@ -39,8 +39,7 @@ import (
 // delivers the audit events already queued and frees it; a finalizer does the same for a
 // Runtime that was never closed (and is no longer referenced by any Session).
 type Runtime struct {
-	mu  sync.RWMutex // readers: calls using ptr; writer: Close
-	ptr *C.docauth_runtime
+	h *handle[*C.docauth_runtime]
 }
 
 // NewRuntime creates a runtime with threads worker threads (0 = one per CPU; at most 1024).
@@ -53,9 +52,7 @@ func NewRuntime(threads int) (*Runtime, error) {
 	if err := takeError(C.docauth_runtime_new(C.uint32_t(threads), &out, &cerr), cerr); err != nil {
 		return nil, err
 	}
-	r := &Runtime{ptr: out}
-	runtime.SetFinalizer(r, (*Runtime).finalize)
-	return r, nil
+	return &Runtime{h: newHandle(out, func(p *C.docauth_runtime) { C.docauth_runtime_free(p) }, "Runtime")}, nil
 }
 
 // SetMaxSessions caps the sessions this runtime runs at once (default 10,000; at least 1).
@@ -84,36 +81,13 @@ func (r *Runtime) AuditDropped() uint64 {
 // Close cancels the runtime's running sessions, delivers the queued audit events and frees
 // it (waiting up to 5 s for its threads). Idempotent; always returns nil. Sessions' handles
 // stay usable: their Wait reports how they ended.
-func (r *Runtime) Close() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.ptr != nil {
-		C.docauth_runtime_free(r.ptr)
-		r.ptr = nil
-		runtime.SetFinalizer(r, nil)
-	}
-	return nil
-}
-
-func (r *Runtime) finalize() {
-	if r.ptr != nil {
-		C.docauth_runtime_free(r.ptr)
-		r.ptr = nil
-	}
-}
+func (r *Runtime) Close() error { return r.h.close() }
 
 func (r *Runtime) use(f func(*C.docauth_runtime) error) error {
 	if r == nil {
 		return newGoError(ResultNullParameter, "runtime is nil", nil)
 	}
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if r.ptr == nil {
-		return closedError("Runtime")
-	}
-	err := f(r.ptr)
-	runtime.KeepAlive(r)
-	return err
+	return r.h.use(f)
 }
 
 // SessionParams are the parameters of a session (the params JSON of docauth_session_start).
