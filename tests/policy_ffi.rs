@@ -16,7 +16,8 @@ macro_rules! c_call {
 }
 use docauth::ResultCode;
 
-const CONFIG: &str = "roles:\n  - {kind: role, version: v7, metadata: {name: access}, spec: {allow: {db_labels: {'*': '*'}, db_users: ['{{internal.db_users}}'], db_names: ['{{internal.db_names}}']}}}\n  - {kind: role, version: v7, metadata: {name: no-admin}, spec: {deny: {db_names: [admin]}}}\ndatabases:\n  - {name: my-docdb, labels: {env: dev}}\nidentities:\n  - {user: alice, roles: [access, no-admin], traits: {db_users: ['*'], db_names: ['*']}}\n";
+/// The engine configuration shared with the Python and Go binding tests.
+const CONFIG: &str = include_str!("fixtures/engine.yaml");
 
 fn cstr(p: *const c_char) -> String {
     // SAFETY: the library returns NUL-terminated strings valid while the owner lives.

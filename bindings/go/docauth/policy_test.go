@@ -2,27 +2,20 @@ package docauth
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 )
 
-const policyConfig = `
-roles:
-  - kind: role
-    version: v7
-    metadata: {name: access}
-    spec:
-      allow:
-        db_labels: {'*': '*'}
-        db_users: ['{{internal.db_users}}']
-        db_names: ['{{internal.db_names}}']
-  - {kind: role, version: v7, metadata: {name: no-admin}, spec: {deny: {db_names: [admin]}}}
-databases:
-  - {name: my-docdb, labels: {env: dev}}
-identities:
-  - {user: alice, roles: [access, no-admin], traits: {db_users: ['*'], db_names: ['*']}}
-`
+// policyConfig is the engine configuration shared with the Rust and Python tests.
+var policyConfig = func() string {
+	b, err := os.ReadFile("../../../tests/fixtures/engine.yaml")
+	if err != nil {
+		panic("the shared engine configuration: " + err.Error())
+	}
+	return string(b)
+}()
 
 func alice(dbName string) Request {
 	return Request{Identity: "alice", Database: "my-docdb", DBUser: "teleport-docdb-user", DBName: dbName}

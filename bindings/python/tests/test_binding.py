@@ -22,10 +22,15 @@ def creds(**kw) -> docauth.Credentials:
     return docauth.Credentials(kw.get("akid", "AKIAIOSFODNN7EXAMPLE"), kw.get("secret", SECRET), kw.get("token"))
 
 
-def test_library_version_is_the_crate_version():
+def test_library_and_package_versions_are_the_crate_version():
+    """Cargo.toml is the one source: the library reports it, pyproject.toml repeats it and the
+    package's __version__ comes from the installed metadata."""
     cargo = (REPO / "Cargo.toml").read_text()
     version = re.search(r'^version\s*=\s*"([^"]+)"', cargo, re.M).group(1)
+    pyproject = (REPO / "bindings" / "python" / "pyproject.toml").read_text()
+    assert re.search(r'^version\s*=\s*"([^"]+)"', pyproject, re.M).group(1) == version
     assert docauth.library_version() == version
+    assert docauth.__version__ == version
 
 
 def test_check_maps_a_real_library_error_to_its_class():

@@ -127,3 +127,25 @@ def test_library_agrees_on_each_code_name(num, cname, cls):
 
 def test_library_unknown_code_name():
     assert docauth.result_name(4242) == "DOCAUTH_RESULT_UNKNOWN"
+
+
+def header_struct_fields(name: str) -> list[tuple[str, str]]:
+    """[(C type, field)] of `typedef struct NAME { ... } NAME;` in the committed header."""
+    text = _strip_comments(HEADER.read_text())
+    m = re.search(r"typedef struct %s \{(?P<body>.*?)\} %s;" % (name, name), text, re.S)
+    assert m, f"the header has no struct {name}"
+    fields = []
+    for decl in m.group("body").split(";"):
+        decl = " ".join(decl.split())
+        if decl:
+            ctype, field = decl.rsplit(" ", 1)
+            fields.append((ctype, field))
+    return fields
+
+
+def test_session_stats_structure_is_the_headers():
+    """The ctypes declaration of docauth_session_stats must be the header's, field by field
+    in order: docauth_session_wait writes through it."""
+    header = [(field, c_to_ctypes(ctype)) for ctype, field in header_struct_fields("docauth_session_stats")]
+    assert len(header) >= 7  # guards against a parser that finds nothing
+    assert list(_ffi.docauth_session_stats._fields_) == header

@@ -7,23 +7,10 @@ import threading
 import pytest
 
 import docauth
+from binding_paths import REPO
 
-CONFIG = """
-roles:
-  - kind: role
-    version: v7
-    metadata: {name: access}
-    spec:
-      allow:
-        db_labels: {'*': '*'}
-        db_users: ['{{internal.db_users}}']
-        db_names: ['{{internal.db_names}}']
-  - {kind: role, version: v7, metadata: {name: no-admin}, spec: {deny: {db_names: [admin]}}}
-databases:
-  - {name: my-docdb, labels: {env: dev}, aws: {account_id: '123456789012', region: us-east-1}}
-identities:
-  - {user: alice, roles: [access, no-admin], traits: {db_users: ['*'], db_names: ['*']}}
-"""
+# The engine configuration shared with the Rust and Go tests.
+CONFIG = (REPO / "tests" / "fixtures" / "engine.yaml").read_text()
 
 
 def request(db_name: str, **kw):

@@ -27,22 +27,8 @@ sys.path.insert(0, str(binding_paths.REPO / "tests"))  # -> `peers`
 from peers.docdb.harness import DocDb, start_docdb  # noqa: E402
 from peers.docdb.standin import principal_for_arn  # noqa: E402
 
-ENGINE = """
-roles:
-  - kind: role
-    version: v7
-    metadata: {name: access}
-    spec:
-      allow:
-        db_labels: {'*': '*'}
-        db_users: ['{{internal.db_users}}']
-        db_names: ['{{internal.db_names}}']
-databases:
-  - {name: docdb, labels: {env: dev}, uri: 'localhost:PORT', aws: {account_id: '123456789012', region: us-east-1}}
-identities:
-  - {user: alice, roles: [access], traits: {db_users: ['*'], db_names: [test]}}
-  - {user: mallory, roles: [access], traits: {db_users: [someone-else], db_names: [test]}}
-"""
+# Shared with the Go binding's session tests.
+ENGINE = (binding_paths.REPO / "tests" / "fixtures" / "session-engine.yaml").read_text()
 
 
 @pytest.fixture(scope="module")

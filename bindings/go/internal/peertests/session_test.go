@@ -28,22 +28,14 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-const sessionEngineConfig = `
-roles:
-  - kind: role
-    version: v7
-    metadata: {name: access}
-    spec:
-      allow:
-        db_labels: {'*': '*'}
-        db_users: ['{{internal.db_users}}']
-        db_names: ['{{internal.db_names}}']
-databases:
-  - {name: docdb, labels: {env: dev}, uri: 'localhost:PORT', aws: {account_id: '123456789012', region: us-east-1}}
-identities:
-  - {user: alice, roles: [access], traits: {db_users: ['*'], db_names: [test]}}
-  - {user: mallory, roles: [access], traits: {db_users: [someone-else], db_names: [test]}}
-`
+// sessionEngineConfig is shared with the Python binding's session tests.
+var sessionEngineConfig = func() string {
+	b, err := os.ReadFile("../../../../tests/fixtures/session-engine.yaml")
+	if err != nil {
+		panic("the shared session engine configuration: " + err.Error())
+	}
+	return string(b)
+}()
 
 type docdbEnv struct {
 	port, caFile string

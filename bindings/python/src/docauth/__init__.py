@@ -16,6 +16,8 @@ The shared library is found through $DOCAUTH_LIBRARY, else the copy inside the p
 
 from __future__ import annotations
 
+from importlib import metadata as _metadata
+
 from . import _ffi
 from .aws import AwsConversation, Credentials
 from .provider import CredentialsProvider
@@ -24,7 +26,11 @@ from .session import Runtime, Session, SessionStats
 from .errors import *  # noqa: F403 - one exception class per result code
 from .errors import __all__ as _error_names
 
-__version__ = "0.1.0"
+try:
+    # pyproject.toml's version, which a test keeps equal to Cargo.toml's (the one source).
+    __version__ = _metadata.version("docauth")
+except _metadata.PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 
 def library_version() -> str:

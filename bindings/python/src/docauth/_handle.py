@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, TypeVar
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, TypeVar
 
 from .errors import UseAfterCloseError
 
@@ -16,7 +17,10 @@ class OwnedHandle:
     `__del__` is a safety net, and any use after close raises `UseAfterCloseError`.
 
     A re-entrant lock serializes the C calls made on this object with its `close()`, so a
-    handle is never freed while another thread is inside a call that uses it.
+    handle is never freed while another thread is inside a call that uses it. A call that
+    may block for long (a session's wait) pins the handle instead of holding the lock:
+    other calls go on beside it, and a `close()` meanwhile frees the handle when the last
+    pin is released.
     """
 
     _ptr: Any = None
@@ -26,14 +30,16 @@ class OwnedHandle:
         self._lock = threading.RLock()
         self._ptr = ptr
         self._free = free
+        self._pins = 0
+        self._closing = False
 
     @property
     def closed(self) -> bool:
-        return not self._ptr
+        return self._closing or not self._ptr
 
     def _use(self) -> Any:
         """The live handle; the caller must hold `self._lock`."""
-        if not self._ptr:
+        if self.closed:
             raise UseAfterCloseError(
                 UseAfterCloseError.code,
                 UseAfterCloseError.name,
@@ -41,16 +47,45 @@ class OwnedHandle:
             )
         return self._ptr
 
+    def _pin(self) -> Any:
+        """The live handle, kept alive until the matching `_unpin()` even if closed meanwhile."""
+        with self._lock:
+            ptr = self._use()
+            self._pins += 1
+            return ptr
+
+    def _unpin(self) -> None:
+        with self._lock:
+            self._pins -= 1
+            if self._pins == 0 and self._closing:
+                self._release_locked()
+
+    @contextmanager
+    def _pinned(self) -> Iterator[Any]:
+        ptr = self._pin()
+        try:
+            yield ptr
+        finally:
+            self._unpin()
+
+    def _release_locked(self) -> None:
+        ptr, free = self._ptr, self._free
+        self._ptr = None
+        if ptr and free is not None:
+            free(ptr)
+
     def close(self) -> None:
-        """Free the C object. Calling it again does nothing."""
+        """Free the C object (at once, or when the last pinned call returns). Calling it
+        again does nothing."""
         lock = getattr(self, "_lock", None)
         if lock is None:  # __init__ failed before the handle existed
             return
         with lock:
-            ptr, free = self._ptr, self._free
-            self._ptr = None
-            if ptr and free is not None:
-                free(ptr)
+            if self._closing:
+                return
+            self._closing = True
+            if self._pins == 0:
+                self._release_locked()
 
     def __enter__(self: _Handle) -> _Handle:
         return self

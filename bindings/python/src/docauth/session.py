@@ -32,7 +32,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Union
 from . import _ffi
 from ._handle import OwnedHandle
 from .aws import _c_string
-from .errors import CalledFromAuditCallbackError, InvalidArgumentError, UseAfterCloseError
+from .errors import CalledFromAuditCallbackError, InvalidArgumentError
 from .policy import PolicyEngine
 from .provider import CredentialsProvider
 
@@ -281,7 +281,7 @@ class Runtime(OwnedHandle):
         return f"<docauth.Runtime {'closed' if self.closed else 'open'}>"
 
 
-class Session:
+class Session(OwnedHandle):
     """One proxied session (`docauth_session`).
 
     Every method may be called from any thread at the same time; `shutdown()` never
@@ -292,94 +292,34 @@ class Session:
     """
 
     def __init__(self, ptr: Any, runtime: Runtime, target: Optional[_AuditTarget]) -> None:
-        self._mu = threading.Lock()
-        self._ptr = ptr
-        self._users = 0
-        self._closing = False
+        OwnedHandle.__init__(self, ptr, _ffi.lib().docauth_session_free)
         self._runtime = runtime  # keeps the runtime (and so the session) from being collected
         self._target = target
         self._done = threading.Event()
         self._waiter: Optional[threading.Thread] = None
         self._outcome: Optional[tuple[Optional[SessionStats], Optional[BaseException]]] = None
 
-    # -- handle life: a count of calls in progress, the last one frees a closed handle --
-
-    def _acquire(self) -> Any:
-        with self._mu:
-            if self._ptr is None or self._closing:
-                raise UseAfterCloseError(
-                    UseAfterCloseError.code, UseAfterCloseError.name, "Session is closed; it cannot be used after close()"
-                )
-            self._users += 1
-            return self._ptr
-
-    def _release(self) -> None:
-        with self._mu:
-            self._users -= 1
-            if self._users == 0 and self._closing:
-                self._free_locked()
-
-    def _free_locked(self) -> None:
-        ptr, self._ptr = self._ptr, None
-        if ptr:
-            _ffi.lib().docauth_session_free(ptr)
-
-    @property
-    def closed(self) -> bool:
-        return self._closing
-
-    def close(self) -> None:
-        """Releases the handle (idempotent). Does not end the session: call `shutdown()`
-        first for that."""
-        mu = getattr(self, "_mu", None)
-        if mu is None:
-            return
-        with mu:
-            if self._closing:
-                return
-            self._closing = True
-            if self._users == 0:
-                self._free_locked()
-
     def __enter__(self) -> "Session":
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001
-            pass
 
     # -- operations --
 
     def shutdown(self) -> None:
         """Asks the session to end; both connections close soon after. Never blocks."""
-        ptr = self._acquire()
-        try:
+        with self._pinned() as ptr:
             _ffi.lib().docauth_session_shutdown(ptr)
-        finally:
-            self._release()
 
     @property
     def is_finished(self) -> bool:
         """Whether the session has ended. Never blocks."""
-        ptr = self._acquire()
-        try:
+        with self._pinned() as ptr:
             return bool(_ffi.lib().docauth_session_is_finished(ptr))
-        finally:
-            self._release()
 
     @property
     def audit_dropped(self) -> int:
         """Audit events of this session dropped because the callback was too slow."""
-        ptr = self._acquire()
-        try:
+        with self._pinned() as ptr:
             return int(_ffi.lib().docauth_session_audit_dropped(ptr))
-        finally:
-            self._release()
 
     @property
     def audit_callback_errors(self) -> int:
@@ -406,15 +346,9 @@ class Session:
                 CalledFromAuditCallbackError.name,
                 "Session.wait() called from inside an audit callback: it would deadlock the dispatcher",
             )
-        with self._mu:
+        with self._lock:
             if self._outcome is None and self._waiter is None:
-                if self._ptr is None or self._closing:
-                    raise UseAfterCloseError(
-                        UseAfterCloseError.code,
-                        UseAfterCloseError.name,
-                        "Session is closed; it cannot be used after close()",
-                    )
-                self._users += 1  # released by the waiter thread
+                self._pin()  # unpinned by the waiter thread
                 self._waiter = threading.Thread(target=self._wait_in_thread, name="docauth-session-wait", daemon=True)
                 self._waiter.start()
         if not self._done.wait(timeout):
@@ -447,8 +381,8 @@ class Session:
             except BaseException as e:  # noqa: BLE001 - handed to the waiting caller
                 self._outcome = (None, e)
         finally:
-            self._release()
+            self._unpin()
             self._done.set()
 
     def __repr__(self) -> str:
-        return f"<docauth.Session {'closed' if self._closing else 'open'}>"
+        return f"<docauth.Session {'closed' if self.closed else 'open'}>"
