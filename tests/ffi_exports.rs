@@ -94,8 +94,16 @@ fn matching_brace(code: &str, open: usize, opening: u8, closing: u8) -> usize {
 fn without_test_modules(code: &str) -> String {
     let mut code = code.to_string();
     while let Some(at) = code.find("#[cfg(test)]") {
-        let open = at + code[at..].find('{').expect("a test module has a body");
-        let end = matching_brace(&code, open, b'{', b'}');
+        let rest = &code[at..];
+        let open = rest.find('{');
+        let end = match rest.find(';') {
+            // `#[cfg(test)] mod tests;`: the tests live in a file of their own.
+            Some(semi) if open.is_none_or(|open| semi < open) => at + semi + 1,
+            _ => {
+                let open = open.expect("a #[cfg(test)] item has a body or a `;`");
+                matching_brace(&code, at + open, b'{', b'}')
+            }
+        };
         code.replace_range(at..end, &" ".repeat(end - at));
     }
     code
@@ -231,4 +239,6 @@ fn the_scanner_sees_code_outside_the_boundary() {
     assert!(!body.starts_with("ffi_boundary!("));
     let tests = without_test_modules("a #[cfg(test)] mod tests { extern \"C\" fn g() {} } b");
     assert!(!tests.contains("fn g"));
+    let tests = without_test_modules("a #[cfg(test)] mod tests; extern \"C\" fn g() {} b");
+    assert!(tests.contains("extern \"C\" fn g() {}") && !tests.contains("mod tests"));
 }

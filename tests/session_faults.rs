@@ -543,7 +543,7 @@ fn sts_faults_reach_the_waiting_client_and_the_audit_and_other_sessions_go_on() 
                 None,
             ),
             engine(&["test"]),
-            Arc::new(ProviderCredentials::new(Arc::new(provider), "alice")),
+            Arc::new(ProviderCredentials::new(Arc::new(provider))),
             Some(audit.clone()),
         )
         .unwrap();

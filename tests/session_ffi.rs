@@ -363,6 +363,18 @@ fn a_failed_start_still_owns_the_fd_and_frees_user_data_once() {
             ResultCode::InvalidConfig,
             "allow_db_names",
         ),
+        (
+            // TLS without a CA bundle: refused by the start, before any connection.
+            r#"{"identity": {"user": "a"}, "database": "my-docdb", "database_uri": "mongodb://h/?tls=true", "db_user": "u"}"#,
+            ResultCode::CaBundleInvalid,
+            "set ca_file",
+        ),
+        (
+            // The CA bundle is read during the start: a missing file is the start's error.
+            r#"{"identity": {"user": "a"}, "database": "my-docdb", "database_uri": "mongodb://h/?tls=true", "ca_file": "/nonexistent/global-bundle.pem", "db_user": "u"}"#,
+            ResultCode::CaBundleInvalid,
+            "/nonexistent/global-bundle.pem",
+        ),
     ] {
         let (mut client, proxy_side) = socket_pair();
         let before = FREES.load(Ordering::SeqCst);

@@ -36,7 +36,10 @@ fn with_roles(
     mut p: docauth::session::SessionParams,
     roles: &[&str],
 ) -> docauth::session::SessionParams {
-    p.identity = serde_json::json!({"user": "alice", "roles": roles});
+    let roles = roles.iter().map(|r| r.to_string()).collect();
+    p.identity = docauth::session::SessionIdentity::Spec(std::sync::Arc::new(
+        docauth::policy::Identity::new("alice", roles, Default::default()),
+    ));
     p
 }
 
@@ -251,7 +254,7 @@ fn the_db_users_credentials_are_dropped_after_the_database_rejects_them() {
             tokio_stream(&runtime, proxy_side),
             p,
             engine(&["test"]),
-            Arc::new(ProviderCredentials::new(Arc::clone(&provider), "alice")),
+            Arc::new(ProviderCredentials::new(Arc::clone(&provider))),
             None,
         )
         .unwrap();

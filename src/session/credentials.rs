@@ -14,9 +14,14 @@ use crate::Result;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Where the session gets the AWS credentials it authenticates to the database with, for
-/// the session's db user (an IAM role name or ARN).
+/// the session's db user (an IAM role name or ARN), on behalf of the session's user (the
+/// identity's user name: the STS role session name, in CloudTrail).
 pub trait CredentialSource: Send + Sync {
-    fn credentials<'a>(&'a self, db_user: &'a str) -> BoxFuture<'a, Result<Credentials>>;
+    fn credentials<'a>(
+        &'a self,
+        db_user: &'a str,
+        session_user: &'a str,
+    ) -> BoxFuture<'a, Result<Credentials>>;
     /// The database rejected the MONGODB-AWS authentication made with the credentials of
     /// `db_user`: forget them so that the next session gets fresh ones.
     fn rejected(&self, _db_user: &str) {}
@@ -27,7 +32,11 @@ pub trait CredentialSource: Send + Sync {
 pub struct StaticCredentials(pub Credentials);
 
 impl CredentialSource for StaticCredentials {
-    fn credentials<'a>(&'a self, _db_user: &'a str) -> BoxFuture<'a, Result<Credentials>> {
+    fn credentials<'a>(
+        &'a self,
+        _db_user: &'a str,
+        _session_user: &'a str,
+    ) -> BoxFuture<'a, Result<Credentials>> {
         let c = self.0.clone();
         Box::pin(async move { Ok(c) })
     }
@@ -38,23 +47,23 @@ impl CredentialSource for StaticCredentials {
 #[derive(Clone, Debug)]
 pub struct ProviderCredentials {
     provider: Arc<CredentialsProvider>,
-    session_user: String,
 }
 
 impl ProviderCredentials {
-    pub fn new(provider: Arc<CredentialsProvider>, session_user: impl Into<String>) -> Self {
-        ProviderCredentials {
-            provider,
-            session_user: session_user.into(),
-        }
+    pub fn new(provider: Arc<CredentialsProvider>) -> Self {
+        ProviderCredentials { provider }
     }
 }
 
 impl CredentialSource for ProviderCredentials {
-    fn credentials<'a>(&'a self, db_user: &'a str) -> BoxFuture<'a, Result<Credentials>> {
+    fn credentials<'a>(
+        &'a self,
+        db_user: &'a str,
+        session_user: &'a str,
+    ) -> BoxFuture<'a, Result<Credentials>> {
         Box::pin(
             self.provider
-                .resolve_from_any_runtime(db_user, Some(self.session_user.as_str())),
+                .resolve_from_any_runtime(db_user, Some(session_user)),
         )
     }
 

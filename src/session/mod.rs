@@ -31,7 +31,7 @@ pub use judge::{CommandAccess, EngineJudge, Judge, SessionIdentity, Verdict};
 pub use params::{SessionParams, DEFAULT_CLIENT_WRITE_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS};
 pub use runtime::{Runtime, DEFAULT_MAX_SESSIONS};
 pub use stats::SessionStats;
-pub use upstream::{DatabaseUri, UpstreamConfig};
+pub use upstream::{DatabaseUri, UpstreamConfig, UpstreamTls};
 
 use crate::policy::PolicyEngine;
 use crate::{Error, Result, ResultCode};
@@ -92,10 +92,9 @@ impl Session {
     where
         C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let identity = params.session_identity()?;
         let judge = EngineJudge::new(
             Arc::clone(&engine),
-            identity,
+            params.identity.clone(),
             &params.database,
             &params.db_user,
             &params.db_name,
@@ -128,7 +127,6 @@ impl Session {
     where
         C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        params.session_identity()?;
         let uri =
             match &params.database_uri {
                 Some(uri) => DatabaseUri::parse(uri)?,
@@ -159,7 +157,21 @@ impl Session {
     where
         C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let user = params.session_identity()?.user().to_string();
+        // Everything the session needs from the host's parameters is derived here, on the
+        // caller's thread: a bad CA bundle is the start's error, not the session's.
+        let user = params.identity.user().to_string();
+        let config = UpstreamConfig {
+            tls: UpstreamTls::for_uri(
+                &uri,
+                params.ca_file.as_deref().map(std::path::Path::new),
+                &runtime.tls_configs,
+            )?,
+            uri,
+            db_user: params.db_user.clone(),
+            session_user: user.clone(),
+            connect_timeout: Duration::from_millis(params.connect_timeout_ms.max(1)),
+            handshake_timeout: Duration::from_millis(params.handshake_timeout_ms.max(1)),
+        };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             id: audit::new_session_id(),
@@ -172,17 +184,10 @@ impl Session {
             session_id: shared.id.clone(),
             user,
             db_service: params.database.clone(),
-            db_uri: uri.address(),
+            db_uri: config.uri.address(),
             db_user: params.db_user.clone(),
             db_name: params.db_name.clone(),
             client_addr: params.client_addr.clone(),
-        };
-        let config = UpstreamConfig {
-            uri,
-            ca_file: params.ca_file.clone().map(Into::into),
-            db_user: params.db_user.clone(),
-            connect_timeout: Duration::from_millis(params.connect_timeout_ms.max(1)),
-            handshake_timeout: Duration::from_millis(params.handshake_timeout_ms.max(1)),
         };
         let slot = runtime.sessions.take();
         let over_limit = slot.is_none().then(|| {

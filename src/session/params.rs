@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use super::judge::SessionIdentity;
 use super::upstream::DatabaseUri;
@@ -45,8 +45,9 @@ pub(super) fn config_error(msg: impl Into<String>) -> Error {
 #[serde(deny_unknown_fields)]
 pub struct SessionParams {
     /// Who is connecting: `{"user": "alice", "roles": [...], "traits": {...}}`, or the user
-    /// name of one of the engine configuration's `identities`.
-    pub identity: serde_json::Value,
+    /// name of one of the engine configuration's `identities`; typed as it is parsed.
+    #[serde(deserialize_with = "identity_param")]
+    pub identity: SessionIdentity,
     /// The database's name in the engine configuration (decisions, URI default, audit).
     pub database: String,
     /// `mongodb://host:port/?tls=true&tlsCAFile=…`; default: from the engine's database
@@ -85,7 +86,6 @@ impl SessionParams {
     pub fn from_json(json: &str) -> Result<Self> {
         let params: SessionParams =
             serde_json::from_str(json).map_err(|e| config_error(e.to_string()))?;
-        params.session_identity()?;
         if params.database.is_empty() {
             return Err(config_error(
                 "database must name a database of the engine configuration",
@@ -103,26 +103,6 @@ impl SessionParams {
             DatabaseUri::parse(uri)?;
         }
         Ok(params)
-    }
-
-    /// The identity: an object (`user` required) or a non-empty name.
-    pub fn session_identity(&self) -> Result<SessionIdentity> {
-        match &self.identity {
-            serde_json::Value::String(name) if !name.is_empty() => {
-                Ok(SessionIdentity::Name(name.clone()))
-            }
-            serde_json::Value::Object(_) => {
-                let spec: IdentitySpec = serde_json::from_value(self.identity.clone())
-                    .map_err(|e| config_error(format!("identity: {e}")))?;
-                if spec.user.is_empty() {
-                    return Err(config_error("identity.user must be a non-empty string"));
-                }
-                Ok(SessionIdentity::Spec(Arc::new(Identity::from_spec(spec))))
-            }
-            _ => Err(config_error(
-                "identity must be an object {\"user\": …, \"roles\": […], \"traits\": {…}} or the name of an identity of the engine configuration",
-            )),
-        }
     }
 
     /// The database URI: `database_uri`, else the engine database's `uri`.
@@ -148,5 +128,26 @@ impl SessionParams {
         } else {
             DatabaseUri::parse(&format!("mongodb://{uri}/?tls=true"))
         }
+    }
+}
+
+/// `identity`: an object (`user` required, non-empty) or a non-empty name.
+fn identity_param<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<SessionIdentity, D::Error> {
+    use serde::de::Error as _;
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(name) if !name.is_empty() => Ok(SessionIdentity::Name(name)),
+        value @ serde_json::Value::Object(_) => {
+            let spec: IdentitySpec = serde_json::from_value(value)
+                .map_err(|e| D::Error::custom(format!("identity: {e}")))?;
+            if spec.user.is_empty() {
+                return Err(D::Error::custom("identity.user must be a non-empty string"));
+            }
+            Ok(SessionIdentity::Spec(Arc::new(Identity::from_spec(spec))))
+        }
+        _ => Err(D::Error::custom(
+            "identity must be an object {\"user\": …, \"roles\": […], \"traits\": {…}} or the name of an identity of the engine configuration",
+        )),
     }
 }

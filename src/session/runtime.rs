@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::audit::{self, AuditDispatcher};
+use super::upstream::TlsConfigs;
 use crate::{Error, Result, ResultCode};
 
 /// How many sessions one runtime runs at once unless the host sets another cap
@@ -45,9 +46,13 @@ impl Drop for SessionSlot {
 
 /// A tokio runtime owned by the host, plus the audit dispatcher thread of its sessions.
 pub struct Runtime {
+    /// Taken only by Drop, to shut the workers down with a deadline.
     runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
     pub(super) audit: AuditDispatcher,
     pub(super) sessions: Arc<SessionSlots>,
+    /// The CA bundles its sessions verify databases with, parsed once.
+    pub(super) tls_configs: TlsConfigs,
 }
 
 impl Runtime {
@@ -71,12 +76,14 @@ impl Runtime {
             )
         })?;
         Ok(Runtime {
+            handle: runtime.handle().clone(),
             runtime: Some(runtime),
             audit,
             sessions: Arc::new(SessionSlots {
                 running: AtomicUsize::new(0),
                 max: AtomicUsize::new(DEFAULT_MAX_SESSIONS),
             }),
+            tls_configs: TlsConfigs::default(),
         })
     }
 
@@ -107,29 +114,13 @@ impl Runtime {
     }
 
     pub fn handle(&self) -> &tokio::runtime::Handle {
-        // `runtime` is only taken in Drop.
-        self.runtime
-            .as_ref()
-            .map(|r| r.handle())
-            .unwrap_or_else(|| unreachable_handle())
+        &self.handle
     }
 
     /// Audit events dropped by all sessions of this runtime (host too slow).
     pub fn audit_dropped(&self) -> u64 {
         self.audit.dropped()
     }
-}
-
-#[cold]
-fn unreachable_handle() -> &'static tokio::runtime::Handle {
-    // Never reached: the runtime is present for the whole life of `Runtime` outside Drop.
-    static FALLBACK: once_cell::sync::Lazy<tokio::runtime::Runtime> =
-        once_cell::sync::Lazy::new(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .build()
-                .unwrap_or_else(|_| std::process::abort())
-        });
-    FALLBACK.handle()
 }
 
 impl Drop for Runtime {

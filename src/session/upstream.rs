@@ -6,8 +6,9 @@
 //! Every failure is an [`Error`] whose message says what to fix (the troubleshooting section
 //! of the Teleport DocumentDB guide).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use tokio_rustls::client::TlsStream;
 mod tls;
 mod uri;
 
+pub use self::tls::TlsConfigs;
 use self::tls::{tls_config, tls_error};
 use self::uri::uri_error;
 pub use self::uri::DatabaseUri;
@@ -81,17 +83,51 @@ pub struct Upstream {
     pub address: String,
 }
 
-/// What [`connect`] needs.
-#[derive(Clone, Debug)]
+/// What [`connect`] needs, all read and checked when the session starts.
+#[derive(Clone)]
 pub struct UpstreamConfig {
     pub uri: DatabaseUri,
-    /// The CA bundle (PEM, one or many certificates) that verifies the database; overrides
-    /// the URI's `tlsCAFile`.
-    pub ca_file: Option<PathBuf>,
+    /// TLS to the database with the CA bundle that verifies it; `None` for `tls=false`.
+    pub tls: Option<UpstreamTls>,
     pub db_user: String,
+    /// The session's user: the STS role session name of the db user's credentials.
+    pub session_user: String,
     pub connect_timeout: Duration,
     /// Limit for TLS + hello + authentication, after the TCP connect.
     pub handshake_timeout: Duration,
+}
+
+/// The TLS client configuration of a database, and the CA bundle it was made from (named in
+/// verification errors).
+#[derive(Clone)]
+pub struct UpstreamTls {
+    pub config: Arc<rustls::ClientConfig>,
+    pub ca_file: PathBuf,
+}
+
+impl UpstreamTls {
+    /// For `uri` with TLS: the CA bundle `ca_file` (it overrides the URI's `tlsCAFile`),
+    /// read and parsed now (through the runtime's `cache`), so that a missing or bad bundle is
+    /// the start's error. `None` when the URI says `tls=false`.
+    pub fn for_uri(
+        uri: &DatabaseUri,
+        ca_file: Option<&Path>,
+        cache: &TlsConfigs,
+    ) -> Result<Option<UpstreamTls>> {
+        if !uri.tls {
+            return Ok(None);
+        }
+        let ca_file = ca_file.or(uri.ca_file.as_deref()).ok_or_else(|| {
+            Error::new(
+                ResultCode::CaBundleInvalid,
+                format!("no CA bundle is configured for {}: set ca_file (for Amazon DocumentDB, the RDS global-bundle.pem from https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)", uri.address()),
+            )
+        })?;
+        Ok(Some(UpstreamTls {
+            config: tls_config(ca_file, cache)?,
+            ca_file: ca_file.to_path_buf(),
+        }))
+    }
 }
 
 /// Connects, verifies TLS, says hello and authenticates as `db_user` with MONGODB-AWS.
@@ -100,21 +136,6 @@ pub async fn connect(
     credentials: &dyn CredentialSource,
 ) -> Result<Upstream> {
     let address = config.uri.address();
-    let tls = if config.uri.tls {
-        let ca = config
-            .ca_file
-            .as_deref()
-            .or(config.uri.ca_file.as_deref())
-            .ok_or_else(|| {
-                Error::new(
-                    ResultCode::CaBundleInvalid,
-                    format!("no CA bundle is configured for {address}: set ca_file (for Amazon DocumentDB, the RDS global-bundle.pem from https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)"),
-                )
-            })?;
-        Some((tls_config(ca)?, ca.to_path_buf()))
-    } else {
-        None
-    };
     let tcp = match tokio::time::timeout(
         config.connect_timeout,
         TcpStream::connect((config.uri.host.as_str(), config.uri.port)),
@@ -127,26 +148,26 @@ pub async fn connect(
     };
     let _ = tcp.set_nodelay(true);
     let handshake = async {
-        let stream = match tls {
+        let stream = match &config.tls {
             None => UpstreamStream::Plain(tcp),
-            Some((tls_config, ca)) => {
+            Some(tls) => {
                 let name = ServerName::try_from(config.uri.host.clone()).map_err(|_| {
                     uri_error(format!(
                         "{:?} is not a valid host name for TLS",
                         config.uri.host
                     ))
                 })?;
-                let connector = tokio_rustls::TlsConnector::from(tls_config);
+                let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
                 let stream = connector
                     .connect(name, tcp)
                     .await
-                    .map_err(|e| tls_error(&address, &ca, e))?;
+                    .map_err(|e| tls_error(&address, &tls.ca_file, e))?;
                 UpstreamStream::Tls(Box::new(stream))
             }
         };
         let mut stream = FrameReader::new(stream, 16 * 1024);
         let max_message_size = hello(&mut stream, &address).await?;
-        authenticate(&mut stream, &address, &config.db_user, credentials).await?;
+        authenticate(&mut stream, &address, config, credentials).await?;
         Ok(Upstream {
             stream,
             max_message_size,
@@ -338,10 +359,13 @@ fn binary_payload(reply: &Document) -> Option<&[u8]> {
 async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut FrameReader<S>,
     address: &str,
-    db_user: &str,
+    config: &UpstreamConfig,
     credentials: &dyn CredentialSource,
 ) -> Result<()> {
-    let credentials = credentials.credentials(db_user).await?;
+    let db_user = config.db_user.as_str();
+    let credentials = credentials
+        .credentials(db_user, &config.session_user)
+        .await?;
     let mut conversation = ClientConversation::new(credentials)?;
     let first = conversation.client_first()?;
     let step = "MONGODB-AWS authentication (saslStart)";

@@ -1,12 +1,11 @@
-//! TLS to the database: rustls with the configured CA bundle (parsed once per file and
-//! modification time), webpki's verification, and errors that name the fix (legacy-CN
-//! certificates, an unknown CA, a port without TLS).
+//! TLS to the database: rustls with the configured CA bundle (read when a session starts,
+//! parsed once per runtime, file and modification time), webpki's verification, and errors
+//! that name the fix (legacy-CN certificates, an unknown CA, a port without TLS).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use once_cell::sync::Lazy;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
@@ -16,12 +15,38 @@ use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use crate::operator_file::{read_bounded, MAX_OPERATOR_FILE_BYTES};
 use crate::{Error, Result, ResultCode};
 
-/// TLS client configurations by CA bundle path: parsing the ~100 certificates of
-/// global-bundle.pem once, not per session.
-type TlsConfigCache = HashMap<PathBuf, (std::time::SystemTime, Arc<rustls::ClientConfig>)>;
-static TLS_CONFIGS: Lazy<Mutex<TlsConfigCache>> = Lazy::new(|| Mutex::new(HashMap::new()));
+/// A runtime's TLS client configurations by CA bundle path: the ~100 certificates of
+/// global-bundle.pem are parsed once per runtime, not per session. The lock is held for a
+/// lookup or an insert, never while a file is read or parsed.
+#[derive(Default)]
+pub struct TlsConfigs(Mutex<HashMap<PathBuf, (std::time::SystemTime, Arc<rustls::ClientConfig>)>>);
 
-pub(super) fn tls_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>> {
+impl TlsConfigs {
+    fn get(
+        &self,
+        ca_file: &Path,
+        modified: std::time::SystemTime,
+    ) -> Option<Arc<rustls::ClientConfig>> {
+        let cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(ca_file)
+            .filter(|(when, _)| *when == modified)
+            .map(|(_, config)| config.clone())
+    }
+
+    fn insert(
+        &self,
+        ca_file: &Path,
+        modified: std::time::SystemTime,
+        config: Arc<rustls::ClientConfig>,
+    ) {
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        cache.insert(ca_file.to_path_buf(), (modified, config));
+    }
+}
+
+/// The TLS client configuration verifying servers with the CA bundle `ca_file`.
+pub(super) fn tls_config(ca_file: &Path, cache: &TlsConfigs) -> Result<Arc<rustls::ClientConfig>> {
     let bundle_error = |what: String| {
         Error::new(
             ResultCode::CaBundleInvalid,
@@ -31,11 +56,8 @@ pub(super) fn tls_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>> {
     let modified = std::fs::metadata(ca_file)
         .and_then(|m| m.modified())
         .map_err(|e| bundle_error(format!("cannot be read: {e}")))?;
-    let mut cache = TLS_CONFIGS.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((when, config)) = cache.get(ca_file) {
-        if *when == modified {
-            return Ok(config.clone());
-        }
+    if let Some(config) = cache.get(ca_file, modified) {
+        return Ok(config);
     }
     let pem =
         read_bounded(ca_file, MAX_OPERATOR_FILE_BYTES).map_err(|e| bundle_error(e.to_string()))?;
@@ -62,7 +84,7 @@ pub(super) fn tls_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>> {
         .with_custom_certificate_verifier(Arc::new(LegacyCnAware { webpki }))
         .with_no_client_auth();
     let config = Arc::new(config);
-    cache.insert(ca_file.to_path_buf(), (modified, config.clone()));
+    cache.insert(ca_file, modified, config.clone());
     Ok(config)
 }
 
