@@ -997,6 +997,9 @@ uint64_t docauth_runtime_audit_dropped(const struct docauth_runtime *runtime);
  * `DOCAUTH_RESULT_NULL_PARAMETER` (runtime, params_json, engine, credentials, out),
  * `DOCAUTH_RESULT_INVALID_CONFIG` (bad parameters; a `database` or named `identity` the
  * engine does not know; a database without URI), `DOCAUTH_RESULT_DATABASE_URI_INVALID`,
+ * `DOCAUTH_RESULT_CA_BUNDLE_INVALID` (TLS to the database without a CA bundle, or one that
+ * cannot be read or holds no usable certificate: it is read during this call, on the
+ * caller's thread, and parsed once per runtime and file version),
  * `DOCAUTH_RESULT_INVALID_ARGUMENT` (a `client_fd` that is not a connected TCP/Unix socket).
  * A connection-level deny is not an error of this call: the session ends with
  * `DOCAUTH_RESULT_SESSION_ACCESS_DENIED` from `docauth_session_wait`, a failed
