@@ -238,7 +238,7 @@ mod tests {
 
     #[test]
     fn a_ca_bundle_that_never_ends_is_refused_not_read_into_memory() {
-        let e = tls_config(Path::new("/dev/zero")).unwrap_err();
+        let e = tls_config(Path::new("/dev/zero"), &TlsConfigs::default()).unwrap_err();
         assert_eq!(e.code(), ResultCode::CaBundleInvalid);
         assert!(
             e.message().contains("/dev/zero") && e.message().contains("larger than the limit"),
