@@ -385,6 +385,13 @@ typedef struct docauth_runtime docauth_runtime;
 typedef struct docauth_session docauth_session;
 
 /**
+ * The exposition format of `docauth_metrics_render`: one of the
+ * `DOCAUTH_METRICS_FORMAT_*` constants. A plain integer rather than an enum so that a value
+ * this library does not know is an `INVALID_ARGUMENT` error, never undefined behaviour.
+ */
+typedef uint32_t docauth_metrics_format;
+
+/**
  * An audit callback: `event_json` is one NUL-terminated JSON object of `len` bytes (without
  * the NUL), valid only during the call. Called on the runtime's audit dispatcher thread,
  * one event at a time, never re-entrantly. It must not block for long: while it runs, the
@@ -424,6 +431,16 @@ typedef struct docauth_session_stats {
    */
   uint64_t audit_events_dropped;
 } docauth_session_stats;
+
+/**
+ * The Prometheus text format, version 0.0.4 (what every Prometheus server scrapes).
+ */
+#define DOCAUTH_METRICS_FORMAT_PROMETHEUS 0
+
+/**
+ * OpenMetrics 1.0 text (with `# UNIT` lines, ending with `# EOF`).
+ */
+#define DOCAUTH_METRICS_FORMAT_OPENMETRICS 1
 
 #ifdef __cplusplus
 extern "C" {
@@ -750,6 +767,45 @@ const char *docauth_error_message(const struct docauth_error *err);
  * `err` is NULL or an error from this library, not freed before.
  */
 void docauth_error_free(struct docauth_error *err);
+
+/**
+ * Renders the current metrics of `runtime` (its sessions), `engine` (its decisions) and
+ * `provider` (its STS calls) in `format`, as one exposition a host serves at `/metrics`
+ * (with the `Content-Type` from `docauth_metrics_content_type`). Any of the three may be
+ * NULL: its metrics are left out. Every metric name starts with `docauth_`; labels take
+ * only fixed values (never a database, collection or user name). docs/metrics.md lists them.
+ *
+ * On success `*out` receives the text (UTF-8, not NUL-terminated: use `docauth_bytes_len`),
+ * owned by the caller, freed with `docauth_bytes_free`.
+ *
+ * Threads: may be called from any thread, at any time, also while sessions run and
+ * decisions are made on other threads (the values are read without stopping them, so
+ * counters read at the same instant may differ by the events in flight); also from an
+ * audit callback. The handles must stay alive for the call.
+ *
+ * Errors: `DOCAUTH_RESULT_NULL_PARAMETER` (out), `DOCAUTH_RESULT_INVALID_ARGUMENT` (a
+ * `format` that is not a `DOCAUTH_METRICS_FORMAT_*` constant).
+ *
+ * # Safety
+ * `runtime`, `engine` and `provider` are each NULL or a live handle of their type; `out`
+ * and `err` are NULL or writable storage for one pointer.
+ */
+enum docauth_result docauth_metrics_render(const struct docauth_runtime *runtime,
+                                           const struct docauth_engine *engine,
+                                           const struct docauth_credentials_provider *provider,
+                                           docauth_metrics_format format,
+                                           struct docauth_bytes **out,
+                                           struct docauth_error **err);
+
+/**
+ * The HTTP `Content-Type` of `format`
+ * (`text/plain; version=0.0.4; charset=utf-8` for Prometheus text,
+ * `application/openmetrics-text; version=1.0.0; charset=utf-8` for OpenMetrics), a static
+ * NUL-terminated string never to be freed; NULL for a `format` that is not a
+ * `DOCAUTH_METRICS_FORMAT_*` constant (and if the library panicked, a bug). Callable from
+ * any thread.
+ */
+const char *docauth_metrics_content_type(docauth_metrics_format format);
 
 /**
  * Builds an engine from a configuration document (JSON or YAML text; see docs/policy.md):

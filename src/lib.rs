@@ -21,6 +21,8 @@ mod error;
 #[allow(unsafe_code)]
 pub mod ffi;
 mod operator_file;
+/// cbindgen:ignore
+pub mod metrics;
 pub mod policy;
 /// cbindgen:ignore
 pub mod session;

@@ -74,6 +74,32 @@ fn code_and_message<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) ->
     }
 }
 
+/// Error codes STS (and the SDKs' retry classifiers) use to say "slow down".
+const THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "SlowDown",
+    "PriorRequestNotComplete",
+];
+
+/// Whether STS refused the call because of its rate limit (a throttling error code, or HTTP
+/// 429 without one).
+pub(crate) fn is_throttling<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    if !matches!(err, SdkError::ServiceError(_)) {
+        return false;
+    }
+    let (code, _) = code_and_message(err);
+    THROTTLING_CODES.contains(&code.as_str())
+        || err
+            .raw_response()
+            .is_some_and(|r| r.status().as_u16() == 429)
+}
+
 pub(crate) fn map<E>(err: &SdkError<E, HttpResponse>, cx: &Context) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -252,6 +278,17 @@ mod tests {
 
     // Real STS answers an expired session token with ExpiredToken; moto never expires its
     // tokens, so this mapping is checked on the error value the SDK builds.
+    #[test]
+    fn throttling_is_told_by_its_code_or_429() {
+        let throttled = service_error(Some("Throttling"), "Rate exceeded", 400, "");
+        assert!(is_throttling(&throttled));
+        let body = "<ErrorResponse><Errors><Error><Code>RequestLimitExceeded</Code></Error></Errors></ErrorResponse>";
+        assert!(is_throttling(&service_error(None, "", 400, body)));
+        assert!(is_throttling(&service_error(None, "", 429, "not xml")));
+        let denied = service_error(Some("AccessDenied"), "no", 403, "");
+        assert!(!is_throttling(&denied));
+    }
+
     #[test]
     fn an_expired_token_is_called_expired() {
         let e = map(

@@ -130,6 +130,15 @@ pub(crate) unsafe fn arg_ref<'a, T>(ptr: *const T, name: &str) -> crate::Result<
     unsafe { ptr.as_ref() }.ok_or_else(|| null(name))
 }
 
+/// A shared reference to an optional handle: `None` for NULL.
+///
+/// # Safety
+/// `ptr` is NULL or points to a live `T` that outlives the returned reference.
+pub(crate) unsafe fn arg_opt_ref<'a, T>(ptr: *const T) -> Option<&'a T> {
+    // SAFETY: NULL or a live `T` outliving the reference, per this function's contract.
+    unsafe { ptr.as_ref() }
+}
+
 /// An exclusive reference to a handle, or a NULL_PARAMETER error naming the parameter.
 ///
 /// # Safety

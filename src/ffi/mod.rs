@@ -29,6 +29,7 @@ mod aws;
 mod bytes;
 mod credentials_provider;
 mod error;
+mod metrics;
 mod policy;
 mod session;
 
@@ -46,6 +47,10 @@ pub use credentials_provider::{
     docauth_credentials_provider_resolve,
 };
 pub use error::{docauth_error, docauth_error_code, docauth_error_free, docauth_error_message};
+pub use metrics::{
+    docauth_metrics_content_type, docauth_metrics_format, docauth_metrics_render,
+    DOCAUTH_METRICS_FORMAT_OPENMETRICS, DOCAUTH_METRICS_FORMAT_PROMETHEUS,
+};
 pub use policy::{
     docauth_decision, docauth_decision_allowed, docauth_decision_free, docauth_decision_json,
     docauth_decision_matched_role, docauth_decision_matched_roles_count, docauth_decision_reason,

@@ -22,7 +22,7 @@ use crate::{Error, ResultCode};
 /// running: their connections are closed).
 /// Threads: shareable; sessions may be started from any number of threads at once.
 pub struct docauth_runtime {
-    inner: Runtime,
+    pub(crate) inner: Runtime,
 }
 
 /// One proxied session.

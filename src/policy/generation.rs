@@ -121,18 +121,6 @@ fn labels_match(
 }
 
 impl Generation {
-    /// Decides, answering from this generation's cache when it can.
-    pub(super) fn decide_cached(&self, request: &Request) -> Arc<Decision> {
-        let hash = request.cache_hash();
-        if let Some(hit) = self.cache.get(hash, request) {
-            return hit;
-        }
-        let decision = Arc::new(self.decide(request));
-        self.cache
-            .insert(hash, request.clone(), Arc::clone(&decision));
-        decision
-    }
-
     pub(super) fn build(config: Config) -> Result<Generation, Error> {
         rego::check_builtin()?;
         let id = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);

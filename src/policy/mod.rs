@@ -23,9 +23,11 @@ pub mod template;
 
 mod cache;
 mod generation;
+pub mod metrics;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
@@ -36,6 +38,7 @@ pub use role::Role;
 
 use crate::Error;
 use generation::Generation;
+use metrics::{EngineMetrics, PolicyMetrics};
 
 /// Version of the Rego input document (`input.version`).
 pub(crate) const INPUT_VERSION: i64 = 1;
@@ -47,6 +50,8 @@ pub(crate) const INPUT_VERSION: i64 = 1;
 /// new rules, never a mix, and the next decision after a reload sees the new ones.
 pub struct PolicyEngine {
     current: ArcSwap<Generation>,
+    /// Kept across reloads.
+    metrics: Arc<PolicyMetrics>,
 }
 
 impl std::fmt::Debug for PolicyEngine {
@@ -65,6 +70,7 @@ impl PolicyEngine {
     pub fn new(config: Config) -> Result<PolicyEngine, Error> {
         Ok(PolicyEngine {
             current: ArcSwap::from_pointee(Generation::build(config)?),
+            metrics: Arc::default(),
         })
     }
 
@@ -110,7 +116,28 @@ impl PolicyEngine {
 
     /// Decides, answering from the cache of the current generation when it can.
     pub fn decide(&self, request: &Request) -> Arc<Decision> {
-        self.current.load().decide_cached(request)
+        self.decide_in(&self.current.load(), request)
+    }
+
+    /// Decides with `generation`'s rules and cache, counting the decision.
+    fn decide_in(&self, generation: &Generation, request: &Request) -> Arc<Decision> {
+        let hash = request.cache_hash();
+        if let Some(hit) = generation.cache.get(hash, request) {
+            self.metrics.hit(hit.allowed);
+            return hit;
+        }
+        let started = Instant::now();
+        let decision = Arc::new(generation.decide(request));
+        self.metrics.evaluated(decision.allowed, started.elapsed());
+        generation
+            .cache
+            .insert(hash, request.clone(), Arc::clone(&decision));
+        decision
+    }
+
+    /// This engine's metrics as they are now, for [`crate::metrics::render`].
+    pub fn metrics(&self) -> EngineMetrics {
+        EngineMetrics(Arc::clone(&self.metrics))
     }
 
     /// For a command that can reach databases nobody can list (unknown command, cluster-wide
@@ -124,7 +151,7 @@ impl PolicyEngine {
         let mut every = request.clone();
         every.db_name = "*".to_string();
         every.namespaces.clear();
-        let decision = generation.decide_cached(&every);
+        let decision = self.decide_in(&generation, &every);
         if !decision.allowed {
             return Decision::deny(
                 format!(
@@ -171,17 +198,23 @@ impl PolicyEngine {
         let generation = self.current.load();
         let hash = request.cache_hash();
         if let Some(allowed) = generation.cache.allowed(hash, request) {
+            self.metrics.hit(allowed);
             return allowed;
         }
+        let started = Instant::now();
         let decision = Arc::new(generation.decide(request));
         let allowed = decision.allowed;
+        self.metrics.evaluated(allowed, started.elapsed());
         generation.cache.insert(hash, request.clone(), decision);
         allowed
     }
 
     /// Decides without reading or filling the cache.
     pub fn decide_uncached(&self, request: &Request) -> Decision {
-        self.current.load().decide(request)
+        let started = Instant::now();
+        let decision = self.current.load().decide(request);
+        self.metrics.evaluated(decision.allowed, started.elapsed());
+        decision
     }
 
     /// The Rego input document the built-in policy and operator modules see for `request`

@@ -42,6 +42,8 @@ struct Queue {
     capacity: usize,
     max_bytes: usize,
     dropped: AtomicU64,
+    /// Events handed to a callback (for metrics).
+    delivered: AtomicU64,
 }
 
 thread_local! {
@@ -79,6 +81,7 @@ impl AuditDispatcher {
             max_bytes,
             capacity: capacity.max(1),
             dropped: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
         });
         let worker = queue.clone();
         let thread = std::thread::Builder::new()
@@ -104,6 +107,7 @@ impl AuditDispatcher {
                     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         item.callback.event(&item.json)
                     }));
+                    worker.delivered.fetch_add(1, Ordering::Relaxed);
                 }
             })?;
         Ok(AuditDispatcher {
@@ -124,6 +128,11 @@ impl AuditDispatcher {
     /// Events dropped by all sessions of this dispatcher because the host was too slow.
     pub fn dropped(&self) -> u64 {
         self.queue.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Events handed to the callbacks of this dispatcher's sessions so far.
+    pub fn delivered(&self) -> u64 {
+        self.queue.delivered.load(Ordering::Relaxed)
     }
 }
 

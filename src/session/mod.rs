@@ -11,6 +11,7 @@ pub mod audit;
 mod credentials;
 mod frames;
 mod judge;
+pub mod metrics;
 mod params;
 mod relay;
 mod runtime;
@@ -201,9 +202,11 @@ impl Session {
         });
         let guard = FinishGuard(shared.clone());
         let task_shared = shared.clone();
+        let runtime_metrics = Arc::clone(&runtime.metrics);
+        runtime_metrics.started.inc();
         runtime.handle().spawn(async move {
             let started = Instant::now();
-            let counters = relay::Counters::default();
+            let counters = relay::Counters::new(runtime_metrics);
             let session = run(
                 client,
                 &params,
@@ -229,6 +232,7 @@ impl Session {
                         ),
                     );
                     let stats = counters.stats(started.elapsed(), error.message());
+                    counters.metrics.ended.inc(metrics::EndReason::Panic);
                     let audit = &task_shared.audit;
                     audit.emit_always(&fields.end(&stats, Some(&error), audit.dropped()));
                     Err(error)
@@ -395,6 +399,7 @@ async fn connect_if_admitted(
     config: &UpstreamConfig,
     credentials: &dyn CredentialSource,
     fields: &SessionFields,
+    metrics: &metrics::SessionMetrics,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<upstream::Upstream> {
     let admitted = judge.admit();
@@ -408,7 +413,7 @@ async fn connect_if_admitted(
         ));
     }
     tokio::select! {
-        r = upstream::connect(config, credentials) => r,
+        r = upstream::connect(config, credentials, metrics) => r,
         _ = shutdown.wait_for(|stop| *stop) => Err(Error::new(ResultCode::SessionIo, "shut down by the host before the database connection was ready")),
     }
 }
@@ -433,7 +438,17 @@ where
     // Past the runtime's cap the session is not judged: the refusal is the cap's.
     let connected = match over_limit {
         Some(e) => Err(e),
-        None => connect_if_admitted(judge, config, credentials, fields, &mut shutdown).await,
+        None => {
+            connect_if_admitted(
+                judge,
+                config,
+                credentials,
+                fields,
+                &counters.metrics,
+                &mut shutdown,
+            )
+            .await
+        }
     };
     let upstream = match connected {
         Ok(u) => u,
@@ -441,6 +456,11 @@ where
             if e.code() == ResultCode::UpstreamAuthFailed {
                 credentials.rejected(&config.db_user);
             }
+            counters.metrics.ended.inc(if *shutdown.borrow() {
+                metrics::EndReason::ShutDown
+            } else {
+                metrics::EndReason::of_error(&e)
+            });
             audit.emit(&fields.start(Some(&e)));
             if !*shutdown.borrow() {
                 tell_client(
@@ -482,10 +502,24 @@ where
     let stats = counters.stats(
         started.elapsed(),
         match &outcome {
-            Ok(reason) => reason,
+            Ok(ended) => ended.text(),
             Err(e) => e.message(),
         },
     );
+    counters.metrics.ended.inc(match &outcome {
+        Ok(ended) => ended.reason(),
+        // During the relay these come from the database breaking the protocol or closing
+        // with replies owed, not from the connection phase.
+        Err(e)
+            if matches!(
+                e.code(),
+                ResultCode::UpstreamClosed | ResultCode::UpstreamProtocol
+            ) =>
+        {
+            metrics::EndReason::DatabaseFault
+        }
+        Err(e) => metrics::EndReason::of_error(e),
+    });
     audit.emit_always(&fields.end(&stats, outcome.as_ref().err(), audit.dropped()));
     outcome.map(|_| stats)
 }

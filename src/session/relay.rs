@@ -17,6 +17,7 @@ use tokio::sync::{watch, Mutex};
 use super::audit::{AuditSink, SessionFields};
 use super::frames::{FrameError, FrameReader};
 use super::judge::Judge;
+use super::metrics::{CommandClass as Class, DenialKind, Direction, EndReason, SessionMetrics};
 use super::upstream::UpstreamStream;
 use crate::wire::{self, CommandClass, Message, RequestInfo};
 use crate::{Error, ResultCode};
@@ -35,7 +36,37 @@ pub(crate) struct RelayLimits {
     pub client_write_timeout: Duration,
 }
 
-/// Byte and message counters, both ways.
+/// How a relay ended without an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    ClientClosed,
+    DatabaseClosed,
+    IdleTimeout,
+    ShutDown,
+}
+
+impl Ended {
+    /// The end reason of the session's stats and audit event.
+    pub(crate) fn text(self) -> &'static str {
+        match self {
+            Ended::ClientClosed => "client closed the connection",
+            Ended::DatabaseClosed => "the database closed the connection",
+            Ended::IdleTimeout => "idle timeout",
+            Ended::ShutDown => "shut down by the host",
+        }
+    }
+
+    pub(crate) fn reason(self) -> EndReason {
+        match self {
+            Ended::ClientClosed => EndReason::ClientClosed,
+            Ended::DatabaseClosed => EndReason::DatabaseClosed,
+            Ended::IdleTimeout => EndReason::IdleTimeout,
+            Ended::ShutDown => EndReason::ShutDown,
+        }
+    }
+}
+
+/// Byte and message counters, both ways: the session's own, and its runtime's metrics.
 #[derive(Default, Debug)]
 pub(crate) struct Counters {
     pub bytes_from_client: AtomicU64,
@@ -43,6 +74,16 @@ pub(crate) struct Counters {
     pub messages_from_client: AtomicU64,
     pub messages_to_client: AtomicU64,
     pub denied: AtomicU64,
+    pub metrics: std::sync::Arc<SessionMetrics>,
+}
+
+impl Counters {
+    pub(crate) fn new(metrics: std::sync::Arc<SessionMetrics>) -> Self {
+        Counters {
+            metrics,
+            ..Default::default()
+        }
+    }
 }
 
 /// The decision for one analysed message: `(allowed, reason)`. A command the analysis
@@ -116,11 +157,32 @@ async fn answer<W: AsyncWrite + Unpin>(
     let Some(reply) = reply else { return Ok(()) };
     let mut w = client_write.lock().await;
     write_to_client(&mut *w, &reply, timeout).await?;
-    counters.messages_to_client.fetch_add(1, Ordering::Relaxed);
-    counters
-        .bytes_to_client
-        .fetch_add(reply.len() as u64, Ordering::Relaxed);
+    counters.sent_to_client(reply.len());
     Ok(())
+}
+
+impl Counters {
+    /// A message the client sent, `len` bytes.
+    fn received_from_client(&self, len: usize) {
+        self.messages_from_client.fetch_add(1, Ordering::Relaxed);
+        self.bytes_from_client
+            .fetch_add(len as u64, Ordering::Relaxed);
+        self.metrics.bytes.add(Direction::FromClient, len as u64);
+    }
+
+    /// A message sent to the client, `len` bytes.
+    fn sent_to_client(&self, len: usize) {
+        self.messages_to_client.fetch_add(1, Ordering::Relaxed);
+        self.bytes_to_client
+            .fetch_add(len as u64, Ordering::Relaxed);
+        self.metrics.bytes.add(Direction::ToClient, len as u64);
+    }
+
+    /// A client message denied for `kind`; `class` is the command's reach class.
+    fn deny(&self, class: Class, kind: DenialKind) {
+        self.denied.fetch_add(1, Ordering::Relaxed);
+        self.metrics.message_judged(class, Some(kind));
+    }
 }
 
 /// The replies the client is waiting for, in the order the requests went to the database:
@@ -195,6 +257,20 @@ async fn tell_owed<W: AsyncWrite + Unpin>(
     }
 }
 
+/// The denial kind of a message the library could not parse ([`DenialKind::Malformed`]) or
+/// whose command the analysis refuses (unknown command, stage or field, a legacy opcode).
+fn refusal_kind(code: ResultCode) -> DenialKind {
+    match code {
+        ResultCode::WireRefusedOpcode
+        | ResultCode::WireRefusedQuery
+        | ResultCode::WireUnknownCommand
+        | ResultCode::WireUnknownStage
+        | ResultCode::WireRefusedField
+        | ResultCode::WireQueryNotCommand => DenialKind::Refused,
+        _ => DenialKind::Malformed,
+    }
+}
+
 /// MongoDB's code for a request the library could not parse or refuses to parse.
 fn parse_error_code(code: ResultCode) -> (i32, &'static str) {
     match code {
@@ -235,7 +311,7 @@ pub(crate) async fn relay<C>(
     fields: &SessionFields,
     counters: &Counters,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<&'static str, Error>
+) -> Result<Ended, Error>
 where
     C: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -262,7 +338,7 @@ where
             // Wait for the first byte of the next message (the idle timeout is `idle_watch`'s).
             match client_read.wait_readable().await {
                 Ok(true) => {}
-                Ok(false) => return Ok("client closed the connection"),
+                Ok(false) => return Ok(Ended::ClientClosed),
                 Err(e) => return Err(session_io("reading from the client", e)),
             }
             let next = match client_read.buffered(limits.max_message_size) {
@@ -287,12 +363,13 @@ where
                 }
                 Ok(Ok(Some(frame))) => frame,
                 Ok(Ok(None)) | Ok(Err(FrameError::Truncated)) => {
-                    return Ok("client closed the connection")
+                    return Ok(Ended::ClientClosed)
                 }
                 Ok(Err(FrameError::Io(e))) => {
                     return Err(session_io("reading from the client", e))
                 }
                 Ok(Err(FrameError::Bad { error, request })) => {
+                    counters.metrics.message_judged(Class::Unparsed, Some(DenialKind::Malformed));
                     let why = format!("{}; closing the connection", error.message());
                     if audit_on {
                         audit.emit(&fields.query("", &[], None, false, &why));
@@ -313,12 +390,7 @@ where
                 }
             };
             touch();
-            counters
-                .messages_from_client
-                .fetch_add(1, Ordering::Relaxed);
-            counters
-                .bytes_from_client
-                .fetch_add(frame.bytes().len() as u64, Ordering::Relaxed);
+            counters.received_from_client(frame.bytes().len());
             // The reply (or its absence, for moreToCome) follows the message as parsed: for
             // OP_COMPRESSED the inner message's flags, which the frame header cannot show.
             let compressed =
@@ -341,7 +413,7 @@ where
                     // An OP_COMPRESSED message that could not be decompressed and parsed: its
                     // moreToCome flag is unknown, and a reply to a moreToCome message would
                     // desynchronise the client. No reply; the session ends.
-                    counters.denied.fetch_add(1, Ordering::Relaxed);
+                    counters.deny(Class::Unparsed, refusal_kind(error.code()));
                     let why = format!(
                         "{}; an OP_COMPRESSED message that cannot be read is not answered (its flags are unknown); closing the connection",
                         error.message()
@@ -358,7 +430,7 @@ where
                         op_code: wire::op::OP_MSG,
                         more_to_come: true,
                     });
-                    counters.denied.fetch_add(1, Ordering::Relaxed);
+                    counters.deny(Class::Unparsed, refusal_kind(error.code()));
                     if audit_on {
                         audit.emit(&fields.query("", &[], None, false, error.message()));
                     }
@@ -379,6 +451,12 @@ where
                 }
             };
             let (mut allowed, mut reason) = decide(judge, &access);
+            let class = Class::of(access.reach);
+            let mut denial = (!allowed).then_some(if access.refused.is_some() {
+                DenialKind::Refused
+            } else {
+                DenialKind::Policy
+            });
             // A handshake goes upstream only without the client's authentication and
             // compression fields; if it cannot be rewritten it is refused, never forwarded as is.
             let mut stripped = None;
@@ -390,6 +468,7 @@ where
                     Ok(m) => stripped = Some(m),
                     Err(e) => {
                         allowed = false;
+                        denial = Some(DenialKind::Handshake);
                         reason = format!(
                             "the handshake could not be rewritten without its authentication and compression fields: {}",
                             e.message()
@@ -408,6 +487,7 @@ where
                 ));
             }
             if allowed {
+                counters.metrics.message_judged(class, None);
                 // Owed before it is written: the reply may come back before `write_all` returns.
                 owed.expect(message.request_info());
                 let bytes = stripped.as_ref().unwrap_or(&message).bytes();
@@ -421,7 +501,7 @@ where
                     .map_err(|e| session_io("writing to the database", e))?;
                 continue;
             }
-            counters.denied.fetch_add(1, Ordering::Relaxed);
+            counters.deny(class, denial.unwrap_or(DenialKind::Policy));
             let info = message.request_info();
             let reply = match access.refused.as_ref().and_then(|r| r.code) {
                 Some(code) => refusal_reply(
@@ -454,7 +534,7 @@ where
                 Ok(None) => {
                     let waiting = owed.lock().len();
                     if waiting == 0 {
-                        return Ok("the database closed the connection");
+                        return Ok(Ended::DatabaseClosed);
                     }
                     return Err(database_failed(Error::new(
                         ResultCode::UpstreamClosed,
@@ -498,10 +578,7 @@ where
             write_to_client(&mut *w, bytes, limits.client_write_timeout).await?;
             drop(w);
             touch();
-            counters.messages_to_client.fetch_add(1, Ordering::Relaxed);
-            counters
-                .bytes_to_client
-                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            counters.sent_to_client(bytes.len());
         }
     };
 
@@ -516,7 +593,7 @@ where
             let last = Duration::from_millis(last_activity_ms.load(Ordering::Relaxed));
             let quiet = started.elapsed().saturating_sub(last);
             if quiet >= idle {
-                return Ok("idle timeout");
+                return Ok(Ended::IdleTimeout);
             }
             tokio::time::sleep(idle - quiet).await;
         }
@@ -526,7 +603,7 @@ where
         r = client_to_server => r,
         r = server_to_client => r,
         r = idle_watch => r,
-        _ = shutdown.wait_for(|stop| *stop) => Ok("shut down by the host"),
+        _ = shutdown.wait_for(|stop| *stop) => Ok(Ended::ShutDown),
     };
     let fault = database_fault
         .lock()

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::audit::{self, AuditDispatcher};
 use super::upstream::TlsConfigs;
+use super::metrics::{RuntimeMetrics, SessionMetrics};
 use crate::{Error, Result, ResultCode};
 
 /// How many sessions one runtime runs at once unless the host sets another cap
@@ -53,6 +54,7 @@ pub struct Runtime {
     pub(super) sessions: Arc<SessionSlots>,
     /// The CA bundles its sessions verify databases with, parsed once.
     pub(super) tls_configs: TlsConfigs,
+    pub(super) metrics: Arc<SessionMetrics>,
 }
 
 impl Runtime {
@@ -84,6 +86,7 @@ impl Runtime {
                 max: AtomicUsize::new(DEFAULT_MAX_SESSIONS),
             }),
             tls_configs: TlsConfigs::default(),
+            metrics: Arc::default(),
         })
     }
 
@@ -120,6 +123,17 @@ impl Runtime {
     /// Audit events dropped by all sessions of this runtime (host too slow).
     pub fn audit_dropped(&self) -> u64 {
         self.audit.dropped()
+    }
+
+    /// The metrics of this runtime's sessions as they are now, for
+    /// [`crate::metrics::render`].
+    pub fn metrics(&self) -> RuntimeMetrics {
+        RuntimeMetrics {
+            metrics: Arc::clone(&self.metrics),
+            running: self.running_sessions() as u64,
+            audit_delivered: self.audit.delivered(),
+            audit_dropped: self.audit.dropped(),
+        }
     }
 }
 

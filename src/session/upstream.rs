@@ -27,6 +27,7 @@ use self::uri::uri_error;
 pub use self::uri::DatabaseUri;
 use super::credentials::CredentialSource;
 use super::frames::{FrameError, FrameReader};
+use super::metrics::{Phase, SessionMetrics, UpstreamFailure};
 use crate::aws::ClientConversation;
 use crate::wire::{self, Message, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::{Error, Result, ResultCode};
@@ -130,12 +131,29 @@ impl UpstreamTls {
     }
 }
 
-/// Connects, verifies TLS, says hello and authenticates as `db_user` with MONGODB-AWS.
-pub async fn connect(
+/// Connects, verifies TLS, says hello and authenticates as `db_user` with MONGODB-AWS;
+/// `metrics` gets the time of each phase, or the kind of failure.
+pub(crate) async fn connect(
     config: &UpstreamConfig,
     credentials: &dyn CredentialSource,
+    metrics: &SessionMetrics,
+) -> Result<Upstream> {
+    let outcome = connect_timed(config, credentials, metrics).await;
+    if let Err(e) = &outcome {
+        if let Some(kind) = UpstreamFailure::of(e.code()) {
+            metrics.upstream_failures.inc(kind);
+        }
+    }
+    outcome
+}
+
+async fn connect_timed(
+    config: &UpstreamConfig,
+    credentials: &dyn CredentialSource,
+    metrics: &SessionMetrics,
 ) -> Result<Upstream> {
     let address = config.uri.address();
+    let connecting = std::time::Instant::now();
     let tcp = match tokio::time::timeout(
         config.connect_timeout,
         TcpStream::connect((config.uri.host.as_str(), config.uri.port)),
@@ -146,6 +164,7 @@ pub async fn connect(
         Ok(Err(e)) => return Err(connect_failed(&address, &e)),
         Ok(Ok(tcp)) => tcp,
     };
+    metrics.phase(Phase::Connect, connecting.elapsed());
     let _ = tcp.set_nodelay(true);
     let handshake = async {
         let stream = match &config.tls {
@@ -158,16 +177,20 @@ pub async fn connect(
                     ))
                 })?;
                 let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+                let handshaking = std::time::Instant::now();
                 let stream = connector
                     .connect(name, tcp)
                     .await
                     .map_err(|e| tls_error(&address, &tls.ca_file, e))?;
+                metrics.phase(Phase::Tls, handshaking.elapsed());
                 UpstreamStream::Tls(Box::new(stream))
             }
         };
         let mut stream = FrameReader::new(stream, 16 * 1024);
         let max_message_size = hello(&mut stream, &address).await?;
+        let authenticating = std::time::Instant::now();
         authenticate(&mut stream, &address, config, credentials).await?;
+        metrics.phase(Phase::Auth, authenticating.elapsed());
         Ok(Upstream {
             stream,
             max_message_size,

@@ -39,6 +39,9 @@ pub struct CommandAccess {
     pub namespaces: Vec<Namespace>,
     /// How the session treats it.
     pub class: CommandClass,
+    /// The command's row in the command table: what it can reach (for metrics: a bounded
+    /// label, where the command name is the client's string).
+    pub reach: super::commands::Reach,
     /// A `hello`/`isMaster` carried `speculativeAuthenticate` (strip it before forwarding).
     pub speculative_authenticate: bool,
     /// `Some(reason)` when the command can reach databases that cannot be listed (unknown

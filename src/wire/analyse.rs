@@ -246,6 +246,7 @@ fn analyse_command(cmd: Cmd<'_>, database: &str) -> Result<CommandAccess> {
         collection: collection.map(str::to_owned),
         namespaces: a.namespaces,
         class,
+        reach: row.reach,
         speculative_authenticate,
         unanalysable: a.unanalysable,
         refused: a.refused,

@@ -89,6 +89,7 @@ impl Inner {
         if let Some(cached) = &slot.value {
             let now = self.clock.now();
             if cached.is_fresh(now) {
+                self.metrics.served_from_cache.inc();
                 return Ok(cached.clone());
             }
             // STS was unreachable a moment ago: serve the still-valid credentials rather
@@ -98,6 +99,7 @@ impl Inner {
                 .and_then(|at| at.checked_add(RETRY_AFTER_FAILED_REFRESH))
                 .is_some_and(|retry_at| now < retry_at);
             if recently_failed && cached.is_servable(now) {
+                self.metrics.served_stale.inc();
                 return Ok(cached.clone());
             }
         }
@@ -139,6 +141,7 @@ impl Inner {
                             "docauth: could not renew AWS credentials; serving the cached ones until they expire"
                         );
                         let cached = cached.clone();
+                        self.metrics.served_stale.inc();
                         slot.refresh_failed_at = Some(now);
                         slot.failure = None;
                         return Ok(cached);

@@ -28,6 +28,7 @@ use aws_types::SdkConfig;
 
 mod blocking;
 mod cache;
+pub mod metrics;
 mod settings;
 mod source;
 mod sts;
@@ -36,6 +37,7 @@ mod tests;
 
 use self::blocking::block_on;
 use self::cache::{Assumed, ChainKey, Entry, Hop};
+use self::metrics::{CredentialsMetrics, ProviderMetrics};
 use self::settings::{invalid_config, Checked};
 use self::source::Source;
 use super::role_arn::{classify_db_user, session_name, DbUserRole, RoleArn};
@@ -54,6 +56,7 @@ struct Inner {
     accounts: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<String>>>>,
     /// The runtime the provider was built on: its AWS HTTP connections belong to it.
     home: Option<tokio::runtime::Handle>,
+    metrics: Arc<ProviderMetrics>,
 }
 
 /// Resolves a db user to temporary AWS credentials of the IAM role it names.
@@ -144,6 +147,7 @@ impl CredentialsProvider {
                 entries: Mutex::new(HashMap::new()),
                 accounts: Mutex::new(HashMap::new()),
                 home: tokio::runtime::Handle::try_current().ok(),
+                metrics: Arc::default(),
             }),
         }
     }
@@ -213,6 +217,11 @@ impl CredentialsProvider {
         session_user: Option<&str>,
     ) -> Result<Credentials> {
         block_on(self.resolve(db_user, session_user))?
+    }
+
+    /// This provider's metrics as they are now, for [`crate::metrics::render`].
+    pub fn metrics(&self) -> CredentialsMetrics {
+        CredentialsMetrics(Arc::clone(&self.inner.metrics))
     }
 
     /// Drops the cached credentials of `db_user` (name or ARN), e.g. after DocumentDB

@@ -1,11 +1,12 @@
 //! The provider's STS calls: GetCallerIdentity (the service's own account) and AssumeRole
 //! (one hop of a role chain), with errors that name the caller, the role and the endpoint.
 
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use zeroize::Zeroizing;
 
 use super::cache::{Assumed, Hop};
+use super::metrics::{Operation, Outcome};
 use super::{lock, Inner};
 use crate::aws::sts_error;
 use crate::aws::Credentials;
@@ -47,13 +48,20 @@ impl Inner {
         &self,
         credentials: &aws_credential_types::Credentials,
     ) -> Result<(String, String)> {
-        let out = self
+        let started = Instant::now();
+        let sent = self
             .sts_client(credentials.clone())
             .get_caller_identity()
             .send()
-            .await
+            .await;
+        let took = started.elapsed();
+        let out = sent
+            .inspect(|_| {
+                self.metrics
+                    .call(Operation::GetCallerIdentity, Outcome::Ok, took)
+            })
             .map_err(|e| {
-                sts_error::map(
+                let error = sts_error::map(
                     &e,
                     &sts_error::Context {
                         operation: "GetCallerIdentity",
@@ -65,7 +73,11 @@ impl Inner {
                         external_id: false,
                         secrets: secrets_of(credentials),
                     },
-                )
+                );
+                let outcome = Outcome::of_failure(&e, &error);
+                self.metrics
+                    .call(Operation::GetCallerIdentity, outcome, took);
+                error
             })?;
         let arn = out.arn().unwrap_or_default().to_owned();
         match out.account() {
@@ -89,6 +101,7 @@ impl Inner {
             Caller::Assumed(_) => s.session_duration.min(3_600),
             Caller::Base(_) => s.session_duration,
         };
+        let started = Instant::now();
         let result = self
             .sts_client(credentials.clone())
             .assume_role()
@@ -98,8 +111,12 @@ impl Inner {
             .duration_seconds(i32::try_from(duration).unwrap_or(3_600))
             .send()
             .await;
+        let took = started.elapsed();
         let out = match result {
-            Ok(out) => out,
+            Ok(out) => {
+                self.metrics.call(Operation::AssumeRole, Outcome::Ok, took);
+                out
+            }
             Err(e) => {
                 let caller_name = match caller {
                     Caller::Assumed(a) => a.arn.clone(),
@@ -110,7 +127,7 @@ impl Inner {
                         }
                     },
                 };
-                return Err(sts_error::map(
+                let error = sts_error::map(
                     &e,
                     &sts_error::Context {
                         operation: "AssumeRole",
@@ -122,7 +139,10 @@ impl Inner {
                         external_id: hop.external_id.is_some(),
                         secrets: secrets_of(&credentials),
                     },
-                ));
+                );
+                self.metrics
+                    .call(Operation::AssumeRole, Outcome::of_failure(&e, &error), took);
+                return Err(error);
             }
         };
         let arn = out
