@@ -28,6 +28,8 @@ _SCALARS = {
     "enum docauth_result": _ffi.c_result,
     "docauth_result": _ffi.c_result,
     "void *": ctypes.c_void_p,
+    # A plain integer typedef (not an enum: an unknown value must be an error, not UB).
+    "docauth_metrics_format": ctypes.c_uint32,
 }
 
 

@@ -23,6 +23,7 @@ from .aws import AwsConversation, Credentials
 from .provider import CredentialsProvider
 from .policy import Decision, PolicyEngine
 from .session import Runtime, Session, SessionStats
+from ._metrics import MetricFamily, MetricSample, metrics, metrics_content_type, metrics_text, parse_metrics
 from .errors import *  # noqa: F403 - one exception class per result code
 from .errors import __all__ as _error_names
 
@@ -54,12 +55,18 @@ __all__ = [
     "Credentials",
     "CredentialsProvider",
     "Decision",
+    "MetricFamily",
+    "MetricSample",
     "PolicyEngine",
     "Runtime",
     "Session",
     "SessionStats",
     "library_path",
     "library_version",
+    "metrics",
+    "metrics_content_type",
+    "metrics_text",
+    "parse_metrics",
     "result_name",
     *_error_names,
 ]

@@ -178,6 +178,18 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "docauth_session_wait": (c_result, [P(docauth_session), P(docauth_session_stats), ErrOut]),
     "docauth_session_audit_dropped": (ctypes.c_uint64, [P(docauth_session)]),
     "docauth_session_free": (None, [P(docauth_session)]),
+    "docauth_metrics_render": (
+        c_result,
+        [
+            P(docauth_runtime),
+            P(docauth_engine),
+            P(docauth_credentials_provider),
+            ctypes.c_uint32,
+            P(P(docauth_bytes)),
+            ErrOut,
+        ],
+    ),
+    "docauth_metrics_content_type": (ctypes.c_char_p, [ctypes.c_uint32]),
 }
 
 _REPO_ROOT = Path(__file__).resolve().parents[4]  # <repo>/bindings/python/src/docauth/_ffi.py
