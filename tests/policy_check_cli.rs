@@ -280,3 +280,147 @@ fn lint_usage_and_unreadable_config_exit_2() {
     assert_eq!(code, 2);
     assert!(err.contains("unknown option --bogus"), "{err}");
 }
+
+/// One policy-decided query event as a session writes it (docs/audit.md): alice, named by the
+/// session, on `my-docdb` as `teleport-docdb-user`.
+fn query_event(command: &str, namespace: &str, allowed: bool, reason: &str) -> String {
+    let db = namespace.split('.').next().unwrap();
+    serde_json::json!({
+        "event": if allowed { "db.session.query" } else { "db.session.query.failed" },
+        "code": if allowed { "TDB02I" } else { "TDB02W" },
+        "time": "2026-12-03T06:00:00Z", "uid": "u1", "sid": "s1",
+        "user": "alice", "db_service": "my-docdb", "db_protocol": "mongodb",
+        "db_uri": "localhost:27017", "db_user": "teleport-docdb-user", "db_name": "test",
+        "client_addr": "127.0.0.1:5000", "allowed": allowed, "reason": reason,
+        "decided_by": "policy", "command": command, "database": db, "databases": [db],
+        "collection": namespace.split_once('.').map(|(_, c)| c), "namespaces": [namespace],
+        "reaches_unlisted": null, "matched_roles": ["access"],
+        "user_roles": ["access", "no-admin"], "user_traits": {"db_users": ["*"], "db_names": ["*"]},
+        "identity_source": "config",
+    })
+    .to_string()
+}
+
+/// The audit log of a session under `write_config`'s policy: a find and an insert allowed, a
+/// dropDatabase denied by the operator module; plus the session's start and end events.
+fn write_audit_log(dir: &std::path::Path) -> PathBuf {
+    let lines = [
+        r#"{"event":"db.session.start","code":"TDB00I","sid":"s1","user":"alice","success":true}"#
+            .to_string(),
+        query_event("find", "test.orders", true, "allowed by role(s) [access]"),
+        query_event("insert", "test.orders", true, "allowed by role(s) [access]"),
+        query_event("insert", "test.orders", true, "allowed by role(s) [access]"),
+        query_event(
+            "dropDatabase",
+            "test",
+            false,
+            "denied: operator policy: dropDatabase is not allowed",
+        ),
+        r#"{"event":"db.session.end","code":"TDB01I","sid":"s1","user":"alice"}"#.to_string(),
+    ];
+    let path = dir.join("audit.jsonl");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+#[test]
+fn replay_under_the_same_policy_changes_nothing() {
+    let config = write_config("replay-same");
+    let audit = write_audit_log(config.parent().unwrap());
+    let (code, out, err) = check(&[
+        "replay",
+        "--config",
+        config.to_str().unwrap(),
+        audit.to_str().unwrap(),
+    ]);
+    assert_eq!((code, err.as_str()), (0, ""), "{out}");
+    assert_eq!(out, "replayed 4 decisions: none would change\n");
+}
+
+#[test]
+fn replay_under_a_stricter_policy_prints_each_change_and_exits_1() {
+    let config = write_config("replay-strict");
+    let dir = config.parent().unwrap();
+    let audit = write_audit_log(dir);
+    // The rollout: alice may now read only (db_names kept, a read-only operator module).
+    std::fs::write(
+        dir.join("read-only.rego"),
+        "package docauth.operator\nimport rego.v1\ndeny contains \"writes are not allowed\" if input.request.command == \"insert\"\n",
+    )
+    .unwrap();
+    let strict = dir.join("strict.yaml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("modules: [no-drop.rego]", "modules: [read-only.rego]");
+    std::fs::write(&strict, text).unwrap();
+    let audit_path = audit.to_str().unwrap();
+    let (code, out, err) = check(&["replay", "--config", strict.to_str().unwrap(), audit_path]);
+    assert_eq!((code, err.as_str()), (1, ""), "{out}");
+    let want = format!(
+        "{audit_path}:3: ALLOW -> DENY: alice on my-docdb as teleport-docdb-user: insert test.orders (2 events, lines 3, 4)
+    now: denied: operator policy: writes are not allowed
+    was: allowed by role(s) [access]
+{audit_path}:5: DENY -> ALLOW: alice on my-docdb as teleport-docdb-user: dropDatabase test
+    now: allowed by role(s) [access]: allow.db_labels match database \"my-docdb\", allow.db_users match \"teleport-docdb-user\", allow.db_names match database name(s) [test]
+    was: denied: operator policy: dropDatabase is not allowed
+replayed 4 decisions: 3 would change (2 ALLOW -> DENY, 1 DENY -> ALLOW)
+"
+    );
+    assert_eq!(out, want);
+
+    // The same log on stdin.
+    let out = Command::new(env!("CARGO_BIN_EXE_docauth-check"))
+        .args(["replay", "--config", strict.to_str().unwrap(), "-"])
+        .stdin(std::fs::File::open(&audit).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        want.replace(audit_path, "-")
+    );
+}
+
+#[test]
+fn replay_of_an_unusable_log_or_config_exits_2() {
+    let config = write_config("replay-bad");
+    let c = config.to_str().unwrap();
+    let dir = config.parent().unwrap();
+    let audit = write_audit_log(dir);
+    let mut text = std::fs::read_to_string(&audit).unwrap();
+    text.push_str("docauth-proxy: listening on 127.0.0.1:1\n");
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(&bad, text).unwrap();
+    let (code, out, err) = check(&["replay", "--config", c, bad.to_str().unwrap()]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(
+        err.starts_with(&format!(
+            "docauth-check: audit log {}: line 7: not a JSON audit event: ",
+            bad.display()
+        )),
+        "{err}"
+    );
+
+    let missing = dir.join("nowhere.jsonl");
+    let (code, out, err) = check(&["replay", "--config", c, missing.to_str().unwrap()]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(
+        err.starts_with(&format!("docauth-check: audit log {}: ", missing.display()))
+            && err.contains("No such file"),
+        "{err}"
+    );
+
+    let audit_path = audit.to_str().unwrap();
+    let (code, _, err) = check(&["replay", "--config", "/nonexistent/p.yaml", audit_path]);
+    assert_eq!(code, 2);
+    assert!(err.contains("POLICY_CONFIG_UNREADABLE"), "{err}");
+    let (code, _, err) = check(&["replay", audit_path]);
+    assert_eq!(code, 2);
+    assert!(err.contains("replay: --config is required"), "{err}");
+    let (code, _, err) = check(&["replay", "--config", c]);
+    assert_eq!(code, 2);
+    assert!(err.contains("the audit log"), "{err}");
+    let (code, _, err) = check(&["replay", "--config", c, audit_path, audit_path]);
+    assert_eq!(code, 2);
+    assert!(err.contains("one audit log at a time"), "{err}");
+}

@@ -21,20 +21,14 @@ struct PanickingJudge;
 
 impl Judge for PanickingJudge {
     fn admit(&self) -> Verdict {
-        Verdict {
-            allowed: true,
-            reason: "test judge: every session is admitted".into(),
-        }
+        Verdict::new(true, "test judge: every session is admitted")
     }
 
     fn judge(&self, access: &CommandAccess) -> Verdict {
         if access.database == "boom" {
             panic!("test judge: a message for database boom");
         }
-        Verdict {
-            allowed: true,
-            reason: "test judge: every message is allowed".into(),
-        }
+        Verdict::new(true, "test judge: every message is allowed")
     }
 }
 

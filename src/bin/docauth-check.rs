@@ -17,6 +17,13 @@
 //! (`file:line: warning: ...`, or `file: warning: ...` when no line is known), what in the
 //! configuration silently matches nothing (see `docauth::policy::lint`). Exit status: 0 clean,
 //! 1 warnings, 2 usage error or a configuration that cannot be read or loaded.
+//!
+//! `docauth-check replay --config new.yaml audit.jsonl` decides every policy decision of an
+//! audit log (the JSON lines the example proxies print) again under the configuration and
+//! prints those that would change, then a summary line (see `docauth::policy::replay`).
+//! `-` reads the log from stdin. Exit status: 0 nothing changes, 1 some decisions change, 2
+//! usage error, a configuration that cannot be loaded, or an audit log that cannot be read
+//! or replayed (the message names the line).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -26,7 +33,8 @@ use docauth::policy::{Identity, PolicyEngine, Request};
 
 const USAGE: &str = "usage: docauth-check --config FILE --user NAME [--roles a,b] [--traits JSON] \
 --db NAME --db-user USER --db-name NAME [--command CMD] [--namespace DB.COLL]... [--explain]
-       docauth-check lint --config FILE";
+       docauth-check lint --config FILE
+       docauth-check replay --config FILE AUDIT_LOG";
 
 struct Args {
     config: String,
@@ -45,6 +53,7 @@ struct Args {
 enum Invocation {
     Check(Box<Args>),
     Lint(String),
+    Replay { config: String, audit: String },
     Help,
     Version,
 }
@@ -68,11 +77,42 @@ fn parse_lint_args(mut it: impl Iterator<Item = String>) -> Result<Invocation, S
         .ok_or_else(|| format!("lint: --config is required\n{USAGE}"))
 }
 
+fn parse_replay_args(mut it: impl Iterator<Item = String>) -> Result<Invocation, String> {
+    let (mut config, mut audit) = (None, None);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(Invocation::Help),
+            "--config" => {
+                config = Some(
+                    it.next()
+                        .ok_or_else(|| format!("--config needs a value\n{USAGE}"))?,
+                )
+            }
+            other if other.starts_with('-') && other != "-" => {
+                return Err(format!("replay: unknown option {other}\n{USAGE}"))
+            }
+            _ if audit.is_some() => {
+                return Err(format!("replay: one audit log at a time\n{USAGE}"))
+            }
+            _ => audit = Some(arg),
+        }
+    }
+    let config = config.ok_or_else(|| format!("replay: --config is required\n{USAGE}"))?;
+    let audit = audit.ok_or_else(|| {
+        format!("replay: the audit log (a file, or - for stdin) is required\n{USAGE}")
+    })?;
+    Ok(Invocation::Replay { config, audit })
+}
+
 fn parse_args() -> Result<Invocation, String> {
     let mut it = std::env::args().skip(1).peekable();
     if it.peek().is_some_and(|a| a == "lint") {
         it.next();
         return parse_lint_args(it);
+    }
+    if it.peek().is_some_and(|a| a == "replay") {
+        it.next();
+        return parse_replay_args(it);
     }
     let (mut config, mut user, mut db, mut db_user, mut db_name) = (None, None, None, None, None);
     let mut args = Args {
@@ -155,12 +195,50 @@ fn lint(config: &str) -> ExitCode {
     }
 }
 
+/// `docauth-check replay`: 0 nothing changes, 1 changes, 2 when the configuration or the
+/// audit log cannot be used.
+fn replay(config: &str, audit: &str) -> ExitCode {
+    let engine = match PolicyEngine::from_file(config) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("docauth-check: {} ({})", e.message(), e.code().name());
+            return ExitCode::from(2);
+        }
+    };
+    let replayed = if audit == "-" {
+        docauth::policy::replay::replay(&engine, std::io::stdin().lock())
+    } else {
+        match std::fs::File::open(audit) {
+            Ok(f) => docauth::policy::replay::replay(&engine, std::io::BufReader::new(f)),
+            Err(e) => {
+                eprintln!("docauth-check: audit log {audit}: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    };
+    match replayed {
+        Ok(report) => {
+            print!("{}", report.render(audit));
+            if report.changed() == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("docauth-check: audit log {audit}: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(Invocation::Check(a)) => *a,
         Ok(Invocation::Lint(config)) => return lint(&config),
+        Ok(Invocation::Replay { config, audit }) => return replay(&config, &audit),
         Ok(Invocation::Help) => {
-            println!("{USAGE}\n\nDecides one request against a policy configuration, as the library would.\nExit status: 0 allowed, 1 denied, 2 error.\n`lint` prints what in the configuration silently matches nothing, one `file:line: warning:` line each.\nExit status: 0 clean, 1 warnings, 2 error.");
+            println!("{USAGE}\n\nDecides one request against a policy configuration, as the library would.\nExit status: 0 allowed, 1 denied, 2 error.\n`lint` prints what in the configuration silently matches nothing, one `file:line: warning:` line each.\nExit status: 0 clean, 1 warnings, 2 error.\n`replay` decides every policy decision of an audit log (JSON lines; - for stdin) again under the configuration\nand prints those that would change, then a summary line.\nExit status: 0 no change, 1 changes, 2 error.");
             return ExitCode::SUCCESS;
         }
         Ok(Invocation::Version) => {

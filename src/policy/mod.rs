@@ -5,7 +5,8 @@
 //! - [`labels`] and [`template`]: label selectors and trait templates, Teleport's semantics;
 //! - [`rego`]: the built-in Rego policy (`builtin.rego`) and operator modules (`regorus`);
 //! - [`config`]: the engine configuration and its limits; [`lint`]: what in one silently
-//!   matches nothing (`docauth-check lint`);
+//!   matches nothing (`docauth-check lint`); [`replay`]: an audit log re-decided under another
+//!   configuration (`docauth-check replay`);
 //! - `generation`: one immutable set of compiled rules, how a request is matched against
 //!   them, and its own decision cache;
 //! - this module: [`PolicyEngine`], built once from a [`Config`], shareable across threads,
@@ -18,6 +19,7 @@ pub mod labels;
 pub mod lint;
 pub mod model;
 pub mod rego;
+pub mod replay;
 pub mod role;
 pub mod template;
 
@@ -191,6 +193,44 @@ impl PolicyEngine {
             ),
             matched_roles: decision.matched_roles.clone(),
         }
+    }
+
+    /// The identity a session names (the session parameters' `"identity": "alice"`), read from
+    /// the current rules at every decision so that a reload changing it applies to running
+    /// sessions. `Err` is the decision for every message of a session whose identity left the
+    /// configuration.
+    pub fn session_identity(&self, user: &str) -> Result<Arc<Identity>, Decision> {
+        self.identity(user).ok_or_else(|| {
+            Decision::deny(
+                format!(
+                    "denied: identity {user:?} is no longer in the policy engine's configuration"
+                ),
+                Vec::new(),
+            )
+        })
+    }
+
+    /// The decision for one client message, as a session makes it and as `docauth-check
+    /// replay` re-makes it from the message's audit event (one function, so that a replay
+    /// decides exactly as the relay did). `request` carries the command, its `$db` as
+    /// `db_name` and every namespace the command reaches; `unlisted` says why the command can
+    /// also reach databases nobody can list, and then it needs every database
+    /// ([`may_reach_every_database`](Self::may_reach_every_database)).
+    pub fn decide_message(&self, request: &Request, unlisted: Option<&str>) -> Decision {
+        if let Some(why) = unlisted {
+            let every = self.may_reach_every_database(request);
+            if !every.allowed {
+                return Decision::deny(
+                    format!(
+                        "libdocauth cannot list the databases command {:?} reaches ({why}); {}",
+                        request.command.as_deref().unwrap_or_default(),
+                        every.reason
+                    ),
+                    every.matched_roles,
+                );
+            }
+        }
+        Decision::clone(&self.decide(request))
     }
 
     /// Only the verdict: the cheapest per-message check.

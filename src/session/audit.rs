@@ -3,8 +3,8 @@
 //! full, events are dropped and counted (per session and per runtime). The session's end
 //! event is never dropped (it carries the count of the ones that were).
 //!
-//! Events never contain document values (only command names, databases, collections) and
-//! never contain secrets.
+//! Events never contain document values (only command names, databases, collections, the
+//! identity's roles and traits) and never contain secrets. Their fields: `docs/audit.md`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -218,6 +218,36 @@ pub mod codes {
     pub const SESSION_QUERY_FAILED: &str = "TDB02W";
 }
 
+/// Who decided a client message: the audit event's `decided_by`. Only `policy` decisions
+/// depend on the policy (and are re-decided by `docauth-check replay`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecidedBy {
+    /// The policy engine (the session's [`EngineJudge`](super::EngineJudge)).
+    Policy,
+    /// A judge without a policy engine ([`Session::start_with_judge`](super::Session::start_with_judge)).
+    Judge,
+    /// The wire analysis refused the command whatever the policy says (client
+    /// authentication, a legacy OP_QUERY command, a handshake carrying credentials…).
+    Analysis,
+    /// The policy allowed a handshake that could not be rewritten without its
+    /// authentication and compression fields.
+    Handshake,
+    /// The message could not be read or parsed.
+    Protocol,
+}
+
+impl DecidedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecidedBy::Policy => "policy",
+            DecidedBy::Judge => "judge",
+            DecidedBy::Analysis => "analysis",
+            DecidedBy::Handshake => "handshake",
+            DecidedBy::Protocol => "protocol",
+        }
+    }
+}
+
 /// The fields every event of one session carries.
 #[derive(Clone, Debug)]
 pub struct SessionFields {
@@ -288,27 +318,56 @@ impl SessionFields {
         v
     }
 
-    /// One client message: the command, every database it touches, its collection, and the
-    /// decision. `allowed == false` is a `db.session.query.failed`.
+    /// One judged client message: the command, every database and namespace it reaches,
+    /// the decision, who made it and, when the policy engine did, whom it decided for (what
+    /// `docauth-check replay` needs to decide it again; see `docs/audit.md`).
+    /// `verdict.allowed == false` is a `db.session.query.failed`.
     pub fn query(
         &self,
-        command: &str,
-        databases: &[&str],
-        collection: Option<&str>,
-        allowed: bool,
-        reason: &str,
+        access: &crate::wire::CommandAccess,
+        verdict: &super::judge::Verdict,
+        decided_by: DecidedBy,
     ) -> Value {
+        let mut v = self.query_base(verdict.allowed, &verdict.reason, decided_by);
+        v["command"] = json!(access.command);
+        v["database"] = json!(access.database);
+        v["databases"] = json!(access.databases());
+        v["collection"] = json!(access.collection);
+        v["namespaces"] = json!(access.request_namespaces());
+        v["reaches_unlisted"] = json!(access.unanalysable);
+        v["matched_roles"] = json!(verdict.matched_roles);
+        if let Some(judged) = &verdict.identity {
+            v["user_roles"] = json!(judged.identity.roles());
+            v["user_traits"] = json!(judged.identity.traits());
+            v["identity_source"] = json!(if judged.from_config {
+                "config"
+            } else {
+                "session"
+            });
+        }
+        v
+    }
+
+    /// A client message that could not be read or parsed (so no command and no database):
+    /// always a `db.session.query.failed`, `decided_by` `protocol`.
+    pub fn unreadable_query(&self, reason: &str) -> Value {
+        let mut v = self.query_base(false, reason, DecidedBy::Protocol);
+        v["command"] = json!("");
+        v["database"] = Value::Null;
+        v["databases"] = json!([]);
+        v["collection"] = Value::Null;
+        v
+    }
+
+    fn query_base(&self, allowed: bool, reason: &str, decided_by: DecidedBy) -> Value {
         let mut v = if allowed {
             self.base("db.session.query", codes::SESSION_QUERY)
         } else {
             self.base("db.session.query.failed", codes::SESSION_QUERY_FAILED)
         };
-        v["command"] = json!(command);
-        v["database"] = json!(databases.first());
-        v["databases"] = json!(databases);
-        v["collection"] = json!(collection);
         v["allowed"] = json!(allowed);
         v["reason"] = json!(reason);
+        v["decided_by"] = json!(decided_by.as_str());
         if !allowed {
             v["error"] = json!(reason);
         }

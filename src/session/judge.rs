@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::policy::{Identity, PolicyEngine, Request};
+use crate::policy::{Decision, Identity, PolicyEngine, Request};
 use crate::{Error, Result, ResultCode};
 
 /// What one client message asks for, as the judge sees it: the wire analysis (command,
@@ -11,11 +11,47 @@ use crate::{Error, Result, ResultCode};
 pub use crate::wire::CommandAccess;
 
 /// A decision: allowed or not, and why (the reason reaches the client's error message and
-/// the audit event).
+/// the audit event), with what the audit event needs for `docauth-check replay` to decide the
+/// message again under another policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
     pub allowed: bool,
     pub reason: String,
+    /// The roles that decided ([`Decision::matched_roles`]); empty when no role did.
+    pub matched_roles: Vec<String>,
+    /// Whom the policy engine decided for; `None` for a judge without an engine (then the
+    /// audit event cannot be replayed and says so: `decided_by` is `judge`).
+    pub identity: Option<JudgedIdentity>,
+}
+
+/// The identity a decision was made for, as the audit event records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JudgedIdentity {
+    pub identity: Arc<Identity>,
+    /// True when the session named an identity of the engine configuration (looked up again
+    /// at every decision, so a replay looks it up in the new configuration too).
+    pub from_config: bool,
+}
+
+impl Verdict {
+    /// A verdict of a judge without a policy engine (no roles, no identity).
+    pub fn new(allowed: bool, reason: impl Into<String>) -> Verdict {
+        Verdict {
+            allowed,
+            reason: reason.into(),
+            matched_roles: Vec::new(),
+            identity: None,
+        }
+    }
+
+    fn of(decision: Decision, identity: JudgedIdentity) -> Verdict {
+        Verdict {
+            allowed: decision.allowed,
+            reason: decision.reason,
+            matched_roles: decision.matched_roles,
+            identity: Some(identity),
+        }
+    }
 }
 
 /// Decides for one session (the identity, database and db user are the session's; the
@@ -92,15 +128,31 @@ impl EngineJudge {
         })
     }
 
-    fn identity(&self) -> std::result::Result<Arc<Identity>, Verdict> {
+    /// The identity to decide for now, or the verdict for a named identity that left the
+    /// configuration (recorded with its name only: a replay looks it up again).
+    fn identity(&self) -> std::result::Result<JudgedIdentity, Verdict> {
         match &self.identity {
-            SessionIdentity::Spec(i) => Ok(Arc::clone(i)),
-            SessionIdentity::Name(name) => self.engine.identity(name).ok_or_else(|| Verdict {
-                allowed: false,
-                reason: format!(
-                    "denied: identity {name:?} is no longer in the policy engine's configuration"
-                ),
+            SessionIdentity::Spec(i) => Ok(JudgedIdentity {
+                identity: Arc::clone(i),
+                from_config: false,
             }),
+            SessionIdentity::Name(name) => match self.engine.session_identity(name) {
+                Ok(identity) => Ok(JudgedIdentity {
+                    identity,
+                    from_config: true,
+                }),
+                Err(denied) => {
+                    let gone = JudgedIdentity {
+                        identity: Arc::new(Identity::new(
+                            name.as_str(),
+                            Vec::new(),
+                            Default::default(),
+                        )),
+                        from_config: true,
+                    };
+                    Err(Verdict::of(denied, gone))
+                }
+            },
         }
     }
 
@@ -116,57 +168,33 @@ impl EngineJudge {
 
 impl Judge for EngineJudge {
     fn admit(&self) -> Verdict {
-        let identity = match self.identity() {
+        let judged = match self.identity() {
             Ok(i) => i,
             Err(v) => return v,
         };
         // Without a db name only the database and the db user are checked (as for a
         // connection command, which reaches no database's data).
+        let identity = Arc::clone(&judged.identity);
         let request = if self.db_name.is_empty() {
             self.request(identity, "").with_command("hello")
         } else {
             self.request(identity, &self.db_name)
         };
-        let d = self.engine.decide(&request);
-        Verdict {
-            allowed: d.allowed,
-            reason: d.reason.clone(),
-        }
+        Verdict::of(Decision::clone(&self.engine.decide(&request)), judged)
     }
 
     fn judge(&self, access: &CommandAccess) -> Verdict {
-        let identity = match self.identity() {
+        let judged = match self.identity() {
             Ok(i) => i,
             Err(v) => return v,
         };
-        let namespaces = access
-            .namespaces
-            .iter()
-            .map(|ns| match &ns.collection {
-                Some(c) => format!("{}.{c}", ns.database),
-                None => ns.database.clone(),
-            })
-            .collect();
         let request = self
-            .request(identity, &access.database)
+            .request(Arc::clone(&judged.identity), &access.database)
             .with_command(access.command.as_str())
-            .with_namespaces(namespaces);
-        if let Some(why) = &access.unanalysable {
-            let every = self.engine.may_reach_every_database(&request);
-            if !every.allowed {
-                return Verdict {
-                    allowed: false,
-                    reason: format!(
-                        "libdocauth cannot list the databases command {:?} reaches ({why}); {}",
-                        access.command, every.reason
-                    ),
-                };
-            }
-        }
-        let d = self.engine.decide(&request);
-        Verdict {
-            allowed: d.allowed,
-            reason: d.reason.clone(),
-        }
+            .with_namespaces(access.request_namespaces());
+        let decision = self
+            .engine
+            .decide_message(&request, access.unanalysable.as_deref());
+        Verdict::of(decision, judged)
     }
 }

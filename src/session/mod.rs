@@ -26,9 +26,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
-pub use audit::{AuditCallback, AuditDispatcher, AuditSink, SessionFields};
+pub use audit::{AuditCallback, AuditDispatcher, AuditSink, DecidedBy, SessionFields};
 pub use credentials::{BoxFuture, CredentialSource, ProviderCredentials, StaticCredentials};
-pub use judge::{CommandAccess, EngineJudge, Judge, SessionIdentity, Verdict};
+pub use judge::{CommandAccess, EngineJudge, Judge, JudgedIdentity, SessionIdentity, Verdict};
 pub use params::{SessionParams, DEFAULT_CLIENT_WRITE_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS};
 pub use runtime::{Runtime, DEFAULT_MAX_SESSIONS};
 pub use stats::SessionStats;

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{watch, Mutex};
 
-use super::audit::{AuditSink, SessionFields};
+use super::audit::{AuditSink, DecidedBy, SessionFields};
 use super::frames::{FrameError, FrameReader};
-use super::judge::Judge;
+use super::judge::{Judge, Verdict};
 use super::metrics::{CommandClass as Class, DenialKind, Direction, EndReason, SessionMetrics};
 use super::upstream::UpstreamStream;
 use crate::wire::{self, CommandClass, Message, RequestInfo};
@@ -86,17 +86,25 @@ impl Counters {
     }
 }
 
-/// The decision for one analysed message: `(allowed, reason)`. A command the analysis
-/// refuses (client authentication, a handshake with credentials, a legacy OP_QUERY command…)
-/// is never judged.
-fn decide(judge: &dyn Judge, access: &wire::CommandAccess) -> (bool, String) {
+/// The decision for one analysed message, and who made it (the audit event's `decided_by`).
+/// A command the analysis refuses (client authentication, a handshake with credentials, a
+/// legacy OP_QUERY command…) is never judged.
+fn decide(judge: &dyn Judge, access: &wire::CommandAccess) -> (Verdict, DecidedBy) {
     if let Some(refusal) = &access.refused {
-        return (false, refusal.reason.clone());
+        return (
+            Verdict::new(false, refusal.reason.clone()),
+            DecidedBy::Analysis,
+        );
     }
     // Connection commands too: the engine allows them without a database name, and a
     // reload that revokes the session's access applies to them as well.
     let verdict = judge.judge(access);
-    (verdict.allowed, verdict.reason)
+    let by = if verdict.identity.is_some() {
+        DecidedBy::Policy
+    } else {
+        DecidedBy::Judge
+    };
+    (verdict, by)
 }
 
 static NEXT_REPLY_ID: AtomicU64 = AtomicU64::new(1);
@@ -372,7 +380,7 @@ where
                     counters.metrics.message_judged(Class::Unparsed, Some(DenialKind::Malformed));
                     let why = format!("{}; closing the connection", error.message());
                     if audit_on {
-                        audit.emit(&fields.query("", &[], None, false, &why));
+                        audit.emit(&fields.unreadable_query(&why));
                     }
                     if let Some(request) = request {
                         let (code, name) = parse_error_code(error.code());
@@ -419,7 +427,7 @@ where
                         error.message()
                     );
                     if audit_on {
-                        audit.emit(&fields.query("", &[], None, false, &why));
+                        audit.emit(&fields.unreadable_query(&why));
                     }
                     return Err(Error::new(ResultCode::ClientProtocol, why));
                 }
@@ -432,7 +440,7 @@ where
                     });
                     counters.deny(Class::Unparsed, refusal_kind(error.code()));
                     if audit_on {
-                        audit.emit(&fields.query("", &[], None, false, error.message()));
+                        audit.emit(&fields.unreadable_query(error.message()));
                     }
                     let reply = refusal_reply(
                         &info,
@@ -450,9 +458,9 @@ where
                     continue;
                 }
             };
-            let (mut allowed, mut reason) = decide(judge, &access);
+            let (mut verdict, mut decided_by) = decide(judge, &access);
             let class = Class::of(access.reach);
-            let mut denial = (!allowed).then_some(if access.refused.is_some() {
+            let mut denial = (!verdict.allowed).then_some(if access.refused.is_some() {
                 DenialKind::Refused
             } else {
                 DenialKind::Policy
@@ -460,33 +468,30 @@ where
             // A handshake goes upstream only without the client's authentication and
             // compression fields; if it cannot be rewritten it is refused, never forwarded as is.
             let mut stripped = None;
-            if allowed
+            if verdict.allowed
                 && access.class == CommandClass::Connection
                 && wire::HANDSHAKE_COMMANDS.contains(&access.command.as_str())
             {
                 match wire::strip_handshake(&message) {
                     Ok(m) => stripped = Some(m),
                     Err(e) => {
-                        allowed = false;
                         denial = Some(DenialKind::Handshake);
-                        reason = format!(
-                            "the handshake could not be rewritten without its authentication and compression fields: {}",
-                            e.message()
+                        verdict = Verdict::new(
+                            false,
+                            format!(
+                                "the handshake could not be rewritten without its authentication and compression fields: {}",
+                                e.message()
+                            ),
                         );
+                        decided_by = DecidedBy::Handshake;
                     }
                 }
             }
-            let databases = access.databases();
             if audit_on {
-                audit.emit(&fields.query(
-                    &access.command,
-                    &databases,
-                    access.collection.as_deref(),
-                    allowed,
-                    &reason,
-                ));
+                audit.emit(&fields.query(&access, &verdict, decided_by));
             }
-            if allowed {
+            let reason = &verdict.reason;
+            if verdict.allowed {
                 counters.metrics.message_judged(class, None);
                 // Owed before it is written: the reply may come back before `write_all` returns.
                 owed.expect(message.request_info());
@@ -514,10 +519,9 @@ where
                     reply_id(),
                     &format!(
                         "access denied to database {} (command {}): {reason}",
-                        if databases.is_empty() {
-                            access.database.clone()
-                        } else {
-                            databases.join(", ")
+                        match access.databases() {
+                            databases if databases.is_empty() => access.database.clone(),
+                            databases => databases.join(", "),
                         },
                         access.command
                     ),

@@ -76,6 +76,19 @@ impl CommandAccess {
         }
         out
     }
+
+    /// Every namespace the command can reach as the policy engine's request takes them
+    /// (`db.collection`, or `db` when no collection is named), in order: what the session
+    /// judges and what its audit event records for a replay.
+    pub fn request_namespaces(&self) -> Vec<String> {
+        self.namespaces
+            .iter()
+            .map(|ns| match &ns.collection {
+                Some(c) => format!("{}.{c}", ns.database),
+                None => ns.database.clone(),
+            })
+            .collect()
+    }
 }
 
 pub(super) fn bad(msg: impl Into<String>) -> Error {

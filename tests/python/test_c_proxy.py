@@ -1,7 +1,8 @@
 """The C example proxy (examples/c/docauth-proxy.c, built as build/examples/docauth-proxy)
 as a user runs it: a config file, pymongo through it to the DocumentDB stand-in (TLS,
 MONGODB-AWS checked by moto's STS with signature checking ON, SecantusDB behind), audit
-JSON lines on stdout, SIGTERM, and configuration errors.
+JSON lines on stdout, SIGTERM, configuration errors, and its audit log replayed by
+`docauth-check replay` under other policies.
 
     make build/examples/docauth-proxy
     .venv/bin/python tests/peers/with_moto.py -- .venv/bin/pytest tests/python/test_c_proxy.py
@@ -32,6 +33,7 @@ from e2e_proxy import write_config as write_proxy_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PROXY = Path(os.environ.get("DOCAUTH_C_PROXY", ROOT / "build/examples/docauth-proxy"))
+CHECK = Path(os.environ.get("DOCAUTH_CHECK", ROOT / "target/release/docauth-check"))
 LISTENING = "docauth-proxy: listening on "
 
 
@@ -100,6 +102,74 @@ def test_pymongo_through_the_c_proxy_allowed_refused_audited_and_sigterm(tmp_pat
     everything = out + err
     assert "SECRET-" not in everything
     assert peers.secret_access_key not in everything
+
+
+def replay(config: Path, audit_log: Path) -> subprocess.CompletedProcess:
+    assert CHECK.exists(), f"{CHECK} missing: run `make lib` (it builds docauth-check)"
+    return subprocess.run([str(CHECK), "replay", "--config", str(config), str(audit_log)], capture_output=True, text=True, timeout=120)
+
+
+def test_an_audit_log_of_the_c_proxy_replays_under_a_new_policy(tmp_path, docdb, peers):
+    # Recorded under db_names [test, other]: writes to both allowed, listDatabases (every
+    # database) denied.
+    proc, host, port = start_proxy(write_config(tmp_path, docdb, peers, db_names=("test", "other")))
+    try:
+        client = pymongo.MongoClient(host, port, directConnection=True, retryWrites=False, serverSelectionTimeoutMS=20_000)
+        client.test.replay.drop()
+        client.test.replay.insert_one({"_id": 1, "ssn": "SECRET-1"})
+        assert client.test.replay.find_one({"_id": 1})["ssn"] == "SECRET-1"
+        client.other.replay.insert_one({"_id": 2, "ssn": "SECRET-2"})
+        with pytest.raises(OperationFailure) as denied:
+            client.admin.command("listDatabases")
+        assert denied.value.code == 13
+        client.close()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert "SECRET-" not in out  # the log the operator keeps holds no document value
+    audit_log = tmp_path / "audit.jsonl"
+    audit_log.write_text(out)
+    events = [json.loads(line) for line in out.splitlines()]
+    decided = [e for e in events if e["event"].startswith("db.session.query") and e["decided_by"] == "policy"]
+    assert all(e["user_roles"] == ["access"] and e["identity_source"] == "config" for e in decided), decided
+
+    def line_of(command: str, database: str) -> int:
+        (n,) = [i + 1 for i, e in enumerate(events) if e.get("command") == command and e.get("database") == database]
+        return n
+
+    n = len(decided)
+    # Under the policy it was recorded with, nothing changes: replay decides as the relay did.
+    policy = json.loads((tmp_path / "policy.json").read_text())
+    r = replay(tmp_path / "policy.json", audit_log)
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"replayed {n} decisions: none would change\n", "")
+
+    # Stricter (db_names [test]): only the write to `other` would now be denied.
+    policy["roles"][0]["spec"]["allow"]["db_names"] = ["test"]
+    (tmp_path / "strict.json").write_text(json.dumps(policy))
+    r = replay(tmp_path / "strict.json", audit_log)
+    assert r.returncode == 1 and r.stderr == "", r
+    assert r.stdout.splitlines() == [
+        f"{audit_log}:{line_of('insert', 'other')}: ALLOW -> DENY: alice on docdb as teleport-docdb-user: insert other.replay",
+        '    now: denied: no single role allows db user "teleport-docdb-user" on database "docdb" with database name "other" (allow.db_names of roles ["access"])',
+        '    was: allowed by role(s) [access]: allow.db_labels match database "docdb", allow.db_users match "teleport-docdb-user", allow.db_names match database name(s) [other]',
+        f"replayed {n} decisions: 1 would change (1 ALLOW -> DENY, 0 DENY -> ALLOW)",
+    ], r.stdout
+
+    # Wider (db_names ["*"]): listDatabases, which reaches every database, would be allowed.
+    policy["roles"][0]["spec"]["allow"]["db_names"] = ["*"]
+    (tmp_path / "wide.json").write_text(json.dumps(policy))
+    r = replay(tmp_path / "wide.json", audit_log)
+    assert r.returncode == 1 and r.stderr == "", r
+    assert r.stdout.splitlines() == [
+        f"{audit_log}:{line_of('listDatabases', 'admin')}: DENY -> ALLOW: alice on docdb as teleport-docdb-user: listDatabases admin and unlisted databases (`listDatabases` reaches every database or the whole server)",
+        '    now: allowed by role(s) [access]: allow.db_labels match database "docdb", allow.db_users match "teleport-docdb-user", allow.db_names match database name(s) [admin]',
+        '    was: libdocauth cannot list the databases command "listDatabases" reaches (`listDatabases` reaches every database or the whole server); denied: the command needs access to every database (db_names "*") on database "docdb", which no single role allows db user "teleport-docdb-user" on database "docdb" with database name "*" (allow.db_names of roles ["access"])',
+        f"replayed {n} decisions: 1 would change (0 ALLOW -> DENY, 1 DENY -> ALLOW)",
+    ], r.stdout
 
 
 def op_msg(request_id: int, doc: dict) -> bytes:
