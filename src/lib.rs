@@ -20,9 +20,9 @@ pub mod aws;
 mod error;
 #[allow(unsafe_code)]
 pub mod ffi;
-mod operator_file;
 /// cbindgen:ignore
 pub mod metrics;
+mod operator_file;
 pub mod policy;
 /// cbindgen:ignore
 pub mod session;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::audit::{self, AuditDispatcher};
-use super::upstream::TlsConfigs;
 use super::metrics::{RuntimeMetrics, SessionMetrics};
+use super::upstream::TlsConfigs;
 use crate::{Error, Result, ResultCode};
 
 /// How many sessions one runtime runs at once unless the host sets another cap
