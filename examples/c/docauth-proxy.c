@@ -24,13 +24,21 @@
  *   credentials = creds.json     # credentials provider settings, JSON (required)
  *   threads = 0                  # runtime worker threads, 0 = one per CPU (default 0)
  *   session = {"identity": "alice", "database": "docdb", "db_user": "teleport-docdb-user", "db_name": "test", "ca_file": "/abs/global-bundle.pem"}
+ *   metrics = 127.0.0.1:9464     # optional: serve GET /metrics (Prometheus text) and /healthz
  *
  * `session` is the parameters JSON of docauth_session_start (one line; see include/docauth.h);
  * the proxy adds `client_addr` for each connection. Paths inside it (ca_file) are used as
  * written: give absolute ones.
  *
+ * `metrics`, when set, is a second listening address: `GET /metrics` answers
+ * docauth_metrics_render of the runtime, engine and provider (Prometheus text 0.0.4, or
+ * OpenMetrics when the request's Accept header asks for application/openmetrics-text),
+ * `GET /healthz` answers `ok`. Bind it to a loopback or private address: the metrics name no
+ * user or database, but tell how busy the proxy is.
+ *
  * Output:
- *   stderr  `docauth-proxy: listening on HOST:PORT` once ready (the real port), then only
+ *   stderr  `docauth-proxy: listening on HOST:PORT` once ready (the real port), and
+ *           `docauth-proxy: metrics on HOST:PORT` when `metrics` is set; then only
  *           problems: refused connections and sessions that ended with an error.
  *   stdout  every audit event, one JSON object per line, flushed as it comes.
  *
@@ -38,7 +46,9 @@
  * wait for them, free everything); 2 for a bad command line or configuration (the message
  * names the file, line and key); 1 for other start-up failures (listening, runtime).
  *
- * Threads: the main thread runs the accept loop; the audit callback runs on the library's
+ * Threads: the main thread runs the accept loop (and answers the metrics requests, each
+ * read within METRICS_READ_TIMEOUT_MS, so a slow scraper delays new connections by at most
+ * that); the audit callback runs on the library's
  * audit dispatcher thread (one event at a time) and writes under a mutex. Signals only
  * write a byte into a self-pipe that the accept loop polls.
  */
@@ -63,6 +73,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -72,6 +83,7 @@
 #define MAX_JSON_DEPTH 64
 #define ADDR_LEN (INET6_ADDRSTRLEN + 8) /* "[addr]:port" */
 #define REAP_INTERVAL_MS 1000           /* finished sessions are collected this often */
+#define METRICS_READ_TIMEOUT_MS 1000    /* a metrics request must arrive whole within this */
 
 /* --------------------------------------------------------------------------------------
  * Small helpers */
@@ -311,20 +323,24 @@ typedef struct {
     const char *file; /* as given on the command line */
     char *listen_host;
     char *listen_port;
+    char *metrics_host; /* NULL: no metrics endpoint */
+    char *metrics_port;
     char *policy_path; /* resolved against the file's directory */
     char *credentials_path;
     char *session_json; /* validated: a JSON object */
     bool session_empty;
     uint32_t threads;
-    int line_of[5]; /* line of each key (KEY_*), 0 = absent */
+    int line_of[6]; /* line of each key (KEY_*), 0 = absent */
 } proxy_config;
 
-enum { KEY_LISTEN, KEY_POLICY, KEY_CREDENTIALS, KEY_THREADS, KEY_SESSION, N_KEYS };
-static const char *const KEY_NAMES[N_KEYS] = {"listen", "policy", "credentials", "threads", "session"};
+enum { KEY_LISTEN, KEY_POLICY, KEY_CREDENTIALS, KEY_THREADS, KEY_SESSION, KEY_METRICS, N_KEYS };
+static const char *const KEY_NAMES[N_KEYS] = {"listen", "policy", "credentials", "threads", "session", "metrics"};
 
 static void config_free(proxy_config *c) {
     free(c->listen_host);
     free(c->listen_port);
+    free(c->metrics_host);
+    free(c->metrics_port);
     free(c->policy_path);
     free(c->credentials_path);
     free(c->session_json);
@@ -372,14 +388,14 @@ static char *trim(char *s) {
     return s;
 }
 
-/* HOST:PORT or [HOST]:PORT, PORT in 0..65535. */
-static bool parse_listen(proxy_config *c, const char *value) {
+/* HOST:PORT or [HOST]:PORT, PORT in 0..65535, for `key` (listen or metrics). */
+static bool parse_address(proxy_config *c, int key, const char *value, char **host_out, char **port_out) {
     const char *host, *host_end, *port;
     if (value[0] == '[') {
         host = value + 1;
         host_end = strchr(host, ']');
         if (!host_end || host_end[1] != ':') {
-            config_error(c, KEY_LISTEN, "expected [IPV6]:PORT, got \"%s\"", value);
+            config_error(c, key, "expected [IPV6]:PORT, got \"%s\"", value);
             return false;
         }
         port = host_end + 2;
@@ -387,22 +403,22 @@ static bool parse_listen(proxy_config *c, const char *value) {
         host = value;
         host_end = strrchr(value, ':');
         if (!host_end || memchr(value, ':', (size_t)(host_end - value))) {
-            config_error(c, KEY_LISTEN, "expected HOST:PORT (IPv6 as [ADDR]:PORT), got \"%s\"", value);
+            config_error(c, key, "expected HOST:PORT (IPv6 as [ADDR]:PORT), got \"%s\"", value);
             return false;
         }
         port = host_end + 1;
     }
     if (host_end == host) {
-        config_error(c, KEY_LISTEN, "no host in \"%s\" (e.g. 127.0.0.1:0)", value);
+        config_error(c, key, "no host in \"%s\" (e.g. 127.0.0.1:0)", value);
         return false;
     }
     size_t port_len = strlen(port);
     if (port_len == 0 || port_len > 5 || strspn(port, "0123456789") != port_len || atol(port) > 65535) {
-        config_error(c, KEY_LISTEN, "port must be 0..65535, got \"%s\"", port);
+        config_error(c, key, "port must be 0..65535, got \"%s\"", port);
         return false;
     }
-    c->listen_host = xstrndup(host, (size_t)(host_end - host));
-    c->listen_port = xstrndup(port, port_len);
+    *host_out = xstrndup(host, (size_t)(host_end - host));
+    *port_out = xstrndup(port, port_len);
     return true;
 }
 
@@ -492,7 +508,7 @@ static bool config_load(proxy_config *c, const char *file) {
         int k = 0;
         while (k < N_KEYS && strcmp(key, KEY_NAMES[k]) != 0) k++;
         if (k == N_KEYS) {
-            fprintf(stderr, PROG ": %s:%d: unknown key \"%s\" (known: listen, policy, credentials, threads, session)\n",
+            fprintf(stderr, PROG ": %s:%d: unknown key \"%s\" (known: listen, policy, credentials, threads, session, metrics)\n",
                     file, line_no, key);
             ok = false;
             break;
@@ -510,7 +526,8 @@ static bool config_load(proxy_config *c, const char *file) {
             break;
         }
         switch (k) {
-        case KEY_LISTEN: ok = parse_listen(c, value); break;
+        case KEY_LISTEN: ok = parse_address(c, KEY_LISTEN, value, &c->listen_host, &c->listen_port); break;
+        case KEY_METRICS: ok = parse_address(c, KEY_METRICS, value, &c->metrics_host, &c->metrics_port); break;
         case KEY_POLICY: c->policy_path = resolve_path(dir, value); break;
         case KEY_CREDENTIALS: c->credentials_path = resolve_path(dir, value); break;
         case KEY_THREADS: ok = parse_threads(c, value); break;
@@ -519,7 +536,7 @@ static bool config_load(proxy_config *c, const char *file) {
         }
     }
     for (int k = 0; ok && k < N_KEYS; k++) {
-        if (k != KEY_THREADS && !c->line_of[k]) {
+        if (k != KEY_THREADS && k != KEY_METRICS && !c->line_of[k]) {
             config_error(c, -1, "missing key \"%s\"", KEY_NAMES[k]);
             ok = false;
         }
@@ -602,16 +619,17 @@ static void format_addr(const struct sockaddr *sa, char out[ADDR_LEN]) {
     }
 }
 
-/* Binds the first address HOST resolves to. Returns the socket or -1 (message printed). */
-static int listen_on(const proxy_config *c, char bound[ADDR_LEN]) {
+/* Binds the first address HOST resolves to (`key`: listen or metrics). Returns the socket or
+ * -1 (message printed). */
+static int listen_on(const proxy_config *c, int key, const char *host, const char *port, char bound[ADDR_LEN]) {
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    int gai = getaddrinfo(c->listen_host, c->listen_port, &hints, &res);
+    int gai = getaddrinfo(host, port, &hints, &res);
     if (gai != 0) {
-        config_error(c, KEY_LISTEN, "cannot resolve \"%s\": %s", c->listen_host, gai_strerror(gai));
+        config_error(c, key, "cannot resolve \"%s\": %s", host, gai_strerror(gai));
         return -1;
     }
     int fd = -1, saved = 0;
@@ -631,7 +649,7 @@ static int listen_on(const proxy_config *c, char bound[ADDR_LEN]) {
     }
     freeaddrinfo(res);
     if (fd < 0) {
-        fprintf(stderr, PROG ": cannot listen on %s:%s: %s\n", c->listen_host, c->listen_port, strerror(saved));
+        fprintf(stderr, PROG ": cannot listen on %s:%s: %s\n", host, port, strerror(saved));
         return -1;
     }
     struct sockaddr_storage ss;
@@ -747,6 +765,73 @@ static void accept_one(proxy *p, int listen_fd) {
 }
 
 /* --------------------------------------------------------------------------------------
+ * Metrics: one small HTTP/1.0 exchange per connection, answered on the main thread. */
+
+static bool write_all(int fd, const char *data, size_t len) {
+    while (len > 0) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        data += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+static void respond(int fd, const char *status, const char *content_type, const char *body, size_t len) {
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", status,
+                     content_type, len);
+    if (n > 0 && (size_t)n < sizeof head && write_all(fd, head, (size_t)n)) write_all(fd, body, len);
+}
+
+/* Answers one request on the metrics socket: GET /metrics, GET /healthz; anything else 404. */
+static void serve_metrics(const proxy *p, int listen_fd) {
+    int fd = accept(listen_fd, NULL, NULL);
+    if (fd < 0) return;
+    /* Blocking, with a read deadline: a scraper that sends nothing cannot hold the loop. */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    struct timeval tv = {.tv_sec = METRICS_READ_TIMEOUT_MS / 1000, .tv_usec = (METRICS_READ_TIMEOUT_MS % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    char req[4096];
+    size_t got = 0;
+    while (got < sizeof req - 1) {
+        ssize_t n = read(fd, req + got, sizeof req - 1 - got);
+        if (n <= 0) break;
+        got += (size_t)n;
+        req[got] = '\0';
+        if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n")) break;
+    }
+    req[got] = '\0';
+    static const char ok[] = "ok\n";
+    if (strncmp(req, "GET /healthz ", 13) == 0 || strncmp(req, "GET /healthz?", 13) == 0) {
+        respond(fd, "200 OK", "text/plain; charset=utf-8", ok, sizeof ok - 1);
+    } else if (strncmp(req, "GET /metrics ", 13) == 0 || strncmp(req, "GET /metrics?", 13) == 0) {
+        docauth_metrics_format format = strstr(req, "application/openmetrics-text")
+                                            ? DOCAUTH_METRICS_FORMAT_OPENMETRICS
+                                            : DOCAUTH_METRICS_FORMAT_PROMETHEUS;
+        docauth_bytes *text = NULL;
+        docauth_error *err = NULL;
+        if (docauth_metrics_render(p->runtime, p->engine, p->provider, format, &text, &err) == DOCAUTH_RESULT_OK) {
+            respond(fd, "200 OK", docauth_metrics_content_type(format), (const char *)docauth_bytes_data(text),
+                    docauth_bytes_len(text));
+        } else {
+            const char *why = docauth_error_message(err);
+            respond(fd, "500 Internal Server Error", "text/plain; charset=utf-8", why, strlen(why));
+        }
+        docauth_bytes_free(text);
+        docauth_error_free(err);
+    } else {
+        static const char missing[] = "not found: GET /metrics or /healthz\n";
+        respond(fd, "404 Not Found", "text/plain; charset=utf-8", missing, sizeof missing - 1);
+    }
+    close(fd);
+}
+
+/* --------------------------------------------------------------------------------------
  * main */
 
 static int load_error(const proxy_config *c, int key, const char *path, docauth_error *err) {
@@ -763,7 +848,7 @@ int main(int argc, char **argv) {
     proxy_config config;
     if (!config_load(&config, argv[1])) return EXIT_CONFIG;
 
-    int status = 0, listen_fd = -1;
+    int status = 0, listen_fd = -1, metrics_fd = -1;
     docauth_engine *engine = NULL;
     docauth_credentials_provider *provider = NULL;
     docauth_runtime *runtime = NULL;
@@ -796,10 +881,18 @@ int main(int argc, char **argv) {
         goto out;
     }
     char bound[ADDR_LEN];
-    listen_fd = listen_on(&config, bound);
+    listen_fd = listen_on(&config, KEY_LISTEN, config.listen_host, config.listen_port, bound);
     if (listen_fd < 0) {
         status = 1;
         goto out;
+    }
+    char metrics_bound[ADDR_LEN] = "";
+    if (config.metrics_host) {
+        metrics_fd = listen_on(&config, KEY_METRICS, config.metrics_host, config.metrics_port, metrics_bound);
+        if (metrics_fd < 0) {
+            status = 1;
+            goto out;
+        }
     }
     if (docauth_runtime_new(config.threads, &runtime, &err) != DOCAUTH_RESULT_OK) {
         fprintf(stderr, PROG ": runtime: %s\n", docauth_error_message(err));
@@ -810,12 +903,16 @@ int main(int argc, char **argv) {
     p.runtime = runtime;
     p.engine = engine;
     p.provider = provider;
+    if (metrics_fd >= 0) fprintf(stderr, PROG ": metrics on %s\n", metrics_bound);
     fprintf(stderr, PROG ": listening on %s\n", bound);
     fflush(stderr);
 
-    struct pollfd fds[2] = {{.fd = listen_fd, .events = POLLIN}, {.fd = signal_pipe[0], .events = POLLIN}};
+    /* fds[2].fd is -1 without a metrics endpoint: poll ignores it. */
+    struct pollfd fds[3] = {{.fd = listen_fd, .events = POLLIN},
+                            {.fd = signal_pipe[0], .events = POLLIN},
+                            {.fd = metrics_fd, .events = POLLIN}};
     for (;;) {
-        int n = poll(fds, 2, REAP_INTERVAL_MS);
+        int n = poll(fds, 3, REAP_INTERVAL_MS);
         if (n < 0 && errno != EINTR) {
             fprintf(stderr, PROG ": poll: %s\n", strerror(errno));
             status = 1;
@@ -823,6 +920,7 @@ int main(int argc, char **argv) {
         }
         if (n > 0 && fds[1].revents) break; /* SIGTERM / SIGINT */
         if (n > 0 && (fds[0].revents & POLLIN)) accept_one(&p, listen_fd);
+        if (n > 0 && (fds[2].revents & POLLIN)) serve_metrics(&p, metrics_fd);
         reap_finished(&p.sessions);
     }
 
@@ -835,6 +933,7 @@ int main(int argc, char **argv) {
 out:
     free(p.sessions.items);
     if (listen_fd >= 0) close(listen_fd);
+    if (metrics_fd >= 0) close(metrics_fd);
     docauth_runtime_free(runtime); /* delivers the queued audit events, stops the dispatcher */
     docauth_credentials_provider_free(provider);
     docauth_engine_free(engine);

@@ -8,8 +8,8 @@
 # teleport-docdb-user that the user may assume) and the stand-in (TLS, MONGODB-AWS checked
 # against moto, SecantusDB behind it) and export DOCAUTH_TEST_* (tests/peers/*/README.md).
 # This script writes the proxy's configuration into a temporary directory, starts the proxy,
-# runs examples/demo/demo_client.py through it, stops the proxy with SIGTERM and prints
-# the audit events it wrote. Then, briefly, the MONGODB-AWS signer examples (C, Python).
+# runs examples/demo/demo_client.py through it, prints a few lines of the proxy's /metrics,
+# stops the proxy with SIGTERM and prints the audit events it wrote. Then, briefly, the MONGODB-AWS signer examples (C, Python).
 # Whatever happens, it stops the proxy it started and removes its directory.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -96,6 +96,7 @@ policy = policy.yaml
 credentials = credentials.json
 threads = 2
 session = {"identity": "alice", "database": "docdb", "db_user": "teleport-docdb-user", "db_name": "test", "ca_file": "$DOCAUTH_TEST_DOCDB_CA_FILE"}
+metrics = 127.0.0.1:0
 CONF
 
 heading "Configuration ($work)"
@@ -114,10 +115,34 @@ for _ in $(seq 1 300); do  # up to 30 s: the proxy only loads two files before l
     sleep 0.1
 done
 [ -n "$listen" ] || { echo "the proxy did not report its address" >&2; exit 1; }
-echo "  $(head -n 1 "$work/proxy.err")"
+metrics=$(sed -n 's/^docauth-proxy: metrics on //p' "$work/proxy.err")
+[ -n "$metrics" ] || { echo "the proxy did not report its metrics address" >&2; exit 1; }
+head -n 2 "$work/proxy.err" | sed 's/^/  /'
 
 heading "pymongo client -> proxy $listen (no credentials, no TLS on this side)"
 "$PY" examples/demo/demo_client.py "${listen%:*}" "${listen##*:}"
+
+heading "A few lines of the proxy's metrics (GET http://$metrics/metrics; docs/metrics.md lists them all)"
+# The client's sessions end a moment after it closed them: wait for none to be running.
+"$PY" - "$metrics" <<'PYEOF'
+import sys, time, urllib.request
+url = f"http://{sys.argv[1]}"
+assert urllib.request.urlopen(url + "/healthz", timeout=10).read() == b"ok\n"
+deadline = time.monotonic() + 30
+while True:
+    text = urllib.request.urlopen(url + "/metrics", timeout=10).read().decode()
+    if "\ndocauth_sessions_active 0\n" in text or time.monotonic() > deadline:
+        break
+    time.sleep(0.1)
+wanted = ("docauth_sessions_started_total", "docauth_sessions_active", "docauth_sessions_ended_total",
+          "docauth_messages_judged_total", "docauth_messages_denied_total", "docauth_relayed_bytes_total",
+          "docauth_policy_cache_hits_total", "docauth_sts_calls_total",
+          "docauth_upstream_phase_duration_seconds_sum", "docauth_audit_events_dropped_total")
+for line in text.splitlines():
+    name = line.split("{")[0].split(" ")[0]
+    if name in wanted and not line.endswith(" 0"):
+        print(f"  {line}")
+PYEOF
 
 heading "Stopping the proxy (SIGTERM)"
 kill -TERM "$proxy_pid"
@@ -126,9 +151,9 @@ wait "$proxy_pid" || proxy_status=$?
 proxy_pid=""
 echo "  exit status $proxy_status"
 [ "$proxy_status" -eq 0 ]
-if [ "$(wc -l <"$work/proxy.err")" -gt 1 ]; then
+if [ "$(wc -l <"$work/proxy.err")" -gt 2 ]; then
     echo "  stderr:"
-    tail -n +2 "$work/proxy.err" | sed 's/^/    /'
+    tail -n +3 "$work/proxy.err" | sed 's/^/    /'
 fi
 
 heading "Audit events the proxy wrote to stdout ($(wc -l <"$work/audit.jsonl") JSON lines)"

@@ -18,12 +18,19 @@ Relative paths are taken against the configuration file's directory.
     credentials = creds.json     # credentials provider settings, JSON (required)
     threads = 0                  # runtime worker threads, 0 = one per CPU (default 0)
     session = {"identity": "alice", "database": "docdb", "db_user": "teleport-docdb-user", "db_name": "test", "ca_file": "/abs/global-bundle.pem"}
+    metrics = 127.0.0.1:9464     # optional: serve GET /metrics (Prometheus text) and /healthz
 
 `session` is the session parameters JSON (one line); the proxy adds `client_addr` for each
 connection. Paths inside it (ca_file) are used as written: give absolute ones.
 
+`metrics`, when set, is a second listening address: `GET /metrics` answers the metrics of
+the runtime, engine and provider (Prometheus text 0.0.4, or OpenMetrics when the request's
+Accept header asks for application/openmetrics-text), `GET /healthz` answers `ok`. Bind it
+to a loopback or private address.
+
 Output:
-  stderr  `docauth-proxy: listening on HOST:PORT` once ready (the real port), then only
+  stderr  `docauth-proxy: listening on HOST:PORT` once ready (the real port), and
+          `docauth-proxy: metrics on HOST:PORT` when `metrics` is set; then only
           problems: refused connections and sessions that ended with an error.
   stdout  every audit event, one JSON object per line, flushed as it comes.
 
@@ -33,7 +40,7 @@ file, line and key); 1 for other start-up failures (listening, runtime).
 
 Threads: the main thread runs a selector loop over the listening socket and a self-pipe the
 signal handlers write to; the audit callback runs on the library's audit dispatcher thread
-and writes under a lock.
+and writes under a lock; the metrics endpoint has its own thread.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ import socket
 import sys
 import threading
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, Optional
 
 import docauth
@@ -53,7 +61,8 @@ import docauth
 PROG = "docauth-proxy"
 EXIT_CONFIG = 2
 REAP_INTERVAL_S = 1.0  # finished sessions are collected this often
-KEYS = ("listen", "policy", "credentials", "threads", "session")
+KEYS = ("listen", "policy", "credentials", "threads", "session", "metrics")
+OPTIONAL_KEYS = ("threads", "metrics")
 SESSION_KEYS = (
     "identity",
     "database",
@@ -78,6 +87,8 @@ class Config:
     file: str
     listen_host: str = ""
     listen_port: int = 0
+    metrics_host: str = ""  # "": no metrics endpoint
+    metrics_port: int = 0
     policy_path: str = ""
     credentials_path: str = ""
     threads: int = 0
@@ -110,21 +121,22 @@ def strip_comment(line: str) -> str:
     return line
 
 
-def parse_listen(c: Config, value: str) -> None:
+def parse_address(c: Config, key: str, value: str) -> tuple[str, int]:
+    """HOST:PORT or [IPv6]:PORT, for `key` (listen or metrics)."""
     if value.startswith("["):
         end = value.find("]")
         if end < 0 or value[end + 1 : end + 2] != ":":
-            raise c.error("listen", f'expected [IPV6]:PORT, got "{value}"')
+            raise c.error(key, f'expected [IPV6]:PORT, got "{value}"')
         host, port = value[1:end], value[end + 2 :]
     else:
         host, sep, port = value.rpartition(":")
         if not sep or ":" in host:
-            raise c.error("listen", f'expected HOST:PORT (IPv6 as [ADDR]:PORT), got "{value}"')
+            raise c.error(key, f'expected HOST:PORT (IPv6 as [ADDR]:PORT), got "{value}"')
     if not host:
-        raise c.error("listen", f'no host in "{value}" (e.g. 127.0.0.1:0)')
+        raise c.error(key, f'no host in "{value}" (e.g. 127.0.0.1:0)')
     if not (port.isascii() and port.isdigit() and len(port) <= 5 and int(port) <= 65535):
-        raise c.error("listen", f'port must be 0..65535, got "{port}"')
-    c.listen_host, c.listen_port = host, int(port)
+        raise c.error(key, f'port must be 0..65535, got "{port}"')
+    return host, int(port)
 
 
 def parse_threads(c: Config, value: str) -> None:
@@ -174,7 +186,7 @@ def load_config(path: str) -> Config:
         key, value = key.strip(" \t"), value.strip(" \t")
         if key not in KEYS:
             raise ConfigError(
-                f'{PROG}: {path}:{line_no}: unknown key "{key}" (known: listen, policy, credentials, threads, session)'
+                f'{PROG}: {path}:{line_no}: unknown key "{key}" (known: listen, policy, credentials, threads, session, metrics)'
             )
         if key in c.line_of:
             raise ConfigError(f'{PROG}: {path}:{line_no}: key "{key}" given twice (first on line {c.line_of[key]})')
@@ -182,7 +194,9 @@ def load_config(path: str) -> Config:
         if not value:
             raise c.error(key, "no value")
         if key == "listen":
-            parse_listen(c, value)
+            c.listen_host, c.listen_port = parse_address(c, key, value)
+        elif key == "metrics":
+            c.metrics_host, c.metrics_port = parse_address(c, key, value)
         elif key == "policy":
             c.policy_path = os.path.join(directory, value)
         elif key == "credentials":
@@ -192,7 +206,7 @@ def load_config(path: str) -> Config:
         else:
             parse_session(c, value)
     for key in KEYS:
-        if key != "threads" and key not in c.line_of:
+        if key not in OPTIONAL_KEYS and key not in c.line_of:
             raise c.error(None, f'missing key "{key}"')
     return c
 
@@ -205,14 +219,14 @@ def format_addr(addr: Any, family: int) -> str:
     return "unknown"
 
 
-def listen_on(c: Config) -> socket.socket:
-    """Binds the first address the host resolves to."""
+def listen_on(c: Config, key: str, host: str, port: int) -> socket.socket:
+    """Binds the first address the host resolves to (`key`: listen or metrics)."""
     try:
         infos = socket.getaddrinfo(
-            c.listen_host, c.listen_port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE | socket.AI_NUMERICSERV
+            host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE | socket.AI_NUMERICSERV
         )
     except socket.gaierror as e:
-        raise c.error("listen", f'cannot resolve "{c.listen_host}": {e.strerror}') from None
+        raise c.error(key, f'cannot resolve "{host}": {e.strerror}') from None
     last: Optional[OSError] = None
     for family, kind, proto, _, sockaddr in infos:
         s = socket.socket(family, kind, proto)
@@ -226,7 +240,55 @@ def listen_on(c: Config) -> socket.socket:
             last = e
             s.close()
     reason = last.strerror if last and last.strerror else str(last)
-    raise OSError(f"{PROG}: cannot listen on {c.listen_host}:{c.listen_port}: {reason}")
+    raise OSError(f"{PROG}: cannot listen on {host}:{port}: {reason}")
+
+
+class MetricsServer(HTTPServer):
+    """GET /metrics (the runtime's, engine's and provider's metrics) and GET /healthz (`ok`),
+    served on its own thread from an already bound socket."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        runtime: docauth.Runtime,
+        engine: docauth.PolicyEngine,
+        provider: docauth.CredentialsProvider,
+    ) -> None:
+        super().__init__(sock.getsockname()[:2], MetricsHandler, bind_and_activate=False)
+        self.socket.close()
+        self.socket = sock
+        sock.setblocking(True)
+        self.runtime, self.engine, self.provider = runtime, engine, provider
+
+
+class MetricsHandler(BaseHTTPRequestHandler):
+    server: MetricsServer
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server name
+        path = self.path.split("?", 1)[0]
+        if path == "/healthz":
+            self.reply(200, "text/plain; charset=utf-8", b"ok\n")
+        elif path == "/metrics":
+            openmetrics = "application/openmetrics-text" in self.headers.get("Accept", "")
+            s = self.server
+            try:
+                text = docauth.metrics_text(s.runtime, s.engine, s.provider, openmetrics=openmetrics)
+            except docauth.DocauthError as e:
+                self.reply(500, "text/plain; charset=utf-8", e.message.encode())
+                return
+            self.reply(200, docauth.metrics_content_type(openmetrics), text.encode())
+        else:
+            self.reply(404, "text/plain; charset=utf-8", b"not found: GET /metrics or /healthz\n")
+
+    def reply(self, status: int, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the http.server name
+        pass  # stderr is for problems only
 
 
 class AuditSink:
@@ -292,12 +354,16 @@ def serve(c: Config) -> int:
     signal.signal(signal.SIGINT, on_signal)
 
     listener: Optional[socket.socket] = None
+    metrics_listener: Optional[socket.socket] = None
+    metrics_server: Optional[MetricsServer] = None
     runtime: Optional[docauth.Runtime] = None
     sessions: list[tuple[docauth.Session, str]] = []
     status = 0
     try:
         try:
-            listener = listen_on(c)
+            listener = listen_on(c, "listen", c.listen_host, c.listen_port)
+            if c.metrics_host:
+                metrics_listener = listen_on(c, "metrics", c.metrics_host, c.metrics_port)
         except ConfigError as e:
             print(e, file=sys.stderr)
             return 1
@@ -309,6 +375,12 @@ def serve(c: Config) -> int:
         except docauth.DocauthError as e:
             print(f"{PROG}: runtime: {e.message}", file=sys.stderr)
             return 1
+        if metrics_listener is not None:
+            metrics_bound = format_addr(metrics_listener.getsockname(), metrics_listener.family)
+            metrics_server = MetricsServer(metrics_listener, runtime, engine, provider)
+            metrics_listener = None  # the server owns it now
+            threading.Thread(target=metrics_server.serve_forever, name="metrics", daemon=True).start()
+            print(f"{PROG}: metrics on {metrics_bound}", file=sys.stderr, flush=True)
         bound = format_addr(listener.getsockname(), listener.family)
         print(f"{PROG}: listening on {bound}", file=sys.stderr, flush=True)
         sink = AuditSink(sys.stdout)
@@ -358,6 +430,11 @@ def serve(c: Config) -> int:
     finally:
         if listener is not None:
             listener.close()
+        if metrics_listener is not None:
+            metrics_listener.close()
+        if metrics_server is not None:
+            metrics_server.shutdown()
+            metrics_server.server_close()
         if runtime is not None:
             runtime.close()  # delivers the queued audit events, stops the dispatcher
         provider.close()

@@ -18,12 +18,18 @@
 //	credentials = creds.json     # credentials provider settings, JSON (required)
 //	threads = 0                  # runtime worker threads, 0 = one per CPU (default 0)
 //	session = {"identity": "alice", "database": "docdb", "db_user": "teleport-docdb-user", "db_name": "test", "ca_file": "/abs/global-bundle.pem"}
+//	metrics = 127.0.0.1:9464     # optional: serve GET /metrics (Prometheus text) and /healthz
 //
 // `session` is the session parameters JSON (one line); the proxy adds `client_addr` for
 // each connection. Paths inside it (ca_file) are used as written: give absolute ones.
 //
-// Output: on stderr `docauth-proxy: listening on HOST:PORT` once ready (the real port), then
-// only problems (refused connections, sessions that ended with an error); on stdout every
+// `metrics`, when set, is a second listening address: GET /metrics answers the metrics of
+// the runtime, engine and provider (Prometheus text 0.0.4, or OpenMetrics when the request's
+// Accept header asks for application/openmetrics-text), GET /healthz answers `ok`. Bind it
+// to a loopback or private address.
+//
+// Output: on stderr `docauth-proxy: listening on HOST:PORT` once ready (the real port), and
+// `docauth-proxy: metrics on HOST:PORT` when `metrics` is set; then only problems (refused connections, sessions that ended with an error); on stdout every
 // audit event, one JSON object per line, flushed as it comes.
 //
 // Exit status: 0 after SIGTERM / SIGINT (stop accepting, shut the running sessions down,
@@ -38,6 +44,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -57,7 +64,8 @@ const (
 )
 
 var (
-	keyNames        = []string{"listen", "policy", "credentials", "threads", "session"}
+	keyNames        = []string{"listen", "policy", "credentials", "threads", "session", "metrics"}
+	optionalKeys    = []string{"threads", "metrics"}
 	sessionKeys     = []string{"identity", "database", "db_user", "db_name", "database_uri", "ca_file", "connect_timeout_ms", "handshake_timeout_ms", "idle_timeout_ms", "message_timeout_ms"}
 	sessionRequired = []string{"identity", "database", "db_user"}
 )
@@ -65,6 +73,7 @@ var (
 type config struct {
 	file        string
 	listen      string // host:port as given (host without brackets + port, joined by net)
+	metrics     string // the same for the metrics endpoint; "" for none
 	policy      string
 	credentials string
 	threads     int
@@ -113,29 +122,29 @@ func allDigits(s string) bool {
 	return s != ""
 }
 
-func (c *config) parseListen(value string) error {
+// parseAddress reads HOST:PORT or [IPv6]:PORT for key (listen or metrics).
+func (c *config) parseAddress(key, value string) (string, error) {
 	var host, port string
 	if strings.HasPrefix(value, "[") {
 		end := strings.IndexByte(value, ']')
 		if end < 0 || !strings.HasPrefix(value[end+1:], ":") {
-			return c.errorf("listen", "expected [IPV6]:PORT, got %q", value)
+			return "", c.errorf(key, "expected [IPV6]:PORT, got %q", value)
 		}
 		host, port = value[1:end], value[end+2:]
 	} else {
 		i := strings.LastIndexByte(value, ':')
 		if i < 0 || strings.IndexByte(value[:i], ':') >= 0 {
-			return c.errorf("listen", "expected HOST:PORT (IPv6 as [ADDR]:PORT), got %q", value)
+			return "", c.errorf(key, "expected HOST:PORT (IPv6 as [ADDR]:PORT), got %q", value)
 		}
 		host, port = value[:i], value[i+1:]
 	}
 	if host == "" {
-		return c.errorf("listen", "no host in %q (e.g. 127.0.0.1:0)", value)
+		return "", c.errorf(key, "no host in %q (e.g. 127.0.0.1:0)", value)
 	}
 	if n, err := strconv.Atoi(port); !allDigits(port) || len(port) > 5 || err != nil || n > 65535 {
-		return c.errorf("listen", "port must be 0..65535, got %q", port)
+		return "", c.errorf(key, "port must be 0..65535, got %q", port)
 	}
-	c.listen = net.JoinHostPort(host, port)
-	return nil
+	return net.JoinHostPort(host, port), nil
 }
 
 func (c *config) parseThreads(value string) error {
@@ -215,7 +224,7 @@ func loadConfig(path string) (*config, error) {
 			known = known || k == key
 		}
 		if !known {
-			return nil, configError(fmt.Sprintf("%s: %s:%d: unknown key %q (known: listen, policy, credentials, threads, session)", prog, path, lineNo, key))
+			return nil, configError(fmt.Sprintf("%s: %s:%d: unknown key %q (known: listen, policy, credentials, threads, session, metrics)", prog, path, lineNo, key))
 		}
 		if first, dup := c.lineOf[key]; dup {
 			return nil, configError(fmt.Sprintf("%s: %s:%d: key %q given twice (first on line %d)", prog, path, lineNo, key, first))
@@ -226,7 +235,9 @@ func loadConfig(path string) (*config, error) {
 		}
 		switch key {
 		case "listen":
-			err = c.parseListen(value)
+			c.listen, err = c.parseAddress(key, value)
+		case "metrics":
+			c.metrics, err = c.parseAddress(key, value)
 		case "policy":
 			c.policy = resolve(dir, value)
 		case "credentials":
@@ -241,7 +252,7 @@ func loadConfig(path string) (*config, error) {
 		}
 	}
 	for _, k := range keyNames {
-		if _, ok := c.lineOf[k]; !ok && k != "threads" {
+		if _, ok := c.lineOf[k]; !ok && !contains(optionalKeys, k) {
 			return nil, c.errorf("", "missing key %q", k)
 		}
 	}
@@ -297,6 +308,39 @@ func finish(r running) {
 	r.session.Close()
 }
 
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// metricsHandler serves GET /metrics (the runtime's, engine's and provider's metrics) and
+// GET /healthz (ok).
+func metricsHandler(rt *docauth.Runtime, engine *docauth.Engine, provider *docauth.CredentialsProvider) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		format := docauth.FormatPrometheus
+		if strings.Contains(r.Header.Get("Accept"), "application/openmetrics-text") {
+			format = docauth.FormatOpenMetrics
+		}
+		text, err := docauth.MetricsText(rt, engine, provider, format)
+		if err != nil {
+			http.Error(w, libError(err), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", format.ContentType())
+		_, _ = w.Write([]byte(text))
+	})
+	return mux
+}
+
 func libError(err error) string {
 	var de *docauth.Error
 	if errors.As(err, &de) {
@@ -338,12 +382,26 @@ func serve(c *config) int {
 		return 1
 	}
 	defer listener.Close()
+	var metricsListener net.Listener
+	if c.metrics != "" {
+		if metricsListener, err = net.Listen("tcp", c.metrics); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: cannot listen on %s: %v\n", prog, c.metrics, err)
+			return 1
+		}
+		defer metricsListener.Close()
+	}
 	rt, err := docauth.NewRuntime(c.threads)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: runtime: %s\n", prog, libError(err))
 		return 1
 	}
 	defer rt.Close() // delivers the queued audit events, stops the dispatcher
+	if metricsListener != nil {
+		server := &http.Server{Handler: metricsHandler(rt, engine, provider), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = server.Serve(metricsListener) }()
+		defer server.Close() // before rt.Close (defers run last-in first-out)
+		fmt.Fprintf(os.Stderr, "%s: metrics on %s\n", prog, formatAddr(metricsListener.Addr()))
+	}
 	fmt.Fprintf(os.Stderr, "%s: listening on %s\n", prog, formatAddr(listener.Addr()))
 
 	sink := &auditSink{out: os.Stdout}
