@@ -4,8 +4,8 @@
 //!
 //!     cargo bench --bench metrics
 //!
-//! - `metrics/policy_cached/{on,off}`: a decision answered by the cache (target ≤ 100 ns, and
-//!   the difference is the counters' cost);
+//! - `metrics/policy_cached/{on,off}`: a decision answered by the cache, the policy bench's
+//!   engine of 200 roles (target ≤ 100 ns; the difference is the counters' cost);
 //! - `metrics/policy_uncached/{on,off}`: a decision the rules evaluate (within 5 %);
 //! - `metrics/signing/{on,off}`: a whole MONGODB-AWS client conversation (no counter on that
 //!   path: the two must agree);
@@ -15,60 +15,23 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "shared/round_trip.rs"]
+mod round_trip;
+#[path = "shared/mod.rs"]
+mod shared;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::Duration;
 
-use bson::spec::BinarySubtype;
-use bson::{doc, Binary};
 use common::*;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use docauth::aws::{ClientConversation, Credentials};
 use docauth::metrics::set_counting;
-use docauth::policy::{Identity, PolicyEngine, Request};
 use docauth::session::{Runtime, Session};
-
-/// The policy bench's engine: 200 roles, a user holding 5 of them (benches/policy.rs).
-fn policy_setup() -> (PolicyEngine, Request) {
-    let mut roles = String::from("roles:\n");
-    for i in 0..200 {
-        let labels = match i % 4 {
-            0 => format!("{{env: dev-{i}, team: 'team-*'}}"),
-            1 => format!("{{env: '^(dev|staging)-{i}$'}}"),
-            2 => format!("{{env: [prod-{i}, qa-{i}]}}"),
-            _ => "{'*': '*'}".to_string(),
-        };
-        roles.push_str(&format!(
-            "  - kind: role\n    version: v7\n    metadata: {{name: role-{i}}}\n    spec:\n      allow:\n        db_labels: {labels}\n        db_users: ['{{{{internal.db_users}}}}', 'svc-{i}']\n        db_names: ['{{{{internal.db_names}}}}', 'db-{i}']\n      deny:\n        db_names: ['forbidden-{i}']\n"
-        ));
-    }
-    roles.push_str(
-        "databases:\n  - name: my-docdb\n    labels: {env: dev-8, team: team-payments}\n    aws: {account_id: '123456789012', region: us-east-1}\n",
-    );
-    let engine = PolicyEngine::from_config_str("bench.yaml", &roles, None).unwrap();
-    let mut traits = std::collections::BTreeMap::new();
-    traits.insert(
-        "db_users".to_string(),
-        vec!["teleport-docdb-user".to_string()],
-    );
-    traits.insert("db_names".to_string(), vec!["test".to_string()]);
-    let identity = Arc::new(Identity::new(
-        "alice",
-        ["role-1", "role-2", "role-5", "role-7", "role-8"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        traits,
-    ));
-    let request = Request::new(identity, "my-docdb", "teleport-docdb-user", "test")
-        .with_command("find")
-        .with_namespaces(vec!["test.orders".into()]);
-    assert!(engine.decide(&request).allowed);
-    (engine, request)
-}
+use round_trip::{find_request, median_us, round_trip};
 
 fn policy(c: &mut Criterion) {
-    let (engine, request) = policy_setup();
+    let (engine, request) = shared::setup();
+    assert!(engine.decide(&request).allowed);
     let mut group = c.benchmark_group("metrics/policy_cached");
     for (name, on) in [("on", true), ("off", false)] {
         set_counting(on);
@@ -89,19 +52,12 @@ fn policy(c: &mut Criterion) {
 }
 
 fn signing(c: &mut Criterion) {
-    let nonce = [0x5au8; 32];
-    let mut s = nonce.to_vec();
-    s.extend([0xa5u8; 32]);
-    let server_first = bson::to_vec(&doc! {
-        "s": Binary { subtype: BinarySubtype::Generic, bytes: s },
-        "h": "sts.us-west-2.amazonaws.com",
-    })
-    .unwrap();
-    let time = UNIX_EPOCH + Duration::from_secs(1_764_000_000);
+    let (nonce, server_first, time) = shared::signing_inputs();
+    let token = shared::session_token();
     let credentials = Credentials::new(
         "ASIAIOSFODNN7EXAMPLE",
         "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        Some("IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQ"),
+        Some(&token),
     )
     .unwrap();
     let mut group = c.benchmark_group("metrics/signing");
@@ -118,19 +74,6 @@ fn signing(c: &mut Criterion) {
     }
     group.finish();
     set_counting(true);
-}
-
-fn round_trip(client: &mut Client, request: &bson::Document) -> Duration {
-    let started = Instant::now();
-    let (_, reply) = client.command(request.clone());
-    let took = started.elapsed();
-    assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0);
-    took
-}
-
-fn median_us(samples: &mut [Duration]) -> f64 {
-    samples.sort_unstable();
-    samples[samples.len() / 2].as_secs_f64() * 1e6
 }
 
 fn relay_paired(_c: &mut Criterion) {
@@ -165,8 +108,7 @@ fn relay_paired(_c: &mut Criterion) {
     .unwrap();
     let mut client = Client::new(client);
     client.stream.set_nodelay(true).unwrap();
-    let request =
-        doc! {"find": "people", "filter": {"age": {"$gt": 30}}, "limit": 1, "$db": "test"};
+    let request = find_request();
     for _ in 0..2 * PER_BLOCK {
         round_trip(&mut client, &request);
     }

@@ -8,61 +8,13 @@
 //!
 //! Run: `cargo bench --bench policy`
 
-use std::sync::Arc;
+#[path = "shared/mod.rs"]
+mod shared;
+
 use std::time::{Duration, Instant};
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use docauth::policy::{Identity, PolicyEngine, Request};
-
-fn config() -> String {
-    let mut roles = String::from("roles:\n");
-    for i in 0..200 {
-        let labels = match i % 4 {
-            0 => format!("{{env: dev-{i}, team: 'team-*'}}"),
-            1 => format!("{{env: '^(dev|staging)-{i}$'}}"),
-            2 => format!("{{env: [prod-{i}, qa-{i}]}}"),
-            _ => "{'*': '*'}".to_string(),
-        };
-        roles.push_str(&format!(
-            "  - kind: role\n    version: v7\n    metadata: {{name: role-{i}}}\n    spec:\n      allow:\n        db_labels: {labels}\n        db_users: ['{{{{internal.db_users}}}}', 'svc-{i}']\n        db_names: ['{{{{internal.db_names}}}}', 'db-{i}']\n      deny:\n        db_names: ['forbidden-{i}']\n"
-        ));
-    }
-    roles.push_str(
-        "databases:\n  - name: my-docdb\n    labels: {env: dev-8, team: team-payments}\n    aws: {account_id: '123456789012', region: us-east-1}\n",
-    );
-    roles
-}
-
-fn setup() -> (PolicyEngine, Request) {
-    let engine = PolicyEngine::from_config_str("bench.yaml", &config(), None).unwrap();
-    let mut traits = std::collections::BTreeMap::new();
-    traits.insert(
-        "db_users".to_string(),
-        vec!["teleport-docdb-user".to_string()],
-    );
-    traits.insert(
-        "db_names".to_string(),
-        vec!["test".to_string(), "reports".to_string()],
-    );
-    let identity = Arc::new(Identity::new(
-        "alice",
-        ["role-1", "role-2", "role-5", "role-7", "role-8"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        traits,
-    ));
-    let request = Request::new(identity, "my-docdb", "teleport-docdb-user", "test")
-        .with_command("find")
-        .with_namespaces(vec!["test.orders".into()]);
-    let d = engine.decide_uncached(&request);
-    assert!(d.allowed, "{}", d.reason);
-    assert_eq!(
-        d.matched_roles,
-        vec!["role-7".to_string(), "role-8".to_string()]
-    );
-    (engine, request)
-}
+use shared::setup;
 
 /// CPU time consumed by the calling thread: unaffected by other processes competing for the
 /// cores (the shared build machine), unlike wall-clock time.

@@ -17,16 +17,19 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "shared/round_trip.rs"]
+mod round_trip;
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bson::doc;
 use common::*;
 use criterion::{criterion_group, criterion_main, Criterion};
 use docauth::policy::PolicyEngine;
 use docauth::session::{Runtime, Session};
+use round_trip::{find_request, median_us, round_trip};
 
 /// A session judged by `engine` (shared by every session, as in a proxy).
 fn session_client(
@@ -121,23 +124,6 @@ fn round_trips(c: &mut Criterion) {
         b.iter(|| round_trip(&mut pair.session, &request))
     });
     group.finish();
-}
-
-fn find_request() -> bson::Document {
-    doc! {"find": "people", "filter": {"age": {"$gt": 30}}, "limit": 1, "$db": "test"}
-}
-
-fn round_trip(client: &mut Client, request: &bson::Document) -> Duration {
-    let started = Instant::now();
-    let (_, reply) = client.command(request.clone());
-    let took = started.elapsed();
-    assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0);
-    took
-}
-
-fn median_us(samples: &mut [Duration]) -> f64 {
-    samples.sort_unstable();
-    samples[samples.len() / 2].as_secs_f64() * 1e6
 }
 
 fn paired_round_trips(_c: &mut Criterion) {

@@ -10,37 +10,15 @@
 //!
 //! Run: `cargo bench --bench signing -- --warm-up-time 1 --measurement-time 3`
 
-use std::time::{Duration, UNIX_EPOCH};
+#[path = "shared/mod.rs"]
+mod shared;
 
-use bson::spec::BinarySubtype;
-use bson::{doc, Binary};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use docauth::aws::{ClientConversation, Credentials};
 
-/// A session token of the size and alphabet AssumeRole returns (~800 base64 characters).
-fn session_token() -> String {
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut token = String::from("IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQ");
-    let mut x: u32 = 12345;
-    while token.len() < 800 {
-        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-        token.push(alphabet[(x >> 16) as usize % alphabet.len()] as char);
-    }
-    token.push_str("==");
-    token
-}
-
 fn bench_client_final(c: &mut Criterion) {
-    let nonce = [0x5au8; 32];
-    let mut s = nonce.to_vec();
-    s.extend([0xa5u8; 32]);
-    let server_first = bson::to_vec(&doc! {
-        "s": Binary { subtype: BinarySubtype::Generic, bytes: s },
-        "h": "sts.us-west-2.amazonaws.com",
-    })
-    .unwrap();
-    let time = UNIX_EPOCH + Duration::from_secs(1_764_000_000);
-    let token = session_token();
+    let (nonce, server_first, time) = shared::signing_inputs();
+    let token = shared::session_token();
     let long_term = Credentials::new(
         "AKIAIOSFODNN7EXAMPLE",
         "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",

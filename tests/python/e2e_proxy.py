@@ -16,6 +16,8 @@ import json
 import os
 import re
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -24,6 +26,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import bson
 import pymongo
 import pytest
 from pymongo.errors import PyMongoError
@@ -65,6 +68,32 @@ def proxy_command(kind: str) -> list[str]:
     if not path.exists():
         missing(f"{path} missing: run `make test-python` (it builds the example proxies)")
     return cmd
+
+
+# ---------------------------------------------------------------------------------------
+# A raw client: one OP_MSG at a time, every byte known (no driver's monitoring connections)
+
+
+def op_msg(request_id: int, doc: dict[str, Any]) -> bytes:
+    body = struct.pack("<I", 0) + b"\x00" + bson.encode(doc)
+    return struct.pack("<iiii", 16 + len(body), request_id, 0, 2013) + body
+
+
+def read_op_msg(sock: socket.socket) -> tuple[int, dict[str, Any], int]:
+    """One OP_MSG reply: (its responseTo, its body document, its length in bytes)."""
+
+    def exactly(n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            assert chunk, "connection closed"
+            buf += chunk
+        return buf
+
+    length, _req, response_to, opcode = struct.unpack("<iiii", exactly(16))
+    rest = exactly(length - 16)
+    assert opcode == 2013 and rest[4] == 0
+    return response_to, bson.decode(rest[5:]), length
 
 
 # ---------------------------------------------------------------------------------------

@@ -16,19 +16,17 @@ import json
 import os
 import signal
 import socket
-import struct
 import subprocess
 import sys
 from pathlib import Path
 
-import bson
 import pymongo
 import pytest
 from pymongo.errors import OperationFailure
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ -> `peers`
 
-from e2e_proxy import credentials_config, policy_config, session_params  # noqa: E402
+from e2e_proxy import credentials_config, op_msg, policy_config, read_op_msg, session_params  # noqa: E402
 from e2e_proxy import write_config as write_proxy_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,33 +170,13 @@ def test_an_audit_log_of_the_c_proxy_replays_under_a_new_policy(tmp_path, docdb,
     ], r.stdout
 
 
-def op_msg(request_id: int, doc: dict) -> bytes:
-    body = struct.pack("<I", 0) + b"\x00" + bson.encode(doc)
-    return struct.pack("<iiii", 16 + len(body), request_id, 0, 2013) + body
-
-
-def read_op_msg(sock: socket.socket) -> tuple[int, dict]:
-    def exactly(n: int) -> bytes:
-        buf = b""
-        while len(buf) < n:
-            chunk = sock.recv(n - len(buf))
-            assert chunk, "connection closed"
-            buf += chunk
-        return buf
-
-    length, _req, response_to, opcode = struct.unpack("<iiii", exactly(16))
-    rest = exactly(length - 16)
-    assert opcode == 2013 and rest[4] == 0
-    return response_to, bson.decode(rest[5:])
-
-
 def test_a_refused_connection_is_answered_with_code_13_and_audited(tmp_path, docdb, peers):
     # The policy allows db_names [other] only: the session's own db_name `test` is refused at start.
     proc, host, port = start_proxy(write_config(tmp_path, docdb, peers, db_names=("other",)))
     try:
         with socket.create_connection((host, port), timeout=60) as sock:
             sock.sendall(op_msg(7, {"hello": 1, "$db": "admin"}))
-            response_to, reply = read_op_msg(sock)
+            response_to, reply, _ = read_op_msg(sock)
         assert response_to == 7
         assert reply["ok"] == 0 and reply["code"] == 13 and reply["codeName"] == "Unauthorized", reply
         assert "test" in reply["errmsg"], reply

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 import socket
-import struct
 import sys
 import time
 import urllib.error
@@ -22,13 +21,20 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import bson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ -> `peers`
 
-from e2e_proxy import ProxyProcess, credentials_config, policy_config, session_params, write_config  # noqa: E402
+from e2e_proxy import (  # noqa: E402
+    ProxyProcess,
+    credentials_config,
+    op_msg,
+    policy_config,
+    read_op_msg,
+    session_params,
+    write_config,
+)
 
 METRICS_ON = re.compile(r"^docauth-proxy: metrics on (\S+):(\d+)$")
 
@@ -88,29 +94,13 @@ def scrape_when(url: str, done: Any, timeout: float = 60.0) -> Exposition:
         time.sleep(0.05)
 
 
-def op_msg(request_id: int, doc: dict[str, Any]) -> bytes:
-    body = struct.pack("<I", 0) + b"\x00" + bson.encode(doc)
-    return struct.pack("<iiii", 16 + len(body), request_id, 0, 2013) + body
-
-
 def exchange(sock: socket.socket, request_id: int, doc: dict[str, Any]) -> tuple[int, int, dict[str, Any]]:
     """Sends one OP_MSG and reads its reply: (bytes sent, bytes received, reply document)."""
     message = op_msg(request_id, doc)
     sock.sendall(message)
-
-    def exactly(n: int) -> bytes:
-        buf = b""
-        while len(buf) < n:
-            chunk = sock.recv(n - len(buf))
-            assert chunk, "connection closed"
-            buf += chunk
-        return buf
-
-    header = exactly(16)
-    length, _req, response_to, opcode = struct.unpack("<iiii", header)
-    rest = exactly(length - 16)
-    assert response_to == request_id and opcode == 2013
-    return len(message), length, bson.decode(rest[5:])
+    response_to, reply, length = read_op_msg(sock)
+    assert response_to == request_id
+    return len(message), length, reply
 
 
 def test_a_session_s_messages_and_bytes_are_counted_exactly(tmp_path, docdb, peers):
