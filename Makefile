@@ -8,6 +8,7 @@
 #   make install     PREFIX=/usr/local DESTDIR= : shared + static library, header, docauth.pc,
 #                    bin/docauth-check (builds the library and its programs, never the tests)
 #   make bench       criterion benchmarks (see BENCHMARKS.md)
+#   make soak        10 minutes of load through the C proxy, its memory sampled (not in make test)
 #   make miri        the FFI boundary and src/wire unit tests under Miri (nightly; not in make test)
 #
 # One cargo profile everywhere: release. The bindings use target/release/libdocauth.so.
@@ -86,7 +87,7 @@ C_VALGRIND := $(VALGRIND) -q --leak-check=full --errors-for-leak-kinds=definite,
 stage = @printf '\n==> %s\n' "$(1)"
 
 .PHONY: all tools venv lib header test test-ferretdb-background test-header test-rust test-c test-install \
-	test-python test-go test-go-module wheel test-wheel demo valgrind-proxy install-build install uninstall bench miri clean distclean help ferretdb \
+	test-python test-go test-go-module wheel test-wheel demo soak valgrind-proxy install-build install uninstall bench miri clean distclean help ferretdb \
 	build/examples/docauth-proxy-go e2e-programs
 
 all: lib
@@ -200,7 +201,7 @@ test-python: lib venv ferretdb e2e-programs
 E2E_GOCLIENT := build/e2e/goclient
 e2e-programs: $(E2E_GOCLIENT) build/examples/docauth-proxy build/examples/docauth-proxy-go
 
-$(E2E_GOCLIENT): tests/e2e/goclient/main.go tests/e2e/goclient/go.mod tests/e2e/goclient/go.sum
+$(E2E_GOCLIENT): $(wildcard tests/e2e/goclient/*.go) tests/e2e/goclient/go.mod tests/e2e/goclient/go.sum
 	$(call stage,e2e: go build $@)
 	@mkdir -p $(@D)
 	cd tests/e2e/goclient && $(GO) build -o $(CURDIR)/$@ .
@@ -245,6 +246,14 @@ build/examples/docauth-proxy: examples/c/docauth-proxy.c include/docauth.h lib
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -g -Iinclude -pthread -o $@ $< $(C_LINK)
 
 # The proxy under valgrind (no leaks, no invalid access) with six pymongo clients and SIGTERM.
+# Rounds of 200 Go driver clients × 100 round trips through the C proxy for SOAK_SECONDS; the
+# proxy's RSS (after malloc_trim) after each round must stay flat. Figures: BENCHMARKS.md.
+SOAK_SECONDS ?= 600
+soak: lib venv build/examples/docauth-proxy $(E2E_GOCLIENT)
+	$(call stage,soak: $(SOAK_SECONDS) s of load through the C proxy)
+	DOCAUTH_SOAK_SECONDS=$(SOAK_SECONDS) $(WITH_MOTO) "$(VENV)/bin/pytest" -q -s \
+		tests/python/test_load_c_proxy.py::test_soak_memory_stays_flat
+
 valgrind-proxy: lib venv build/examples/docauth-proxy
 	$(call stage,valgrind-proxy: the C proxy under valgrind, real traffic, SIGTERM)
 	$(WITH_MOTO) "$(VENV_PY)" tests/peers/docdb/run.py --backend secantusdb -- tests/c/check-proxy-valgrind.sh

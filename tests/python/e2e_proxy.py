@@ -250,6 +250,13 @@ class ProxyProcess:
     def uri(self) -> str:
         return f"mongodb://{self.host}:{self.port}/?directConnection=true&retryWrites=false&serverSelectionTimeoutMS=30000"
 
+    def forget_events(self) -> None:
+        """Drops the audit lines read so far (a long run keeps only what it still checks)."""
+        with self._cond:
+            self.events.clear()
+            self.event_times.clear()
+            self.stdout_lines.clear()
+
     def mark(self) -> int:
         """Index of the next audit event: pass it to `events_since` after a client ran."""
         with self._cond:

@@ -94,17 +94,28 @@ func codeOf(err error) int32 {
 
 func main() {
 	uri := flag.String("uri", "", "MongoDB URI (required)")
-	workload := flag.String("workload", "full", "full | short | traffic (ordinary driver traffic only, see traffic.go)")
+	workload := flag.String("workload", "full", "full | short | traffic (ordinary driver traffic only, see traffic.go) | load (see load.go)")
 	dbName := flag.String("db", "test", "the allowed database")
 	coll := flag.String("coll", "e2e_go", "collection name in -db (dropped before and after)")
 	marker := flag.String("marker", "MARKER", "prefix of every document value written")
 	docs := flag.Int("docs", 10000, "documents inserted by the full workload")
 	bigMiB := flag.Int("big-mib", 15, "size of the big document's string, MiB")
-	timeout := flag.Duration("timeout", 120*time.Second, "deadline of each step")
+	timeout := flag.Duration("timeout", 120*time.Second, "deadline of each step (load: of the whole run)")
+	sessions := flag.Int("sessions", 1000, "load: clients, each with one connection, all connected at once")
+	roundTrips := flag.Int("round-trips", 100, "load: FindOne round trips per client")
+	parallel := flag.Int("parallel", 50, "load: handshakes at a time while connecting")
 	flag.Parse()
-	if *uri == "" || (*workload != "full" && *workload != "short" && *workload != "traffic") {
+	known := map[string]bool{"full": true, "short": true, "traffic": true, "load": true}
+	if *uri == "" || !known[*workload] {
 		flag.Usage()
 		os.Exit(2)
+	}
+	if *workload == "load" {
+		report := runLoad(*uri, *dbName, *coll, *marker, *sessions, *roundTrips, *parallel, *timeout)
+		if err := json.NewEncoder(os.Stdout).Encode(report); err != nil {
+			os.Exit(2)
+		}
+		return
 	}
 
 	client, err := mongo.Connect(context.Background(), options.Client().ApplyURI(*uri))

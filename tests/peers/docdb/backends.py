@@ -1,7 +1,8 @@
 """The MongoDB-compatible servers behind the stand-in, started on free loopback ports.
 
 * `secantusdb` — PyPI `secantusdb` 0.7.0b3 (pinned in tests/requirements.txt): its daemon
-  `python -m secantus --host 127.0.0.1 --port 0 --storage-path :memory: --standalone`
+  `python -m secantus --host 127.0.0.1 --port 0 --storage-path :memory: --standalone`, through
+  `secantus_main.py` (the same `main`, its fixed cap of 1,000 connections raised)
   (WiredTiger in a temporary directory it removes on exit; no auth by default). It logs
   `secantus listening on 127.0.0.1:<port>` at INFO once the socket is bound.
 * `ferretdb` — FerretDB v1.24.2 built by `build_ferretdb.sh` into `.tools/bin/ferretdb`
@@ -112,8 +113,7 @@ def start_secantusdb(timeout: float = 60.0) -> Backend:
     config.write_text("")
     argv = [
         sys.executable,
-        "-m",
-        "secantus",
+        str(Path(__file__).resolve().parent / "secantus_main.py"),
         "--config",
         str(config),
         "--host",
