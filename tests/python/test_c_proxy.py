@@ -233,3 +233,53 @@ def test_missing_key_and_unloadable_files_exit_2(tmp_path, docdb, peers):
     r = subprocess.run([str(PROXY), str(conf)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and f"{conf}:4: credentials" in r.stderr, r.stderr
     assert peers.secret_access_key not in r.stderr
+
+
+@pytest.mark.parametrize(
+    "fault, code, explanation",
+    [
+        ("fault_close_mid_reply", "DOCAUTH_RESULT_UPSTREAM_CLOSED", "closed the connection in the middle of a reply"),
+        ("fault_wrong_response_to", "DOCAUTH_RESULT_UPSTREAM_PROTOCOL", "which the client is not waiting for"),
+        ("fault_malformed", "DOCAUTH_RESULT_UPSTREAM_PROTOCOL", "malformed reply"),
+    ],
+)
+def test_a_misbehaving_database_gets_pymongo_a_clear_error_and_ends_only_its_session(
+    tmp_path, docdb, peers, fault, code, explanation
+):
+    """The stand-in answers a `find` on a fault_* collection as a broken database would
+    (tests/peers/docdb/standin.py, REPLY_FAULTS). The waiting pymongo gets code 6 naming what
+    the database did, the session's end event says the same, and another client's session
+    through the same proxy goes on untouched."""
+    from e2e_proxy import start_proxy
+
+    proxy = start_proxy(
+        "c",
+        tmp_path / "c-proxy",
+        policy=policy_config(docdb.port),
+        credentials=credentials_config(peers),
+        session=session_params(docdb),
+    )
+    uri = proxy.uri + "&maxPoolSize=1&retryReads=false"
+    try:
+        with pymongo.MongoClient(uri) as good, pymongo.MongoClient(uri) as bad:
+            assert good.test.command("ping")["ok"] == 1.0
+            good.test.faults_good.insert_one({"n": 1})
+            mark = proxy.mark()
+            with pytest.raises(OperationFailure) as info:
+                bad.test[fault].find_one({})
+            assert info.value.code == 6, info.value.details
+            assert info.value.details["errmsg"].startswith("libdocauth: ")
+            assert explanation in info.value.details["errmsg"], info.value.details
+            ended = proxy.wait_for(
+                lambda events: any(
+                    e.get("event") == "db.session.end" and e.get("error_code") == code for e in events[mark:]
+                ),
+                timeout=30,
+            )
+            end = next(e for e in ended[mark:] if e.get("event") == "db.session.end" and e.get("error_code") == code)
+            assert explanation in end["error"], end
+            # The other session never noticed.
+            assert good.test.faults_good.find_one({"n": 1}, {"_id": 0}) == {"n": 1}
+            good.test.faults_good.drop()
+    finally:
+        assert proxy.stop() == 0, proxy.stderr_lines[-20:]

@@ -520,6 +520,9 @@ class _ClientConnection:
     async def forward(self, msg: wire.Message) -> bool:
         if self.backend is None:
             raise _BackendClosed("no backend connection")
+        fault = reply_fault(msg)
+        if fault is not None:
+            return await self.misbehave(msg, fault)
         reader, writer = self.backend
         writer.write(msg.raw)
         await writer.drain()
@@ -541,6 +544,35 @@ class _ClientConnection:
             await self.send(reply.raw)
             if not (reply.op_code == wire.OP_MSG and wire.msg_flags(reply) & wire.MSG_MORE_TO_COME):
                 return True
+
+
+    async def misbehave(self, msg: wire.Message, fault: str) -> bool:
+        """Answers `msg` the way a broken database would (see REPLY_FAULTS); False closes."""
+        reply = wire.op_msg_reply(msg.request_id, {"cursor": {"firstBatch": [], "id": 0, "ns": "test.fault"}, "ok": 1.0}, self.standin.next_request_id())
+        log.info("conn %d: fault %s for request %d", self.cid, fault, msg.request_id)
+        if fault == "fault_close_mid_reply":
+            await self.send(reply[: len(reply) // 2])
+            return False
+        if fault == "fault_wrong_response_to":
+            await self.send(reply[:8] + (msg.request_id + 1000).to_bytes(4, "little", signed=True) + reply[12:])
+            return True
+        # fault_malformed: a section kind that does not exist
+        await self.send(reply[:20] + b"\x09" + reply[21:])
+        return True
+
+
+# A test hook no real server has: a `find` on one of these collections (after authentication)
+# is answered by the stand-in itself as a broken database would, so that the e2e tests can
+# watch a proxy meet a misbehaving upstream (tests/python/test_c_proxy.py). Every other
+# collection name is served normally.
+REPLY_FAULTS = ("fault_close_mid_reply", "fault_wrong_response_to", "fault_malformed")
+
+
+def reply_fault(msg: wire.Message) -> str | None:
+    if msg.op_code != wire.OP_MSG or wire.peek_command_name(msg) != "find":
+        return None
+    collection = wire.parse_op_msg(msg).doc.get("find")
+    return collection if collection in REPLY_FAULTS else None
 
 
 class DocDbStandIn:
