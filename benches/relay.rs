@@ -14,6 +14,11 @@
 //!   happened to be measuring, so this is the figure the acceptance targets are read from:
 //!   throughput ratio = plain total time / session total time, added latency = difference
 //!   of the medians.
+//! - `relay_paired_1000_sessions` (printed): the same alternation with 1,000 open sessions
+//!   and 1,000 plain relays, each round trip on the next client in turn: the relay's cost
+//!   when its runtime carries many connections.
+//! - `relay_paired_16mb` (printed): a `find` answered with a 16 MB reply, alternating
+//!   between the two relays: MB/s through each.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -76,21 +81,22 @@ fn plain_relay_client(rt: &tokio::runtime::Runtime, server: &TestServer) -> Clie
     Client::new(s)
 }
 
-/// One client through a docauth session and one through a plain relay, to the same server;
-/// the runtimes, the server and the session live as long as the pair.
-struct RelayPair {
-    plain: Client,
-    session: Client,
-    _session: Session,
+/// `n` clients through docauth sessions and `n` through plain relays, to the same server;
+/// the runtimes, the server and the sessions live as long as the set.
+struct Relays {
+    plain: Vec<Client>,
+    session: Vec<Client>,
+    _sessions: Vec<Session>,
     _runtime: Runtime,
     _plain_rt: tokio::runtime::Runtime,
     _server: TestServer,
 }
 
-impl RelayPair {
-    fn start() -> RelayPair {
+impl Relays {
+    fn start(n: usize) -> Relays {
         let server = TestServer::start(ServerOptions {
             no_auth_required: true,
+            forget_commands: true,
             ..Default::default()
         });
         let runtime = Runtime::new(2).unwrap();
@@ -99,12 +105,20 @@ impl RelayPair {
             .enable_all()
             .build()
             .unwrap();
-        let (session, session_handle) = session_client(&runtime, &server, &engine(&["test"]));
-        session.stream.set_nodelay(true).unwrap();
-        RelayPair {
-            plain: plain_relay_client(&plain_rt, &server),
+        let engine = engine(&["test"]);
+        let (mut session, mut sessions) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for _ in 0..n {
+            let (client, handle) = session_client(&runtime, &server, &engine);
+            client.stream.set_nodelay(true).unwrap();
+            session.push(client);
+            sessions.push(handle);
+        }
+        Relays {
+            plain: (0..n)
+                .map(|_| plain_relay_client(&plain_rt, &server))
+                .collect(),
             session,
-            _session: session_handle,
+            _sessions: sessions,
             _runtime: runtime,
             _plain_rt: plain_rt,
             _server: server,
@@ -113,53 +127,105 @@ impl RelayPair {
 }
 
 fn round_trips(c: &mut Criterion) {
-    let mut pair = RelayPair::start();
+    let mut pair = Relays::start(1);
     let request = find_request();
     let mut group = c.benchmark_group("relay_round_trip");
     group.measurement_time(Duration::from_secs(8));
     group.bench_function("plain_copy_bidirectional", |b| {
-        b.iter(|| round_trip(&mut pair.plain, &request))
+        b.iter(|| round_trip(&mut pair.plain[0], &request))
     });
     group.bench_function("docauth_session", |b| {
-        b.iter(|| round_trip(&mut pair.session, &request))
+        b.iter(|| round_trip(&mut pair.session[0], &request))
     });
     group.finish();
 }
 
-fn paired_round_trips(_c: &mut Criterion) {
-    const BLOCKS: usize = 60;
-    const PER_BLOCK: usize = 500;
-    let mut pair = RelayPair::start();
-    let request = find_request();
-    for _ in 0..2 * PER_BLOCK {
-        round_trip(&mut pair.plain, &request);
-        round_trip(&mut pair.session, &request);
+/// Round trips alternating between the plain relays and the sessions in blocks of
+/// `per_block` (order swapped every block), each block cycling through the clients; prints
+/// both rates, their ratio and the added median latency (and MB/s when the reply size is
+/// given).
+fn paired(
+    label: &str,
+    relays: &mut Relays,
+    request: &bson::Document,
+    blocks: usize,
+    per_block: usize,
+    reply_bytes: Option<usize>,
+) {
+    let clients = relays.plain.len();
+    for i in 0..clients.max(2 * per_block.min(1000)) {
+        round_trip(&mut relays.plain[i % clients], request);
+        round_trip(&mut relays.session[i % clients], request);
     }
-    let mut plain_samples = Vec::with_capacity(BLOCKS * PER_BLOCK);
-    let mut session_samples = Vec::with_capacity(BLOCKS * PER_BLOCK);
-    for block in 0..BLOCKS {
+    let mut plain_samples = Vec::with_capacity(blocks * per_block);
+    let mut session_samples = Vec::with_capacity(blocks * per_block);
+    let mut next = 0;
+    for block in 0..blocks {
         for turn in 0..2 {
-            let (client, samples) = if (block + turn) % 2 == 0 {
-                (&mut pair.plain, &mut plain_samples)
+            let (pool, samples) = if (block + turn) % 2 == 0 {
+                (&mut relays.plain, &mut plain_samples)
             } else {
-                (&mut pair.session, &mut session_samples)
+                (&mut relays.session, &mut session_samples)
             };
-            for _ in 0..PER_BLOCK {
-                samples.push(round_trip(client, &request));
+            for i in 0..per_block {
+                samples.push(round_trip(&mut pool[(next + i) % clients], request));
             }
         }
+        next += per_block;
     }
     let total = |s: &[Duration]| s.iter().sum::<Duration>().as_secs_f64();
     let (plain_total, session_total) = (total(&plain_samples), total(&session_samples));
     let n = plain_samples.len();
     let plain_median = median_us(&mut plain_samples);
     let session_median = median_us(&mut session_samples);
+    let rate = |t: f64| match reply_bytes {
+        Some(bytes) => format!(
+            "{:.0}/s = {:.0} MB/s",
+            n as f64 / t,
+            (n * bytes) as f64 / t / 1e6
+        ),
+        None => format!("{:.0}/s", n as f64 / t),
+    };
     println!(
-        "relay_paired: {n} round trips each, alternating blocks of {PER_BLOCK}: plain {:.0}/s (median {plain_median:.1} us), session {:.0}/s (median {session_median:.1} us); session/plain throughput {:.3}x, added median latency {:+.1} us",
-        n as f64 / plain_total,
-        n as f64 / session_total,
+        "{label}: {n} round trips each over {clients} client(s) per relay, alternating blocks of {per_block}: plain {} (median {plain_median:.1} us), session {} (median {session_median:.1} us); session/plain throughput {:.3}x, added median latency {:+.1} us",
+        rate(plain_total),
+        rate(session_total),
         plain_total / session_total,
         session_median - plain_median,
+    );
+}
+
+fn paired_round_trips(_c: &mut Criterion) {
+    paired(
+        "relay_paired",
+        &mut Relays::start(1),
+        &find_request(),
+        60,
+        500,
+        None,
+    );
+}
+
+fn paired_1000_sessions(_c: &mut Criterion) {
+    paired(
+        "relay_paired_1000_sessions",
+        &mut Relays::start(1000),
+        &find_request(),
+        60,
+        1000,
+        None,
+    );
+}
+
+fn paired_16mb_replies(_c: &mut Criterion) {
+    let request = doc! {"find": BIG_REPLY_COLLECTION, "$db": "test"};
+    paired(
+        "relay_paired_16mb",
+        &mut Relays::start(1),
+        &request,
+        20,
+        10,
+        Some(BIG_REPLY_BYTES),
     );
 }
 
@@ -198,5 +264,12 @@ fn idle_memory(_c: &mut Criterion) {
 
 // Idle memory first: later groups free memory the allocator would hand back to the idle
 // sessions, hiding their growth.
-criterion_group!(benches, idle_memory, round_trips, paired_round_trips);
+criterion_group!(
+    benches,
+    idle_memory,
+    round_trips,
+    paired_round_trips,
+    paired_1000_sessions,
+    paired_16mb_replies
+);
 criterion_main!(benches);

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bson::{doc, spec::BinarySubtype, Binary, Bson, Document};
@@ -524,6 +524,10 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         next_id += 1;
         let bytes = if legacy {
             op_reply(next_id, request_id, &reply)
+        } else if (authenticated || options.no_auth_required)
+            && cmd.get_str("find") == Ok(BIG_REPLY_COLLECTION)
+        {
+            big_reply(next_id, request_id)
         } else {
             op_msg_reply(next_id, request_id, &reply)
         };
@@ -564,6 +568,33 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             return;
         }
     }
+}
+
+/// The collection whose `find` the test server answers with a reply of about
+/// [`BIG_REPLY_BYTES`] (one document holding a binary): the relay bench's 16 MB case.
+pub const BIG_REPLY_COLLECTION: &str = "bench_big_reply";
+pub const BIG_REPLY_BYTES: usize = 16_000_000;
+
+/// The big reply, encoded once and copied per request with its ids patched, so that the
+/// server's cost per reply is a copy rather than a BSON encoding.
+fn big_reply(request_id: i32, response_to: i32) -> Vec<u8> {
+    static ENCODED: OnceLock<Vec<u8>> = OnceLock::new();
+    let mut bytes = ENCODED
+        .get_or_init(|| {
+            let blob = Binary {
+                subtype: BinarySubtype::Generic,
+                bytes: vec![0x5a; BIG_REPLY_BYTES - 200],
+            };
+            let batch = vec![Bson::Document(doc! {"_id": 1, "blob": blob})];
+            op_msg_reply(0, 0, &doc! {
+                "cursor": {"firstBatch": batch, "id": 0i64, "ns": format!("test.{BIG_REPLY_COLLECTION}")},
+                "ok": 1.0,
+            })
+        })
+        .clone();
+    bytes[4..8].copy_from_slice(&request_id.to_le_bytes());
+    bytes[8..12].copy_from_slice(&response_to.to_le_bytes());
+    bytes
 }
 
 /// How the test server misbehaves for one command, chosen by the collection it names
