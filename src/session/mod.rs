@@ -31,6 +31,7 @@ pub use credentials::{BoxFuture, CredentialSource, ProviderCredentials, StaticCr
 pub use judge::{CommandAccess, EngineJudge, Judge, JudgedIdentity, SessionIdentity, Verdict};
 pub use params::{SessionParams, DEFAULT_CLIENT_WRITE_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS};
 pub use runtime::{Runtime, DEFAULT_MAX_SESSIONS};
+use stats::Counters;
 pub use stats::SessionStats;
 pub use upstream::{DatabaseUri, UpstreamConfig, UpstreamTls};
 
@@ -173,6 +174,14 @@ impl Session {
             connect_timeout: Duration::from_millis(params.connect_timeout_ms.max(1)),
             handshake_timeout: Duration::from_millis(params.handshake_timeout_ms.max(1)),
         };
+        let limits = relay::RelayLimits {
+            idle_timeout: (params.idle_timeout_ms > 0)
+                .then(|| Duration::from_millis(params.idle_timeout_ms)),
+            message_timeout: Duration::from_millis(params.message_timeout_ms.max(1)),
+            // Until the database's hello gives its maxMessageSizeBytes (`run`).
+            max_message_size: crate::wire::DEFAULT_MAX_MESSAGE_SIZE,
+            client_write_timeout: Duration::from_millis(params.client_write_timeout_ms.max(1)),
+        };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             id: audit::new_session_id(),
@@ -206,10 +215,10 @@ impl Session {
         runtime_metrics.started.inc();
         runtime.handle().spawn(async move {
             let started = Instant::now();
-            let counters = relay::Counters::new(runtime_metrics);
+            let counters = Counters::new(runtime_metrics);
             let session = run(
                 client,
-                &params,
+                limits,
                 &config,
                 &*judge,
                 &*credentials,
@@ -421,13 +430,13 @@ async fn connect_if_admitted(
 #[allow(clippy::too_many_arguments)]
 async fn run<C>(
     mut client: C,
-    params: &SessionParams,
+    limits: relay::RelayLimits,
     config: &UpstreamConfig,
     judge: &dyn Judge,
     credentials: &dyn CredentialSource,
     audit: &AuditSink,
     fields: &SessionFields,
-    counters: &relay::Counters,
+    counters: &Counters,
     mut shutdown: watch::Receiver<bool>,
     over_limit: Option<Error>,
 ) -> Result<SessionStats>
@@ -467,7 +476,7 @@ where
                     &mut client,
                     &e,
                     Duration::from_millis(2_000),
-                    Duration::from_millis(params.client_write_timeout_ms.max(1)),
+                    limits.client_write_timeout,
                 )
                 .await;
             }
@@ -482,11 +491,8 @@ where
     };
     audit.emit(&fields.start(None));
     let limits = relay::RelayLimits {
-        idle_timeout: (params.idle_timeout_ms > 0)
-            .then(|| Duration::from_millis(params.idle_timeout_ms)),
-        message_timeout: Duration::from_millis(params.message_timeout_ms.max(1)),
         max_message_size: upstream.max_message_size,
-        client_write_timeout: Duration::from_millis(params.client_write_timeout_ms.max(1)),
+        ..limits
     };
     let outcome = relay::relay(
         client,

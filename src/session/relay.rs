@@ -17,7 +17,8 @@ use tokio::sync::{watch, Mutex};
 use super::audit::{AuditSink, DecidedBy, SessionFields};
 use super::frames::{FrameError, FrameReader};
 use super::judge::{Judge, Verdict};
-use super::metrics::{CommandClass as Class, DenialKind, Direction, EndReason, SessionMetrics};
+use super::metrics::{CommandClass as Class, DenialKind, EndReason};
+use super::stats::Counters;
 use super::upstream::UpstreamStream;
 use crate::wire::{self, CommandClass, Message, RequestInfo};
 use crate::{Error, ResultCode};
@@ -62,26 +63,6 @@ impl Ended {
             Ended::DatabaseClosed => EndReason::DatabaseClosed,
             Ended::IdleTimeout => EndReason::IdleTimeout,
             Ended::ShutDown => EndReason::ShutDown,
-        }
-    }
-}
-
-/// Byte and message counters, both ways: the session's own, and its runtime's metrics.
-#[derive(Default, Debug)]
-pub(crate) struct Counters {
-    pub bytes_from_client: AtomicU64,
-    pub bytes_to_client: AtomicU64,
-    pub messages_from_client: AtomicU64,
-    pub messages_to_client: AtomicU64,
-    pub denied: AtomicU64,
-    pub metrics: std::sync::Arc<SessionMetrics>,
-}
-
-impl Counters {
-    pub(crate) fn new(metrics: std::sync::Arc<SessionMetrics>) -> Self {
-        Counters {
-            metrics,
-            ..Default::default()
         }
     }
 }
@@ -167,30 +148,6 @@ async fn answer<W: AsyncWrite + Unpin>(
     write_to_client(&mut *w, &reply, timeout).await?;
     counters.sent_to_client(reply.len());
     Ok(())
-}
-
-impl Counters {
-    /// A message the client sent, `len` bytes.
-    fn received_from_client(&self, len: usize) {
-        self.messages_from_client.fetch_add(1, Ordering::Relaxed);
-        self.bytes_from_client
-            .fetch_add(len as u64, Ordering::Relaxed);
-        self.metrics.bytes.add(Direction::FromClient, len as u64);
-    }
-
-    /// A message sent to the client, `len` bytes.
-    fn sent_to_client(&self, len: usize) {
-        self.messages_to_client.fetch_add(1, Ordering::Relaxed);
-        self.bytes_to_client
-            .fetch_add(len as u64, Ordering::Relaxed);
-        self.metrics.bytes.add(Direction::ToClient, len as u64);
-    }
-
-    /// A client message denied for `kind`; `class` is the command's reach class.
-    fn deny(&self, class: Class, kind: DenialKind) {
-        self.denied.fetch_add(1, Ordering::Relaxed);
-        self.metrics.message_judged(class, Some(kind));
-    }
 }
 
 /// The replies the client is waiting for, in the order the requests went to the database:

@@ -4,10 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::sts::Caller;
+use super::sts::{Assumed, Caller, Hop};
 use super::Inner;
-use crate::aws::role_arn::RoleArn;
-use crate::aws::Credentials;
 use crate::{Error, Result, ResultCode};
 
 /// Temporary credentials are refreshed this long before they expire.
@@ -22,28 +20,11 @@ pub const STALE_MIN_VALIDITY: Duration = Duration::from_secs(60);
 /// credentials without a new STS call for this long.
 pub const RETRY_AFTER_FAILED_REFRESH: Duration = Duration::from_secs(30);
 
-/// One AssumeRole step of a role chain.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub(super) struct Hop {
-    pub(super) role: RoleArn,
-    pub(super) external_id: Option<String>,
-    pub(super) session_name: String,
-}
-
 /// Cache key: where the first credentials came from, and the role chain.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub(super) struct ChainKey {
     pub(super) source: String,
     pub(super) hops: Vec<Hop>,
-}
-
-/// Temporary credentials from one AssumeRole, with the session's ARN.
-#[derive(Clone)]
-pub(super) struct Assumed {
-    pub(super) credentials: Credentials,
-    /// `arn:aws:sts::<account>:assumed-role/<role>/<session>`.
-    pub(super) arn: String,
-    pub(super) expiry: SystemTime,
 }
 
 #[derive(Default)]

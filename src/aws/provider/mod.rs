@@ -36,10 +36,11 @@ mod sts;
 mod tests;
 
 use self::blocking::block_on;
-use self::cache::{Assumed, ChainKey, Entry, Hop};
+use self::cache::{ChainKey, Entry};
 use self::metrics::{CredentialsMetrics, ProviderMetrics};
 use self::settings::{invalid_config, Checked};
 use self::source::Source;
+use self::sts::{Assumed, Hop};
 use super::role_arn::{classify_db_user, session_name, DbUserRole, RoleArn};
 use super::Credentials;
 use crate::{Error, Result, ResultCode};

@@ -5,12 +5,29 @@ use std::time::{Instant, SystemTime};
 
 use zeroize::Zeroizing;
 
-use super::cache::{Assumed, Hop};
 use super::metrics::{Operation, Outcome};
 use super::{lock, Inner};
+use crate::aws::role_arn::RoleArn;
 use crate::aws::sts_error;
 use crate::aws::Credentials;
 use crate::{Error, Result, ResultCode};
+
+/// One AssumeRole step of a role chain.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(super) struct Hop {
+    pub(super) role: RoleArn,
+    pub(super) external_id: Option<String>,
+    pub(super) session_name: String,
+}
+
+/// Temporary credentials from one AssumeRole, with the session's ARN.
+#[derive(Clone)]
+pub(super) struct Assumed {
+    pub(super) credentials: Credentials,
+    /// `arn:aws:sts::<account>:assumed-role/<role>/<session>`.
+    pub(super) arn: String,
+    pub(super) expiry: SystemTime,
+}
 
 /// The credentials a role hop is assumed with.
 pub(super) enum Caller<'a> {
