@@ -313,11 +313,13 @@ typedef struct docauth_bytes docauth_bytes;
 typedef struct docauth_credentials docauth_credentials;
 
 /**
- * A credentials provider for one database: where the service's own AWS credentials come
- * from, the STS/IMDS endpoints and timeouts, and the database's AWS metadata
- * (`account_id`, `region`, `assume_role_arn`, `external_id`). It caches the temporary
- * credentials of each (source, role chain, session name) until five minutes before they
- * expire.
+ * A credentials provider: where the service's own AWS credentials come from, the STS/IMDS
+ * endpoints and timeouts. Sessions take each database's AWS settings (`account_id`,
+ * `region`, `assume_role_arn`, `external_id`) from its entry in the engine configuration;
+ * the optional `database` block is only for `docauth_credentials_provider_resolve` used
+ * without sessions (a session refuses a block that contradicts its database's entry). It
+ * caches the temporary credentials of each (source, role chain, session name) until five
+ * minutes before they expire.
  *
  * Ownership: created by `docauth_credentials_provider_new`, owned by the caller, freed
  * with `docauth_credentials_provider_free`.
@@ -665,13 +667,14 @@ void docauth_bytes_free(struct docauth_bytes *b);
  *                                            // identity source (AssumeRoleWithWebIdentity)
  *  "imds_endpoint": "http://169.254.169.254",
  *  "connect_timeout_ms": 3000, "operation_timeout_ms": 10000, "imds_timeout_ms": 1000,
- *  "session_duration_seconds": 3600,
- *  "database": {"account_id": "123456789012", "region": "us-east-1",
- *               "assume_role_arn": "arn:aws:iam::123456789012:role/docdb-access",
- *               "external_id": "example-external-id"}}
+ *  "session_duration_seconds": 3600}
  * ```
  *
  * Every field is optional; unknown fields are refused. No network call is made.
+ * `"database": {"account_id": .., "region": .., "assume_role_arn": .., "external_id": ..}`
+ * gives `docauth_credentials_provider_resolve` a database's AWS settings when no session is
+ * involved; sessions take them from the engine configuration's `databases[].aws` and refuse
+ * a block that contradicts it (see the README, "One source of truth for a database").
  * Errors: NULL_PARAMETER, INVALID_UTF8, INVALID_CONFIG (the message names the field),
  * AWS_INVALID_ROLE_ARN (`assume_role_arn`), AWS_INVALID_CREDENTIALS (empty static keys).
  * A static secret key in `config_json` is copied into zeroizing storage.
@@ -1042,9 +1045,13 @@ uint64_t docauth_runtime_audit_dropped(const struct docauth_runtime *runtime);
  *   (cached decisions). The session keeps its own reference: the engine may be freed after
  *   this call; `docauth_engine_reload` applies to the running session from its next message.
  * - `credentials` (required): gives the db user's AWS credentials (STS AssumeRole, the
- *   identity's user as role session name). The session keeps its own reference: the
- *   provider may be freed after this call. When the database rejects the MONGODB-AWS
- *   authentication, the db user's cached credentials are dropped from the provider.
+ *   identity's user as role session name). The database's AWS settings (`account_id`,
+ *   `region`, `assume_role_arn`, `external_id`) are those of its entry in the engine
+ *   configuration (`databases[].aws`), not the provider's: a provider whose own `database`
+ *   block sets one of them to another value is refused (INVALID_CONFIG naming both values).
+ *   The session keeps its own reference: the provider may be freed after this call. When the
+ *   database rejects the MONGODB-AWS authentication, the db user's cached credentials are
+ *   dropped from the provider.
  * - `audit`: the audit callback (NULL = no events), `user_data` is passed back to it as is;
  *   `user_data_free` (may be NULL) is called exactly once when the library no longer needs
  *   `user_data` — also when this call fails.
@@ -1052,7 +1059,9 @@ uint64_t docauth_runtime_audit_dropped(const struct docauth_runtime *runtime);
  * On success `*out` receives a session to free with `docauth_session_free`. Errors:
  * `DOCAUTH_RESULT_NULL_PARAMETER` (runtime, params_json, engine, credentials, out),
  * `DOCAUTH_RESULT_INVALID_CONFIG` (bad parameters; a `database` or named `identity` the
- * engine does not know; a database without URI), `DOCAUTH_RESULT_DATABASE_URI_INVALID`,
+ * engine does not know; a database without URI; a provider `database` block that
+ * contradicts the engine's entry), `DOCAUTH_RESULT_AWS_INVALID_ROLE_ARN` (the engine entry's
+ * `aws.assume_role_arn`), `DOCAUTH_RESULT_DATABASE_URI_INVALID`,
  * `DOCAUTH_RESULT_CA_BUNDLE_INVALID` (TLS to the database without a CA bundle, or one that
  * cannot be read or holds no usable certificate: it is read during this call, on the
  * caller's thread, and parsed once per runtime and file version),

@@ -526,7 +526,6 @@ fn sts_faults_reach_the_waiting_client_and_the_audit_and_other_sessions_go_on() 
             "sts_endpoint": endpoint,
             "connect_timeout_ms": 1000,
             "operation_timeout_ms": 1000,
-            "database": {"account_id": "123456789012"},
         }))
         .unwrap();
         let provider = runtime
@@ -543,7 +542,10 @@ fn sts_faults_reach_the_waiting_client_and_the_audit_and_other_sessions_go_on() 
                 None,
             ),
             engine(&["test"]),
-            Arc::new(ProviderCredentials::new(Arc::new(provider))),
+            Arc::new(
+                ProviderCredentials::new(Arc::new(provider), &engine(&["test"]), TEST_DATABASE)
+                    .unwrap(),
+            ),
             Some(audit.clone()),
         )
         .unwrap();

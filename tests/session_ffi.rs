@@ -70,7 +70,6 @@ fn provider_handle(moto: &Moto, setup: &Setup) -> *mut docauth_credentials_provi
             "source": {"type": "static", "access_key_id": setup.access_key_id,
                        "secret_access_key": setup.secret_access_key},
             "region": "us-east-1", "sts_endpoint": moto.url,
-            "database": {"account_id": setup.account},
         })
         .to_string(),
     )

@@ -229,7 +229,6 @@ fn the_db_users_credentials_are_dropped_after_the_database_rejects_them() {
                 "source": {"type": "static", "access_key_id": setup.access_key_id,
                            "secret_access_key": setup.secret_access_key},
                 "region": "us-east-1", "sts_endpoint": moto.url,
-                "database": {"account_id": setup.account},
             })
             .to_string(),
         )
@@ -254,7 +253,10 @@ fn the_db_users_credentials_are_dropped_after_the_database_rejects_them() {
             tokio_stream(&runtime, proxy_side),
             p,
             engine(&["test"]),
-            Arc::new(ProviderCredentials::new(Arc::clone(&provider))),
+            Arc::new(
+                ProviderCredentials::new(Arc::clone(&provider), &engine(&["test"]), TEST_DATABASE)
+                    .unwrap(),
+            ),
             None,
         )
         .unwrap();
@@ -296,4 +298,151 @@ fn the_db_users_credentials_are_dropped_after_the_database_rejects_them() {
         assert!(a.starts_with("AWS4-HMAC-SHA256 Credential=ASIA"), "{a}");
         assert!(!a.contains(&setup.access_key_id));
     }
+}
+
+/// The engine configuration of `engine_config(["test"])` with database `docdb`'s `aws`
+/// replaced by `aws` (YAML flow mapping).
+fn engine_with_aws(aws: &str) -> Arc<PolicyEngine> {
+    let text = engine_config(&["test"], "").replace(
+        "aws: {account_id: '123456789012', region: us-east-1}",
+        &format!("aws: {aws}"),
+    );
+    assert!(text.contains(aws), "{text}");
+    Arc::new(PolicyEngine::from_config_str("aws.yaml", &text, None).unwrap())
+}
+
+#[test]
+fn a_session_takes_its_databases_aws_settings_from_the_engine_entry() {
+    let (moto, setup) = Moto::start(0);
+    // The provider knows only the service's own credentials and STS: no `database` block.
+    let provider = Arc::new(
+        docauth::aws::CredentialsProvider::from_json_blocking(
+            &serde_json::json!({
+                "source": {"type": "static", "access_key_id": setup.access_key_id,
+                           "secret_access_key": setup.secret_access_key},
+                "region": "us-east-1", "sts_endpoint": moto.url,
+            })
+            .to_string(),
+        )
+        .unwrap(),
+    );
+    // The database's account, role to assume first and its external id: written once,
+    // in the engine configuration.
+    let engine = engine_with_aws(&format!(
+        "{{account_id: '{}', region: us-east-1, assume_role_arn: '{}', external_id: '{}'}}",
+        setup.account, setup.assume_role_arn, setup.external_id
+    ));
+    let server = TestServer::start(ServerOptions {
+        any_access_key: true,
+        ..Default::default()
+    });
+    let runtime = Runtime::new(1).unwrap();
+    let (client, proxy_side) = socket_pair();
+    // The db user by role name: its account comes from the engine entry too.
+    let session = Session::start(
+        &runtime,
+        tokio_stream(&runtime, proxy_side),
+        params(&uri(&server), None),
+        Arc::clone(&engine),
+        Arc::new(ProviderCredentials::new(Arc::clone(&provider), &engine, TEST_DATABASE).unwrap()),
+        None,
+    )
+    .unwrap();
+    let mut client = Client::new(client);
+    let (_, reply) = client.command(doc! {"hello": 1, "$db": "admin"});
+    assert_eq!(reply.doc.get_f64("ok").unwrap(), 1.0, "{:?}", reply.doc);
+    drop(client);
+    session.wait().unwrap();
+    // Through the engine entry's role, with its external id, then into the db user's role.
+    assert_eq!(
+        moto.assumed(&setup.assume_role_arn),
+        vec![Some(setup.external_id.clone())]
+    );
+    assert_eq!(moto.assumed(&setup.db_user_role_arn), vec![None]);
+    let finals = server.seen.client_finals.lock().unwrap();
+    let a = finals[0].get_str("a").unwrap();
+    assert!(a.starts_with("AWS4-HMAC-SHA256 Credential=ASIA"), "{a}");
+}
+
+#[test]
+fn a_provider_database_block_contradicting_the_engine_entry_is_refused() {
+    let runtime = Runtime::new(1).unwrap();
+    let provider = |database: serde_json::Value| {
+        let settings: docauth::aws::ProviderSettings = serde_json::from_value(serde_json::json!({
+            "source": {"type": "static", "access_key_id": TEST_AKID, "secret_access_key": TEST_SECRET},
+            "region": "us-east-1",
+            "database": database,
+        }))
+        .unwrap();
+        Arc::new(
+            runtime
+                .handle()
+                .block_on(docauth::aws::CredentialsProvider::new(settings))
+                .unwrap(),
+        )
+    };
+    let engine = engine_with_aws(
+        "{account_id: '123456789012', region: us-east-1, assume_role_arn: 'arn:aws:iam::123456789012:role/docdb-access', external_id: 'the-external-id'}",
+    );
+    let refused = |database: serde_json::Value| {
+        ProviderCredentials::new(provider(database), &engine, TEST_DATABASE).unwrap_err()
+    };
+
+    let e = refused(serde_json::json!({"assume_role_arn": "arn:aws:iam::123456789012:role/other"}));
+    assert_eq!(e.code(), ResultCode::InvalidConfig);
+    assert_eq!(
+        e.message(),
+        "the credentials provider configuration's `database.assume_role_arn` is \"arn:aws:iam::123456789012:role/other\" but database \"my-docdb\" of the engine configuration has `aws.assume_role_arn` \"arn:aws:iam::123456789012:role/docdb-access\": a database's AWS settings are written once, in the engine configuration's `databases[].aws`; remove the provider's `database` block (see the README, \"One source of truth for a database\")"
+    );
+    let e = refused(serde_json::json!({"account_id": "111111111111"}));
+    assert!(
+        e.message().starts_with("the credentials provider configuration's `database.account_id` is \"111111111111\" but database \"my-docdb\" of the engine configuration has `aws.account_id` \"123456789012\""),
+        "{}",
+        e.message()
+    );
+    // The external id is a secret: named, never shown.
+    let e = refused(serde_json::json!({
+        "assume_role_arn": "arn:aws:iam::123456789012:role/docdb-access",
+        "external_id": "a-wrong-id",
+    }));
+    assert!(
+        e.message().starts_with("the credentials provider configuration's `database.external_id` is \"(hidden)\" but database \"my-docdb\" of the engine configuration has `aws.external_id` \"(hidden)\""),
+        "{}",
+        e.message()
+    );
+    assert!(!e.message().contains("a-wrong-id") && !e.message().contains("the-external-id"));
+    // A field the engine entry does not set is a contradiction too (the session would not use it).
+    let e = ProviderCredentials::new(
+        provider(serde_json::json!({"region": "eu-west-1"})),
+        &engine_with_aws("{account_id: '123456789012'}"),
+        TEST_DATABASE,
+    )
+    .unwrap_err();
+    assert!(
+        e.message().starts_with("the credentials provider configuration's `database.region` is \"eu-west-1\" but database \"my-docdb\" of the engine configuration has no `aws.region`"),
+        "{}",
+        e.message()
+    );
+
+    // A block that repeats the engine's values is accepted (and redundant).
+    ProviderCredentials::new(
+        provider(serde_json::json!({"account_id": "123456789012", "region": "us-east-1"})),
+        &engine,
+        TEST_DATABASE,
+    )
+    .unwrap();
+    // An unusable role in the engine entry is named with its database.
+    let e = ProviderCredentials::new(
+        provider(serde_json::json!({})),
+        &engine_with_aws("{assume_role_arn: 'arn:aws:iam::123456789012:user/x'}"),
+        TEST_DATABASE,
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), ResultCode::AwsInvalidRoleArn);
+    assert!(
+        e.message()
+            .starts_with("database \"my-docdb\" of the engine configuration, its `aws` settings: "),
+        "{}",
+        e.message()
+    );
 }

@@ -81,8 +81,8 @@ config = {
                "secret_access_key": e["DOCAUTH_TEST_AWS_SECRET_ACCESS_KEY"]},
     "region": e.get("DOCAUTH_TEST_AWS_REGION", "us-east-1"),
     "sts_endpoint": e["DOCAUTH_TEST_STS_ENDPOINT"],
-    "database": {"account_id": e.get("DOCAUTH_TEST_AWS_ACCOUNT_ID", "123456789012"),
-                 "region": e.get("DOCAUTH_TEST_AWS_REGION", "us-east-1")},
+    # No "database" block: the database's AWS settings (account, region, assume_role_arn,
+    # external_id) are written once, in policy.yaml's database entry (`aws:`).
 }
 with open(sys.argv[1], "w") as f:
     json.dump(config, f, indent=2)

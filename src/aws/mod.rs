@@ -22,5 +22,7 @@ pub use conversation::{
     ClientConversation, CLIENT_NONCE_LEN, GS2_CB_FLAG, MAX_SERVER_FIRST_LEN, SERVER_NONCE_LEN,
 };
 pub use credentials::Credentials;
-pub use provider::{CredentialsProvider, DatabaseAws, ProviderSettings, SourceConfig};
+pub use provider::{
+    CredentialsProvider, DatabaseAws, DatabaseSettings, ProviderSettings, SourceConfig,
+};
 pub use sts_host::StsHost;

@@ -10,11 +10,13 @@ use super::error::docauth_error;
 use crate::aws::CredentialsProvider;
 use crate::ResultCode;
 
-/// A credentials provider for one database: where the service's own AWS credentials come
-/// from, the STS/IMDS endpoints and timeouts, and the database's AWS metadata
-/// (`account_id`, `region`, `assume_role_arn`, `external_id`). It caches the temporary
-/// credentials of each (source, role chain, session name) until five minutes before they
-/// expire.
+/// A credentials provider: where the service's own AWS credentials come from, the STS/IMDS
+/// endpoints and timeouts. Sessions take each database's AWS settings (`account_id`,
+/// `region`, `assume_role_arn`, `external_id`) from its entry in the engine configuration;
+/// the optional `database` block is only for `docauth_credentials_provider_resolve` used
+/// without sessions (a session refuses a block that contradicts its database's entry). It
+/// caches the temporary credentials of each (source, role chain, session name) until five
+/// minutes before they expire.
 ///
 /// Ownership: created by `docauth_credentials_provider_new`, owned by the caller, freed
 /// with `docauth_credentials_provider_free`.
@@ -41,13 +43,14 @@ pub struct docauth_credentials_provider {
 ///                                            // identity source (AssumeRoleWithWebIdentity)
 ///  "imds_endpoint": "http://169.254.169.254",
 ///  "connect_timeout_ms": 3000, "operation_timeout_ms": 10000, "imds_timeout_ms": 1000,
-///  "session_duration_seconds": 3600,
-///  "database": {"account_id": "123456789012", "region": "us-east-1",
-///               "assume_role_arn": "arn:aws:iam::123456789012:role/docdb-access",
-///               "external_id": "example-external-id"}}
+///  "session_duration_seconds": 3600}
 /// ```
 ///
 /// Every field is optional; unknown fields are refused. No network call is made.
+/// `"database": {"account_id": .., "region": .., "assume_role_arn": .., "external_id": ..}`
+/// gives `docauth_credentials_provider_resolve` a database's AWS settings when no session is
+/// involved; sessions take them from the engine configuration's `databases[].aws` and refuse
+/// a block that contradicts it (see the README, "One source of truth for a database").
 /// Errors: NULL_PARAMETER, INVALID_UTF8, INVALID_CONFIG (the message names the field),
 /// AWS_INVALID_ROLE_ARN (`assume_role_arn`), AWS_INVALID_CREDENTIALS (empty static keys).
 /// A static secret key in `config_json` is copied into zeroizing storage.

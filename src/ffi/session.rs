@@ -284,9 +284,13 @@ enum ClientSocket {
 ///   (cached decisions). The session keeps its own reference: the engine may be freed after
 ///   this call; `docauth_engine_reload` applies to the running session from its next message.
 /// - `credentials` (required): gives the db user's AWS credentials (STS AssumeRole, the
-///   identity's user as role session name). The session keeps its own reference: the
-///   provider may be freed after this call. When the database rejects the MONGODB-AWS
-///   authentication, the db user's cached credentials are dropped from the provider.
+///   identity's user as role session name). The database's AWS settings (`account_id`,
+///   `region`, `assume_role_arn`, `external_id`) are those of its entry in the engine
+///   configuration (`databases[].aws`), not the provider's: a provider whose own `database`
+///   block sets one of them to another value is refused (INVALID_CONFIG naming both values).
+///   The session keeps its own reference: the provider may be freed after this call. When the
+///   database rejects the MONGODB-AWS authentication, the db user's cached credentials are
+///   dropped from the provider.
 /// - `audit`: the audit callback (NULL = no events), `user_data` is passed back to it as is;
 ///   `user_data_free` (may be NULL) is called exactly once when the library no longer needs
 ///   `user_data` — also when this call fails.
@@ -294,7 +298,9 @@ enum ClientSocket {
 /// On success `*out` receives a session to free with `docauth_session_free`. Errors:
 /// `DOCAUTH_RESULT_NULL_PARAMETER` (runtime, params_json, engine, credentials, out),
 /// `DOCAUTH_RESULT_INVALID_CONFIG` (bad parameters; a `database` or named `identity` the
-/// engine does not know; a database without URI), `DOCAUTH_RESULT_DATABASE_URI_INVALID`,
+/// engine does not know; a database without URI; a provider `database` block that
+/// contradicts the engine's entry), `DOCAUTH_RESULT_AWS_INVALID_ROLE_ARN` (the engine entry's
+/// `aws.assume_role_arn`), `DOCAUTH_RESULT_DATABASE_URI_INVALID`,
 /// `DOCAUTH_RESULT_CA_BUNDLE_INVALID` (TLS to the database without a CA bundle, or one that
 /// cannot be read or holds no usable certificate: it is read during this call, on the
 /// caller's thread, and parsed once per runtime and file version),
@@ -354,7 +360,12 @@ pub unsafe extern "C" fn docauth_session_start(
             )
         })?;
         let params = SessionParams::from_json(params)?;
-        let creds = Arc::new(ProviderCredentials::new(Arc::clone(&provider.inner)));
+        // The database's AWS settings come from the engine's entry for it.
+        let creds = Arc::new(ProviderCredentials::new(
+            Arc::clone(&provider.inner),
+            &engine.inner,
+            &params.database,
+        )?);
         let engine = Arc::clone(&engine.inner);
         let callback: Option<Arc<dyn AuditCallback>> = audit
             .is_some()

@@ -8,8 +8,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::aws::{Credentials, CredentialsProvider};
-use crate::Result;
+use crate::aws::{Credentials, CredentialsProvider, DatabaseAws, DatabaseSettings};
+use crate::policy::PolicyEngine;
+use crate::{Error, Result, ResultCode};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -43,15 +44,36 @@ impl CredentialSource for StaticCredentials {
 }
 
 /// The db user's temporary credentials from the credentials provider (STS AssumeRole,
-/// cached), with the session's user as the STS role session name.
+/// cached), with the session's user as the STS role session name, and the AWS settings of
+/// the session's database (`account_id`, `region`, `assume_role_arn`, `external_id`) from
+/// its entry in the engine configuration: the one place they are written.
 #[derive(Clone, Debug)]
 pub struct ProviderCredentials {
     provider: Arc<CredentialsProvider>,
+    database: DatabaseSettings,
 }
 
 impl ProviderCredentials {
-    pub fn new(provider: Arc<CredentialsProvider>) -> Self {
-        ProviderCredentials { provider }
+    /// For a session of `database` (a name in `engine`'s configuration). Errors
+    /// (INVALID_CONFIG) when the engine does not know the database, or when the provider's
+    /// own `database` block contradicts the engine's entry (the message names both values);
+    /// AWS_INVALID_ROLE_ARN for an unusable `aws.assume_role_arn`.
+    pub fn new(
+        provider: Arc<CredentialsProvider>,
+        engine: &PolicyEngine,
+        database: &str,
+    ) -> Result<Self> {
+        let entry = engine.database(database).ok_or_else(|| {
+            Error::new(
+                ResultCode::InvalidConfig,
+                format!(
+                    "session parameters: database {database:?} is not in the policy engine's configuration (its `databases`)"
+                ),
+            )
+        })?;
+        let database =
+            provider.database_settings(database, &DatabaseAws::from_metadata(&entry.aws))?;
+        Ok(ProviderCredentials { provider, database })
     }
 }
 
@@ -61,10 +83,11 @@ impl CredentialSource for ProviderCredentials {
         db_user: &'a str,
         session_user: &'a str,
     ) -> BoxFuture<'a, Result<Credentials>> {
-        Box::pin(
-            self.provider
-                .resolve_from_any_runtime(db_user, Some(session_user)),
-        )
+        Box::pin(self.provider.resolve_from_any_runtime(
+            &self.database,
+            db_user,
+            Some(session_user),
+        ))
     }
 
     fn rejected(&self, db_user: &str) {

@@ -33,8 +33,7 @@ identities:
 with open(f"{w}/creds.json", "w") as f:
     json.dump({"source": {"type": "static", "access_key_id": e["DOCAUTH_TEST_AWS_ACCESS_KEY_ID"],
                           "secret_access_key": e["DOCAUTH_TEST_AWS_SECRET_ACCESS_KEY"]},
-               "sts_endpoint": e["DOCAUTH_TEST_STS_ENDPOINT"], "region": "us-east-1",
-               "database": {"account_id": e["DOCAUTH_TEST_AWS_ACCOUNT_ID"]}}, f)
+               "sts_endpoint": e["DOCAUTH_TEST_STS_ENDPOINT"], "region": "us-east-1"}, f)
 session = {"identity": "alice", "database": "docdb", "db_user": "teleport-docdb-user", "db_name": "test",
            "ca_file": e["DOCAUTH_TEST_DOCDB_CA_FILE"]}
 with open(f"{w}/proxy.conf", "w") as f:

@@ -62,9 +62,10 @@ class Abi:
             raise RuntimeError(f"docauth result {result}: {msg}")
 
 
-def engine_config(d, db_names: list[str]) -> str:
+def engine_config(d, db_names: list[str], peers) -> str:
     """The engine configuration: role `access` (every db user, `db_names`) and the database
-    `my-docdb` whose `uri` is the stand-in's host:port (the session's default URI)."""
+    `my-docdb` whose `uri` is the stand-in's host:port (the session's default URI) and whose
+    `aws.account_id` (where sessions take it from) is moto's account."""
     return json.dumps(
         {
             "roles": [
@@ -75,7 +76,14 @@ def engine_config(d, db_names: list[str]) -> str:
                     "spec": {"allow": {"db_labels": {"*": "*"}, "db_users": ["*"], "db_names": db_names}},
                 }
             ],
-            "databases": [{"name": "my-docdb", "uri": f"localhost:{d.port}", "labels": {"env": "test"}}],
+            "databases": [
+                {
+                    "name": "my-docdb",
+                    "uri": f"localhost:{d.port}",
+                    "labels": {"env": "test"},
+                    "aws": {"account_id": peers.user_arn.split(":")[4]},
+                }
+            ],
             "identities": [{"user": "alice", "roles": ["access"]}],
         }
     )
@@ -89,7 +97,6 @@ def provider_config(peers) -> str:
             "source": {"type": "static", "access_key_id": peers.access_key_id, "secret_access_key": peers.secret_access_key},
             "region": "us-east-1",
             "sts_endpoint": peers.sts_endpoint,
-            "database": {"account_id": peers.user_arn.split(":")[4]},
         }
     )
 
@@ -190,7 +197,7 @@ def params_for(d, **extra) -> dict:
 
 def test_pymongo_through_a_session(docdb, peers):
     abi = Abi()
-    proxy = Proxy(abi, params_for(docdb), engine_config(docdb, ["test"]), provider_config(peers))
+    proxy = Proxy(abi, params_for(docdb), engine_config(docdb, ["test"], peers), provider_config(peers))
     try:
         c = pymongo.MongoClient("127.0.0.1", proxy.port, directConnection=True, serverSelectionTimeoutMS=15_000, retryWrites=False)
         coll = c.test.people
@@ -235,7 +242,7 @@ def test_pymongo_through_a_session(docdb, peers):
 
 def test_the_engine_denies_the_session_at_connection_level(docdb, peers):
     abi = Abi()
-    proxy = Proxy(abi, params_for(docdb, identity="alice", db_name="admin"), engine_config(docdb, ["test"]), provider_config(peers))
+    proxy = Proxy(abi, params_for(docdb, identity="alice", db_name="admin"), engine_config(docdb, ["test"], peers), provider_config(peers))
     try:
         c = pymongo.MongoClient("127.0.0.1", proxy.port, directConnection=True, serverSelectionTimeoutMS=3_000)
         with pytest.raises(Exception) as failed:
@@ -257,7 +264,7 @@ def test_untrusted_credentials_fail_with_the_mongodb_aws_explanation(docdb, peer
     account = peers.user_arn.split(":")[4]
     abi = Abi()
     p = params_for(docdb, db_user=f"arn:aws:iam::{account}:role/teleport-docdb-external")
-    proxy = Proxy(abi, p, engine_config(docdb, ["test"]), provider_config(peers))
+    proxy = Proxy(abi, p, engine_config(docdb, ["test"], peers), provider_config(peers))
     try:
         c = pymongo.MongoClient("127.0.0.1", proxy.port, directConnection=True, serverSelectionTimeoutMS=5_000)
         with pytest.raises(Exception) as failed:
@@ -275,7 +282,7 @@ def test_untrusted_credentials_fail_with_the_mongodb_aws_explanation(docdb, peer
 def test_legacy_common_name_certificate_is_explained(docdb, peers):
     abi = Abi()
     p = params_for(docdb, database_uri=f"mongodb://localhost:{docdb.legacy.port}/?tls=true")
-    proxy = Proxy(abi, p, engine_config(docdb, ["test"]), provider_config(peers))
+    proxy = Proxy(abi, p, engine_config(docdb, ["test"], peers), provider_config(peers))
     try:
         c = pymongo.MongoClient("127.0.0.1", proxy.port, directConnection=True, serverSelectionTimeoutMS=5_000)
         with pytest.raises(Exception):

@@ -21,11 +21,12 @@ type CredentialsProvider struct {
 // NewCredentialsProvider creates a provider from the JSON configuration documented in
 // include/docauth.h (docauth_credentials_provider_new), for example
 //
-//	{"source": {"type": "default"}, "region": "us-east-1",
-//	 "database": {"assume_role_arn": "arn:aws:iam::123456789012:role/docdb-access",
-//	              "external_id": "example-external-id"}}
+//	{"source": {"type": "default"}, "region": "us-east-1"}
 //
-// Unknown fields return ErrInvalidConfig. No network call is made.
+// Unknown fields return ErrInvalidConfig. No network call is made. Sessions take a
+// database's AWS settings (account_id, region, assume_role_arn, external_id) from its entry
+// in the engine configuration (databases[].aws); the optional "database" block is for
+// Resolve without sessions, and a session refuses one that contradicts the engine's entry.
 func NewCredentialsProvider(configJSON string) (*CredentialsProvider, error) {
 	cConfig, err := cString("configuration", configJSON)
 	if err != nil {

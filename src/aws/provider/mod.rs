@@ -38,7 +38,7 @@ mod tests;
 use self::blocking::block_on;
 use self::cache::{ChainKey, Entry};
 use self::metrics::{CredentialsMetrics, ProviderMetrics};
-use self::settings::{invalid_config, Checked};
+use self::settings::{invalid_config, Checked, DatabaseChain};
 use self::source::Source;
 use self::sts::{Assumed, Hop};
 use super::role_arn::{classify_db_user, session_name, DbUserRole, RoleArn};
@@ -48,12 +48,23 @@ use crate::{Error, Result, ResultCode};
 pub use self::cache::{REFRESH_BEFORE_EXPIRY, RETRY_AFTER_FAILED_REFRESH, STALE_MIN_VALIDITY};
 pub use self::settings::{DatabaseAws, ProviderSettings, SecretString, SourceConfig};
 
+/// A database's AWS settings, checked, for [`CredentialsProvider::resolve_for`]: from
+/// [`CredentialsProvider::database_settings`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatabaseSettings(DatabaseChain);
+
 struct Inner {
     settings: Checked,
+    /// The configuration's `database` block as written (checked against the engine's entry
+    /// of a session's database).
+    own_database: DatabaseAws,
     source: Source,
     sdk_config: SdkConfig,
     clock: SharedTimeSource,
     entries: Mutex<HashMap<ChainKey, Entry>>,
+    /// Every first hop (a database's `assume_role_arn`) resolved so far: shared by the
+    /// database's db users, so [`CredentialsProvider::invalidate`] keeps it.
+    first_hops: Mutex<std::collections::HashSet<RoleArn>>,
     accounts: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<String>>>>,
     /// The runtime the provider was built on: its AWS HTTP connections belong to it.
     home: Option<tokio::runtime::Handle>,
@@ -80,7 +91,7 @@ impl fmt::Debug for CredentialsProvider {
             .field("sts_endpoint", &s.sts_endpoint_display())
             .field(
                 "assume_role_arn",
-                &s.assume_role.as_ref().map(|a| a.to_string()),
+                &s.database.assume_role.as_ref().map(|a| a.to_string()),
             )
             .finish_non_exhaustive()
     }
@@ -125,6 +136,7 @@ impl CredentialsProvider {
                 aws_configs(&checked, Some(canned::client(respond))).await;
             let source = Source::new(&settings, &checked, &provider_config, &sdk_config).await?;
             Ok(Self::from_parts(
+                &settings,
                 checked,
                 source,
                 sdk_config,
@@ -134,6 +146,7 @@ impl CredentialsProvider {
     }
 
     fn from_parts(
+        written: &ProviderSettings,
         settings: Checked,
         source: Source,
         sdk_config: SdkConfig,
@@ -142,10 +155,12 @@ impl CredentialsProvider {
         CredentialsProvider {
             inner: Arc::new(Inner {
                 settings,
+                own_database: written.database.clone(),
                 source,
                 sdk_config,
                 clock,
                 entries: Mutex::new(HashMap::new()),
+                first_hops: Mutex::new(std::collections::HashSet::new()),
                 accounts: Mutex::new(HashMap::new()),
                 home: tokio::runtime::Handle::try_current().ok(),
                 metrics: Arc::default(),
@@ -167,7 +182,9 @@ impl CredentialsProvider {
         let checked = Checked::new(&settings).await?;
         let (provider_config, sdk_config) = aws_configs(&checked, None).await;
         let source = Source::new(&settings, &checked, &provider_config, &sdk_config).await?;
-        Ok(Self::from_parts(checked, source, sdk_config, clock))
+        Ok(Self::from_parts(
+            &settings, checked, source, sdk_config, clock,
+        ))
     }
 
     /// Temporary credentials for the IAM role named by `db_user` (a role name or a full
@@ -180,8 +197,55 @@ impl CredentialsProvider {
     /// (a `tracing` warning without secrets says so, and STS is tried again after
     /// [`RETRY_AFTER_FAILED_REFRESH`]); after that, the STS error is returned.
     pub async fn resolve(&self, db_user: &str, session_user: Option<&str>) -> Result<Credentials> {
+        let database = self.inner.settings.database.clone();
         self.inner
-            .resolve(db_user, session_user)
+            .resolve(&database, db_user, session_user)
+            .await
+            .map(|a| a.credentials)
+    }
+
+    /// The AWS settings a session of database `name` uses: `engine_aws` (the engine
+    /// configuration's `databases[].aws`, the one place a database's AWS settings are written),
+    /// checked. Errors (INVALID_CONFIG) when this provider's own `database` block sets a
+    /// field to another value than the engine's entry (naming both values), or when the
+    /// entry is not usable (AWS_INVALID_ROLE_ARN for its `assume_role_arn`).
+    pub fn database_settings(
+        &self,
+        name: &str,
+        engine_aws: &DatabaseAws,
+    ) -> Result<DatabaseSettings> {
+        if let Some((field, mine, theirs)) = self.inner.own_database.contradiction(engine_aws) {
+            let theirs = match theirs {
+                Some(v) => format!("`aws.{field}` {v:?}"),
+                None => format!("no `aws.{field}`"),
+            };
+            return Err(invalid_config(format!(
+                "the credentials provider configuration's `database.{field}` is {mine:?} but database {name:?} of the engine configuration has {theirs}: a database's AWS settings are written once, in the engine configuration's `databases[].aws`; remove the provider's `database` block (see the README, \"One source of truth for a database\")"
+            )));
+        }
+        let chain = DatabaseChain::new(engine_aws, &self.inner.settings.region).map_err(|e| {
+            Error::new(
+                e.code(),
+                format!(
+                    "database {name:?} of the engine configuration, its `aws` settings: {}",
+                    e.message()
+                ),
+            )
+        })?;
+        Ok(DatabaseSettings(chain))
+    }
+
+    /// As [`CredentialsProvider::resolve`], with a database's AWS settings (from
+    /// [`CredentialsProvider::database_settings`]) instead of the provider's own `database`
+    /// block: what a session of that database uses.
+    pub async fn resolve_for(
+        &self,
+        database: &DatabaseSettings,
+        db_user: &str,
+        session_user: Option<&str>,
+    ) -> Result<Credentials> {
+        self.inner
+            .resolve(&database.0, db_user, session_user)
             .await
             .map(|a| a.credentials)
     }
@@ -191,23 +255,28 @@ impl CredentialsProvider {
     /// connection pool.
     pub async fn resolve_from_any_runtime(
         &self,
+        database: &DatabaseSettings,
         db_user: &str,
         session_user: Option<&str>,
     ) -> Result<Credentials> {
         let Some(home) = self.inner.home.clone() else {
-            return self.resolve(db_user, session_user).await;
+            return self.resolve_for(database, db_user, session_user).await;
         };
         let this = self.clone();
+        let database = database.clone();
         let db_user = db_user.to_owned();
         let session_user = session_user.map(str::to_owned);
-        home.spawn(async move { this.resolve(&db_user, session_user.as_deref()).await })
-            .await
-            .unwrap_or_else(|e| {
-                Err(Error::new(
-                    ResultCode::InvalidState,
-                    format!("the credentials resolution task did not finish: {e}"),
-                ))
-            })
+        home.spawn(async move {
+            this.resolve_for(&database, &db_user, session_user.as_deref())
+                .await
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(Error::new(
+                ResultCode::InvalidState,
+                format!("the credentials resolution task did not finish: {e}"),
+            ))
+        })
     }
 
     /// [`CredentialsProvider::resolve`] on the library's runtime, for callers that are not
@@ -229,14 +298,14 @@ impl CredentialsProvider {
     /// rejected an authentication with them. Returns how many entries were dropped. The
     /// shared first hop (`assume_role_arn`) stays cached.
     pub fn invalidate(&self, db_user: &str) -> usize {
+        let first_hops = lock(&self.inner.first_hops).clone();
         let mut entries = lock(&self.inner.entries);
         let before = entries.len();
         entries.retain(|key, _| {
             let Some(last) = key.hops.last() else {
                 return true;
             };
-            let is_first_hop_only =
-                key.hops.len() == 1 && self.inner.settings.assume_role.as_ref() == Some(&last.role);
+            let is_first_hop_only = key.hops.len() == 1 && first_hops.contains(&last.role);
             let matches = last.role.to_string() == db_user || last.role.name() == db_user;
             is_first_hop_only || !matches
         });
@@ -245,8 +314,12 @@ impl CredentialsProvider {
 }
 
 impl Inner {
-    async fn resolve(&self, db_user: &str, session_user: Option<&str>) -> Result<Assumed> {
-        let s = &self.settings;
+    async fn resolve(
+        &self,
+        s: &DatabaseChain,
+        db_user: &str,
+        session_user: Option<&str>,
+    ) -> Result<Assumed> {
         let session = session_name(session_user.unwrap_or(""));
         let source = self.source.key();
         let role = match classify_db_user(db_user, s.partition, s.known_account())? {
@@ -261,6 +334,11 @@ impl Inner {
         };
         let mut hops = Vec::with_capacity(2);
         if let Some(first) = &s.assume_role {
+            let mut known = lock(&self.first_hops);
+            if !known.contains(first) {
+                known.insert(first.clone());
+            }
+            drop(known);
             hops.push(Hop {
                 role: first.clone(),
                 external_id: s.external_id.clone(),

@@ -28,12 +28,16 @@ const DEFAULT_REGION: &str = "us-east-1";
 ///   "connect_timeout_ms": 3000,
 ///   "operation_timeout_ms": 10000,
 ///   "imds_timeout_ms": 1000,
-///   "session_duration_seconds": 3600,
-///   "database": {"account_id": "123456789012", "region": "us-east-1",
-///                "assume_role_arn": "arn:aws:iam::123456789012:role/docdb-access",
-///                "external_id": "example-external-id"}
+///   "session_duration_seconds": 3600
 /// }
 /// ```
+///
+/// A database's AWS settings live in its entry of the engine configuration
+/// (`databases[].aws`), where sessions take them from
+/// ([`CredentialsProvider::database_settings`]). The optional `database` block
+/// (`account_id`, `region`, `assume_role_arn`, `external_id`) is for
+/// [`CredentialsProvider::resolve`] used without sessions; a session refuses a block that
+/// contradicts its database's entry.
 ///
 /// Every field is optional. Unknown fields are refused (a typo must not silently disable
 /// an override). `sts_endpoint` wins over `AWS_ENDPOINT_URL_STS`, which wins over the
@@ -49,7 +53,7 @@ pub struct ProviderSettings {
     /// Where the service's own credentials come from.
     #[serde(default)]
     pub source: SourceConfig,
-    /// Region for STS (regional endpoint). Default: the database's region, then
+    /// Region for STS (regional endpoint). Default: the `database` block's region, then
     /// `AWS_REGION`/`AWS_DEFAULT_REGION`/profile, then us-east-1.
     pub region: Option<String>,
     /// STS endpoint override (tests, VPC endpoints).
@@ -62,7 +66,8 @@ pub struct ProviderSettings {
     pub imds_timeout_ms: Option<u64>,
     /// DurationSeconds of each AssumeRole (900–43200; role chaining caps it at 3600).
     pub session_duration_seconds: Option<u32>,
-    /// The database's AWS metadata.
+    /// A database's AWS settings for [`CredentialsProvider::resolve`] without sessions
+    /// (sessions use the engine configuration's entry and refuse a contradicting block).
     #[serde(default)]
     pub database: DatabaseAws,
 }
@@ -149,20 +154,108 @@ pub struct DatabaseAws {
     pub external_id: Option<String>,
 }
 
+impl DatabaseAws {
+    /// The engine configuration's `aws` of a database entry (where sessions take a
+    /// database's AWS settings from); empty strings are unset.
+    pub fn from_metadata(aws: &crate::policy::AwsMetadata) -> DatabaseAws {
+        let set = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        DatabaseAws {
+            account_id: set(&aws.account_id),
+            region: set(&aws.region),
+            assume_role_arn: set(&aws.assume_role_arn),
+            external_id: set(&aws.external_id),
+        }
+    }
+
+    /// True when no field is set.
+    pub fn is_empty(&self) -> bool {
+        self.account_id.is_none()
+            && self.region.is_none()
+            && self.assume_role_arn.is_none()
+            && self.external_id.is_none()
+    }
+
+    /// The first field this block (the provider's `database`) sets to a value other than
+    /// `engine`'s (a database entry of the engine configuration): `(field, provider's
+    /// value, engine's value or None)`. The external id is a secret and is never shown.
+    pub(crate) fn contradiction(
+        &self,
+        engine: &DatabaseAws,
+    ) -> Option<(&'static str, String, Option<String>)> {
+        let fields = [
+            ("account_id", &self.account_id, &engine.account_id, true),
+            ("region", &self.region, &engine.region, true),
+            (
+                "assume_role_arn",
+                &self.assume_role_arn,
+                &engine.assume_role_arn,
+                true,
+            ),
+            ("external_id", &self.external_id, &engine.external_id, false),
+        ];
+        fields.into_iter().find_map(|(name, mine, theirs, shown)| {
+            let mine = mine.as_ref()?;
+            if Some(mine) == theirs.as_ref() {
+                return None;
+            }
+            let show = |v: &String| {
+                if shown {
+                    v.clone()
+                } else {
+                    "(hidden)".to_owned()
+                }
+            };
+            Some((name, show(mine), theirs.as_ref().map(show)))
+        })
+    }
+}
+
+/// A database's AWS settings as a role chain needs them, checked: the partition of its
+/// region, its account, and the first hop (`assume_role_arn` with its `external_id`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct DatabaseChain {
+    pub(super) partition: &'static str,
+    pub(super) account_id: Option<String>,
+    pub(super) assume_role: Option<RoleArn>,
+    pub(super) external_id: Option<String>,
+}
+
+impl DatabaseChain {
+    /// Checks `db`; its partition is its region's, else the STS region's.
+    pub(super) fn new(db: &DatabaseAws, sts_region: &str) -> Result<DatabaseChain> {
+        check_database(db)?;
+        let partition = partition_for_region(db.region.as_deref().unwrap_or(sts_region));
+        Ok(DatabaseChain {
+            assume_role: first_hop(db, partition)?,
+            partition,
+            account_id: db.account_id.clone(),
+            external_id: db.external_id.clone(),
+        })
+    }
+
+    pub(super) fn known_account(&self) -> Option<&str> {
+        self.account_id
+            .as_deref()
+            .or_else(|| self.assume_role.as_ref().map(RoleArn::account))
+    }
+}
+
 /// Settings after validation.
 #[derive(Clone)]
 pub(super) struct Checked {
+    /// The region of STS calls.
     pub(super) region: String,
-    pub(super) partition: &'static str,
     pub(super) sts_endpoint: Option<String>,
     pub(super) imds_endpoint: Option<String>,
     pub(super) connect_timeout: Duration,
     pub(super) operation_timeout: Duration,
     pub(super) imds_timeout: Duration,
     pub(super) session_duration: u32,
-    pub(super) account_id: Option<String>,
-    pub(super) assume_role: Option<RoleArn>,
-    pub(super) external_id: Option<String>,
+    /// The provider's own `database` block: the chain of [`CredentialsProvider::resolve`]
+    /// (sessions use their database entry's instead).
+    ///
+    /// [`CredentialsProvider::resolve`]: super::CredentialsProvider::resolve
+    pub(super) database: DatabaseChain,
 }
 
 impl Checked {
@@ -196,19 +289,15 @@ impl Checked {
         }
         check_database(db)?;
         let region = sts_region(settings).await?;
-        let partition = partition_for_region(db.region.as_deref().unwrap_or(&region));
         Ok(Checked {
-            assume_role: first_hop(db, partition)?,
+            database: DatabaseChain::new(db, &region)?,
             region,
-            partition,
             sts_endpoint: settings.sts_endpoint.clone(),
             imds_endpoint: settings.imds_endpoint.clone(),
             connect_timeout,
             operation_timeout,
             imds_timeout,
             session_duration,
-            account_id: db.account_id.clone(),
-            external_id: db.external_id.clone(),
         })
     }
 
@@ -224,18 +313,12 @@ impl Checked {
                 }
             }
         }
-        let suffix = if self.partition == "aws-cn" {
+        let suffix = if partition_for_region(&self.region) == "aws-cn" {
             "amazonaws.com.cn"
         } else {
             "amazonaws.com"
         };
         format!("https://sts.{}.{suffix}", self.region)
-    }
-
-    pub(super) fn known_account(&self) -> Option<&str> {
-        self.account_id
-            .as_deref()
-            .or_else(|| self.assume_role.as_ref().map(RoleArn::account))
     }
 }
 

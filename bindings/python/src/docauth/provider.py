@@ -18,12 +18,12 @@ class CredentialsProvider(OwnedHandle):
     `config` is the JSON document of `docauth_credentials_provider_new` (a str, bytes, or a
     mapping that is serialised to JSON), e.g.::
 
-        CredentialsProvider({
-            "source": {"type": "default"},
-            "region": "us-east-1",
-            "database": {"assume_role_arn": "arn:aws:iam::123456789012:role/docdb-access",
-                         "external_id": "example-external-id"},
-        })
+        CredentialsProvider({"source": {"type": "default"}, "region": "us-east-1"})
+
+    Sessions take a database's AWS settings (`account_id`, `region`, `assume_role_arn`,
+    `external_id`) from its entry in the engine configuration (`databases[].aws`); the
+    optional `"database"` block is for `resolve()` without sessions, and a session refuses
+    one that contradicts the engine's entry.
 
     `resolve()` blocks until the credentials are cached or STS answers (bounded by the
     configured timeouts) and returns a `Credentials` usable with `AwsConversation`. The
