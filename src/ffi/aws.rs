@@ -4,7 +4,9 @@ use std::ffi::{c_char, CString};
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::aws::{ClientConversation, Credentials, CLIENT_NONCE_LEN};
-use crate::ffi::boundary::{arg_bytes, arg_mut, arg_opt_str, arg_ref, arg_str, free_boxed, Out};
+use crate::ffi::boundary::{
+    arg_bytes, arg_mut, arg_opt_str, arg_ref, arg_str, free_boxed, str_of, Out,
+};
 use crate::ffi::{docauth_bytes, docauth_error};
 use crate::{Error, ResultCode};
 
@@ -105,10 +107,7 @@ pub unsafe extern "C" fn docauth_credentials_access_key_id(
 ) -> *const c_char {
     ffi_boundary!(default: c"".as_ptr(), "docauth_credentials_access_key_id", {
         // SAFETY: the caller passes NULL or a live credentials handle.
-        match unsafe { credentials.as_ref() } {
-            Some(c) => c.access_key_id.as_ptr(),
-            None => c"".as_ptr(),
-        }
+        unsafe { str_of(credentials, |c| c.access_key_id.as_c_str()) }
     })
 }
 

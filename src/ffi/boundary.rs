@@ -233,6 +233,39 @@ impl<T> Out<T> {
     }
 }
 
+/// The shape of every constructor that builds a handle from one string argument: the string
+/// and the out slot checked (in that order), the value built, then boxed into the slot.
+///
+/// # Safety
+/// `text` is NULL or a NUL-terminated string live for the call; `out` is NULL or writable
+/// storage for one pointer.
+pub(crate) unsafe fn new_from_str<T>(
+    text: *const c_char,
+    text_name: &str,
+    out: *mut *mut T,
+    build: impl FnOnce(&str) -> crate::Result<T>,
+) -> crate::Result<()> {
+    // SAFETY: per this function's contract, NULL or a NUL-terminated string live for the call.
+    let text = unsafe { arg_str(text, text_name) }?;
+    // SAFETY: per this function's contract, NULL or writable storage for one pointer.
+    let out = unsafe { Out::new(out, "out") }?;
+    out.set_boxed(build(text)?);
+    Ok(())
+}
+
+/// The shape of every string accessor: the string a handle holds, valid while the handle
+/// lives, or an empty string for a NULL handle.
+///
+/// # Safety
+/// `handle` is NULL or a live handle of type `T`.
+pub(crate) unsafe fn str_of<T>(handle: *const T, field: impl FnOnce(&T) -> &CStr) -> *const c_char {
+    // SAFETY: per this function's contract, NULL or a live handle.
+    match unsafe { handle.as_ref() } {
+        Some(h) => field(h).as_ptr(),
+        None => c"".as_ptr(),
+    }
+}
+
 /// Frees a handle created by [`Out::set_boxed`]. NULL is a no-op.
 ///
 /// # Safety

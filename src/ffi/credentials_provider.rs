@@ -5,7 +5,7 @@ use std::ffi::c_char;
 use std::sync::Arc;
 
 use super::aws::docauth_credentials;
-use super::boundary::{arg_opt_str, arg_ref, arg_str, free_boxed, Out};
+use super::boundary::{arg_opt_str, arg_ref, arg_str, free_boxed, new_from_str, Out};
 use super::error::docauth_error;
 use crate::aws::CredentialsProvider;
 use crate::ResultCode;
@@ -65,15 +65,15 @@ pub unsafe extern "C" fn docauth_credentials_provider_new(
     err: *mut *mut docauth_error,
 ) -> ResultCode {
     ffi_boundary!(err, "docauth_credentials_provider_new", {
-        // SAFETY: per this function's contract, NULL or a NUL-terminated string.
-        let json = unsafe { arg_str(config_json, "config_json") }?;
-        // SAFETY: per this function's contract, NULL or writable storage for one pointer.
-        let out = unsafe { Out::new(out, "out") }?;
-        let provider = CredentialsProvider::from_json_blocking(json)?;
-        out.set_boxed(docauth_credentials_provider {
-            inner: Arc::new(provider),
-        });
-        Ok(())
+        // SAFETY: per this function's contract, NULL or a NUL-terminated string and writable
+        // storage for one pointer.
+        unsafe {
+            new_from_str(config_json, "config_json", out, |json| {
+                Ok(docauth_credentials_provider {
+                    inner: Arc::new(CredentialsProvider::from_json_blocking(json)?),
+                })
+            })
+        }
     })
 }
 

@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 
 pub use super::boundary::docauth_error;
-use super::boundary::free_boxed;
+use super::boundary::{free_boxed, str_of};
 use crate::ResultCode;
 
 /// The error's code. Returns `DOCAUTH_RESULT_NULL_PARAMETER` when `err` is NULL, and
@@ -32,10 +32,7 @@ pub unsafe extern "C" fn docauth_error_code(err: *const docauth_error) -> Result
 pub unsafe extern "C" fn docauth_error_message(err: *const docauth_error) -> *const c_char {
     ffi_boundary!(default: c"".as_ptr(), "docauth_error_message", {
         // SAFETY: the caller passes NULL or a live error from this library.
-        match unsafe { err.as_ref() } {
-            Some(e) => e.message.as_ptr(),
-            None => c"".as_ptr(),
-        }
+        unsafe { str_of(err, |e| e.message.as_c_str()) }
     })
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::policy::{Decision, PolicyEngine};
 use crate::ResultCode;
 
-use super::boundary::{arg_ref, arg_str, free_boxed, Out};
+use super::boundary::{arg_ref, arg_str, free_boxed, new_from_str, str_of, Out};
 
 /// A policy engine: roles, databases and operator Rego modules, compiled once.
 ///
@@ -62,15 +62,15 @@ pub unsafe extern "C" fn docauth_engine_new(
     err: *mut *mut super::docauth_error,
 ) -> ResultCode {
     ffi_boundary!(err, "docauth_engine_new", {
-        // SAFETY: per the contract, NULL or a NUL-terminated string live for the call.
-        let config = unsafe { arg_str(config, "config") }?;
-        // SAFETY: per the contract, NULL or writable storage for one pointer.
-        let out = unsafe { Out::new(out, "out") }?;
-        let inner = engine_from_text(config)?;
-        out.set_boxed(docauth_engine {
-            inner: Arc::new(inner),
-        });
-        Ok(())
+        // SAFETY: per the contract, NULL or a NUL-terminated string and writable storage for
+        // one pointer, live for the call.
+        unsafe {
+            new_from_str(config, "config", out, |text| {
+                Ok(docauth_engine {
+                    inner: Arc::new(engine_from_text(text)?),
+                })
+            })
+        }
     })
 }
 
@@ -86,15 +86,15 @@ pub unsafe extern "C" fn docauth_engine_new_from_file(
     err: *mut *mut super::docauth_error,
 ) -> ResultCode {
     ffi_boundary!(err, "docauth_engine_new_from_file", {
-        // SAFETY: per the contract, NULL or a NUL-terminated string live for the call.
-        let path = unsafe { arg_str(path, "path") }?;
-        // SAFETY: per the contract, NULL or writable storage for one pointer.
-        let out = unsafe { Out::new(out, "out") }?;
-        let inner = PolicyEngine::from_file(path)?;
-        out.set_boxed(docauth_engine {
-            inner: Arc::new(inner),
-        });
-        Ok(())
+        // SAFETY: per the contract, NULL or a NUL-terminated string and writable storage for
+        // one pointer, live for the call.
+        unsafe {
+            new_from_str(path, "path", out, |path| {
+                Ok(docauth_engine {
+                    inner: Arc::new(PolicyEngine::from_file(path)?),
+                })
+            })
+        }
     })
 }
 
@@ -222,10 +222,7 @@ pub unsafe extern "C" fn docauth_decision_reason(
 ) -> *const c_char {
     ffi_boundary!(default: c"".as_ptr(), "docauth_decision_reason", {
         // SAFETY: the caller passes NULL or a live decision.
-        match unsafe { decision.as_ref() } {
-            Some(d) => d.reason.as_ptr(),
-            None => c"".as_ptr(),
-        }
+        unsafe { str_of(decision, |d| d.reason.as_c_str()) }
     })
 }
 
@@ -273,10 +270,7 @@ pub unsafe extern "C" fn docauth_decision_matched_role(
 pub unsafe extern "C" fn docauth_decision_json(decision: *const docauth_decision) -> *const c_char {
     ffi_boundary!(default: c"".as_ptr(), "docauth_decision_json", {
         // SAFETY: the caller passes NULL or a live decision.
-        match unsafe { decision.as_ref() } {
-            Some(d) => d.json.as_ptr(),
-            None => c"".as_ptr(),
-        }
+        unsafe { str_of(decision, |d| d.json.as_c_str()) }
     })
 }
 
