@@ -260,7 +260,7 @@ pub(crate) unsafe fn new_from_str<T>(
 /// `handle` is NULL or a live handle of type `T`.
 pub(crate) unsafe fn str_of<T>(handle: *const T, field: impl FnOnce(&T) -> &CStr) -> *const c_char {
     // SAFETY: per this function's contract, NULL or a live handle.
-    match unsafe { handle.as_ref() } {
+    match unsafe { arg_opt_ref(handle) } {
         Some(h) => field(h).as_ptr(),
         None => c"".as_ptr(),
     }
