@@ -79,284 +79,132 @@ pub struct CommandRow {
     pub sequences: &'static [&'static str],
 }
 
-const fn row(name: &'static str, reach: Reach) -> CommandRow {
-    CommandRow {
-        name,
-        reach,
-        collection: false,
-        sequences: &[],
-    }
-}
-
-const fn coll(name: &'static str, reach: Reach) -> CommandRow {
-    CommandRow {
-        name,
-        reach,
-        collection: true,
-        sequences: &[],
-    }
-}
-
-const fn seq(name: &'static str, reach: Reach, sequences: &'static [&'static str]) -> CommandRow {
-    CommandRow {
-        name,
-        reach,
-        collection: true,
-        sequences,
-    }
+/// Builds the table from groups `reach, value: collection|any[, sequences: [ids]] => names;`:
+/// every name of a group gets the group's reach, whether its value is a collection of `$db`
+/// (`collection`), and the document sequences it accepts (none unless listed).
+macro_rules! command_rows {
+    (@collection collection) => { true };
+    (@collection any) => { false };
+    (@rows [$($row:tt)*]) => { &[$($row)*] };
+    (@rows [$($row:tt)*] $reach:expr, value: $value:ident, sequences: $sequences:tt
+        => $($name:literal),+; $($group:tt)*) => {
+        command_rows!(@rows [$($row)* $(CommandRow {
+            name: $name,
+            reach: $reach,
+            collection: command_rows!(@collection $value),
+            sequences: &$sequences,
+        },)+] $($group)*)
+    };
+    (@rows [$($row:tt)*] $reach:expr, value: $value:ident => $($name:literal),+; $($group:tt)*) => {
+        command_rows!(@rows [$($row)*]
+            $reach, value: $value, sequences: [] => $($name),+; $($group)*)
+    };
+    ($($group:tt)*) => { command_rows!(@rows [] $($group)*) };
 }
 
 use Reach::*;
 use Targets::*;
 
 /// Every command, by group.
-pub const COMMANDS: &[CommandRow] = &[
+pub const COMMANDS: &[CommandRow] = command_rows! {
     // Handshake and connection (manual: hello, ping, buildInfo, connectionStatus,
     // listCommands, whatsmyuri; getLastError/getPrevError/resetError are per-connection
     // legacy write status, removed in 5.1 but still answered by DocumentDB).
-    row("hello", Connection),
-    row("isMaster", Connection),
-    row("ismaster", Connection),
-    row("ping", Connection),
-    row("buildInfo", Connection),
-    row("buildinfo", Connection),
-    row("whatsmyuri", Connection),
-    row("connectionStatus", Connection),
-    row("listCommands", Connection),
-    row("getLastError", Connection),
-    row("getlasterror", Connection),
-    row("getPrevError", Connection),
-    row("resetError", Connection),
+    Connection, value: any => "hello", "isMaster", "ismaster", "ping", "buildInfo", "buildinfo",
+        "whatsmyuri", "connectionStatus", "listCommands", "getLastError", "getlasterror",
+        "getPrevError", "resetError";
     // Sessions and transactions (manual "Sessions Commands"): the client's own session ids
     // and transaction; every operation inside a transaction is judged on its own.
-    row("startSession", Connection),
-    row("refreshSessions", Connection),
-    row("endSessions", Connection),
-    row("commitTransaction", Connection),
-    row("abortTransaction", Connection),
+    Connection, value: any => "startSession", "refreshSessions", "endSessions", "commitTransaction",
+        "abortTransaction";
     // ... but these act on every session or operation of the shared upstream user
     // (killSessions takes any session id; currentOp/killOp see every client's operations).
-    row("killSessions", SharedPrincipal),
-    row("killAllSessions", SharedPrincipal),
-    row("killAllSessionsByPattern", SharedPrincipal),
-    row("killOp", SharedPrincipal),
-    row("currentOp", SharedPrincipal),
+    SharedPrincipal, value: any => "killSessions", "killAllSessions", "killAllSessionsByPattern",
+        "killOp", "currentOp";
     // Authentication (manual "Authentication Commands"; getnonce and copydb* removed).
-    row("saslStart", Authentication),
-    row("saslContinue", Authentication),
-    row("authenticate", Authentication),
-    row("logout", Authentication),
-    row("getnonce", Authentication),
-    row("copydbsaslstart", Authentication),
-    row("copydbgetnonce", Authentication),
+    Authentication, value: any => "saslStart", "saslContinue", "authenticate", "logout", "getnonce",
+        "copydbsaslstart", "copydbgetnonce";
     // Query and write (manual "Query and Write Operation Commands"; DocumentDB supports all).
-    coll("find", ThisDatabase),
-    seq("insert", ThisDatabase, &["documents"]),
-    seq("update", ThisDatabase, &["updates"]),
-    seq("delete", ThisDatabase, &["deletes"]),
-    coll("findAndModify", ThisDatabase),
-    coll("findandmodify", ThisDatabase),
-    row("getMore", ThisDatabase),
-    coll("killCursors", ThisDatabase),
+    ThisDatabase, value: collection => "find", "findAndModify", "findandmodify", "killCursors";
+    ThisDatabase, value: collection, sequences: ["documents"] => "insert";
+    ThisDatabase, value: collection, sequences: ["updates"] => "update";
+    ThisDatabase, value: collection, sequences: ["deletes"] => "delete";
+    ThisDatabase, value: any => "getMore";
     // bulkWrite is sent to admin and reaches exactly its nsInfo namespaces (8.0).
-    CommandRow {
-        name: "bulkWrite",
-        reach: NamedOnly(BulkWriteNsInfo),
-        collection: false,
-        sequences: &["ops", "nsInfo"],
-    },
+    NamedOnly(BulkWriteNsInfo), value: any, sequences: ["ops", "nsInfo"] => "bulkWrite";
     // Aggregation (manual "Aggregation Commands"; mapReduce and its alias).
-    coll("aggregate", Named(Pipeline)),
-    coll("count", ThisDatabase),
-    coll("distinct", ThisDatabase),
-    coll("mapReduce", Named(MapReduceOut)),
-    coll("mapreduce", Named(MapReduceOut)),
+    Named(Pipeline), value: collection => "aggregate";
+    ThisDatabase, value: collection => "count", "distinct";
+    Named(MapReduceOut), value: collection => "mapReduce", "mapreduce";
     // Removed commands a DocumentDB or old server may still answer, confined to their database.
-    coll("geoSearch", ThisDatabase),
-    coll("geoNear", ThisDatabase),
-    coll("group", ThisDatabase),
-    coll("parallelCollectionScan", ThisDatabase),
-    coll("text", ThisDatabase),
-    row("filemd5", ThisDatabase),
+    ThisDatabase, value: collection => "geoSearch", "geoNear", "group", "parallelCollectionScan",
+        "text";
+    ThisDatabase, value: any => "filemd5";
     // Query plan cache (manual "Query Plan Cache Commands").
-    coll("planCacheClear", ThisDatabase),
-    coll("planCacheClearFilters", ThisDatabase),
-    coll("planCacheListFilters", ThisDatabase),
-    coll("planCacheSetFilter", ThisDatabase),
+    ThisDatabase, value: collection => "planCacheClear", "planCacheClearFilters",
+        "planCacheListFilters", "planCacheSetFilter";
     // Collections, views, indexes (manual "Administration Commands").
-    coll("create", Named(View)),
-    coll("collMod", Named(View)),
-    coll("drop", ThisDatabase),
-    row("dropDatabase", ThisDatabase),
-    coll("createIndexes", ThisDatabase),
-    coll("dropIndexes", ThisDatabase),
-    coll("deleteIndexes", ThisDatabase),
-    coll("listIndexes", ThisDatabase),
-    row("listCollections", ThisDatabase),
-    coll("reIndex", ThisDatabase),
-    coll("compact", ThisDatabase),
-    coll("validate", ThisDatabase),
-    coll("convertToCapped", ThisDatabase),
-    coll("cloneCollectionAsCapped", ThisDatabase),
-    coll("setIndexCommitQuorum", ThisDatabase),
-    coll("cleanupStructuredEncryptionData", ThisDatabase),
-    coll("compactStructuredEncryptionData", ThisDatabase),
-    coll("listSearchIndexes", ThisDatabase),
-    coll("createSearchIndexes", ThisDatabase),
-    coll("dropSearchIndex", ThisDatabase),
-    coll("updateSearchIndex", ThisDatabase),
-    row("renameCollection", NamedOnly(RenameTo)),
+    Named(View), value: collection => "create", "collMod";
+    ThisDatabase, value: collection => "drop", "createIndexes", "dropIndexes", "deleteIndexes",
+        "listIndexes", "reIndex", "compact", "validate", "convertToCapped",
+        "cloneCollectionAsCapped", "setIndexCommitQuorum", "cleanupStructuredEncryptionData",
+        "compactStructuredEncryptionData", "listSearchIndexes", "createSearchIndexes",
+        "dropSearchIndex", "updateSearchIndex";
+    ThisDatabase, value: any => "dropDatabase", "listCollections";
+    NamedOnly(RenameTo), value: any => "renameCollection";
     // Statistics of one database or collection (manual "Diagnostic Commands").
-    row("dbStats", ThisDatabase),
-    row("dbstats", ThisDatabase),
-    coll("collStats", ThisDatabase),
-    row("dbHash", ThisDatabase),
-    row("dbhash", ThisDatabase),
-    coll("dbCheck", ThisDatabase),
-    row("dataSize", Named(NamespaceValue)),
-    row("datasize", Named(NamespaceValue)),
-    row("explain", Named(Explain)),
+    ThisDatabase, value: any => "dbStats", "dbstats", "dbHash", "dbhash";
+    ThisDatabase, value: collection => "collStats", "dbCheck";
+    Named(NamespaceValue), value: any => "dataSize", "datasize";
+    Named(Explain), value: any => "explain";
     // User and role management (manual "User Management Commands", "Role Management
     // Commands"): users and roles of other databases are named in documents.
-    row("createUser", Named(RolesAndPrivileges)),
-    row("updateUser", Named(RolesAndPrivileges)),
-    row("grantRolesToUser", Named(RolesAndPrivileges)),
-    row("revokeRolesFromUser", Named(RolesAndPrivileges)),
-    row("createRole", Named(RolesAndPrivileges)),
-    row("updateRole", Named(RolesAndPrivileges)),
-    row("grantRolesToRole", Named(RolesAndPrivileges)),
-    row("revokeRolesFromRole", Named(RolesAndPrivileges)),
-    row("grantPrivilegesToRole", Named(RolesAndPrivileges)),
-    row("revokePrivilegesFromRole", Named(RolesAndPrivileges)),
-    row("dropUser", ThisDatabase),
-    row("dropAllUsersFromDatabase", ThisDatabase),
-    row("dropRole", ThisDatabase),
-    row("dropAllRolesFromDatabase", ThisDatabase),
-    row("usersInfo", Named(UsersOrRoles)),
-    row("rolesInfo", Named(UsersOrRoles)),
-    row("invalidateUserCache", AllDatabases),
+    Named(RolesAndPrivileges), value: any => "createUser", "updateUser", "grantRolesToUser",
+        "revokeRolesFromUser", "createRole", "updateRole", "grantRolesToRole",
+        "revokeRolesFromRole", "grantPrivilegesToRole", "revokePrivilegesFromRole";
+    ThisDatabase, value: any => "dropUser", "dropAllUsersFromDatabase", "dropRole",
+        "dropAllRolesFromDatabase";
+    Named(UsersOrRoles), value: any => "usersInfo", "rolesInfo";
+    AllDatabases, value: any => "invalidateUserCache";
     // Server-wide administration and diagnostics: `adminOnly()` in mongod or with an effect
     // on the whole server (profile's slowms/sampleRate/filter are global).
-    row("listDatabases", AllDatabases),
-    row("profile", AllDatabases),
-    row("serverStatus", AllDatabases),
-    row("top", AllDatabases),
-    row("getParameter", AllDatabases),
-    row("setParameter", AllDatabases),
-    row("getCmdLineOpts", AllDatabases),
-    row("hostInfo", AllDatabases),
-    row("getLog", AllDatabases),
-    row("logRotate", AllDatabases),
-    row("logApplicationMessage", AllDatabases),
-    row("fsync", AllDatabases),
-    row("fsyncUnlock", AllDatabases),
-    row("shutdown", AllDatabases),
-    row("lockInfo", AllDatabases),
-    row("connPoolStats", AllDatabases),
-    row("connPoolSync", AllDatabases),
-    row("shardConnPoolStats", AllDatabases),
-    row("dropConnections", AllDatabases),
-    row("features", AllDatabases),
-    row("netstat", AllDatabases),
-    row("validateDBMetadata", AllDatabases),
-    row("autoCompact", AllDatabases),
-    row("rotateCertificates", AllDatabases),
-    row("setFeatureCompatibilityVersion", AllDatabases),
-    row("getDefaultRWConcern", AllDatabases),
-    row("setDefaultRWConcern", AllDatabases),
-    row("getClusterParameter", AllDatabases),
-    row("setClusterParameter", AllDatabases),
-    row("setUserWriteBlockMode", AllDatabases),
-    row("getAuditConfig", AllDatabases),
-    row("setAuditConfig", AllDatabases),
-    row("getFreeMonitoringStatus", AllDatabases),
-    row("setFreeMonitoring", AllDatabases),
-    row("setQuerySettings", AllDatabases),
-    row("removeQuerySettings", AllDatabases),
-    row("checkMetadataConsistency", AllDatabases),
+    AllDatabases, value: any => "listDatabases", "profile", "serverStatus", "top", "getParameter",
+        "setParameter", "getCmdLineOpts", "hostInfo", "getLog", "logRotate",
+        "logApplicationMessage", "fsync", "fsyncUnlock", "shutdown", "lockInfo", "connPoolStats",
+        "connPoolSync", "shardConnPoolStats", "dropConnections", "features", "netstat",
+        "validateDBMetadata", "autoCompact", "rotateCertificates", "setFeatureCompatibilityVersion",
+        "getDefaultRWConcern", "setDefaultRWConcern", "getClusterParameter", "setClusterParameter",
+        "setUserWriteBlockMode", "getAuditConfig", "setAuditConfig", "getFreeMonitoringStatus",
+        "setFreeMonitoring", "setQuerySettings", "removeQuerySettings", "checkMetadataConsistency";
     // DocumentDB: enable change streams for a database, a collection or everything
     // (`modifyChangeStreams`, DocumentDB "Using change streams").
-    row("modifyChangeStreams", AllDatabases),
+    AllDatabases, value: any => "modifyChangeStreams";
     // Replication (manual "Replication Commands").
-    row("replSetGetStatus", AllDatabases),
-    row("replSetGetConfig", AllDatabases),
-    row("replSetStepDown", AllDatabases),
-    row("replSetFreeze", AllDatabases),
-    row("replSetInitiate", AllDatabases),
-    row("replSetReconfig", AllDatabases),
-    row("replSetMaintenance", AllDatabases),
-    row("replSetSyncFrom", AllDatabases),
-    row("replSetResizeOplog", AllDatabases),
-    row("replSetAbortPrimaryCatchUp", AllDatabases),
-    row("appendOplogNote", AllDatabases),
+    AllDatabases, value: any => "replSetGetStatus", "replSetGetConfig", "replSetStepDown",
+        "replSetFreeze", "replSetInitiate", "replSetReconfig", "replSetMaintenance",
+        "replSetSyncFrom", "replSetResizeOplog", "replSetAbortPrimaryCatchUp", "appendOplogNote";
     // Sharding (manual "Sharding Commands"): cluster-wide, or naming a namespace or database.
-    row("listShards", AllDatabases),
-    row("addShard", AllDatabases),
-    row("removeShard", AllDatabases),
-    row("addShardToZone", AllDatabases),
-    row("removeShardFromZone", AllDatabases),
-    row("balancerStart", AllDatabases),
-    row("balancerStop", AllDatabases),
-    row("balancerStatus", AllDatabases),
-    row("isdbgrid", AllDatabases),
-    row("getShardMap", AllDatabases),
-    row("shardingState", AllDatabases),
-    row("transitionFromDedicatedConfigServer", AllDatabases),
-    row("transitionToDedicatedConfigServer", AllDatabases),
-    row("shardCollection", Named(NamespaceValue)),
-    row("shardcollection", Named(NamespaceValue)),
-    row("reshardCollection", Named(NamespaceValue)),
-    row("refineCollectionShardKey", Named(NamespaceValue)),
-    row("unshardCollection", Named(NamespaceValue)),
-    row("moveCollection", Named(NamespaceValue)),
-    row("abortMoveCollection", Named(NamespaceValue)),
-    row("abortUnshardCollection", Named(NamespaceValue)),
-    row("moveChunk", Named(NamespaceValue)),
-    row("movechunk", Named(NamespaceValue)),
-    row("moveRange", Named(NamespaceValue)),
-    row("splitChunk", Named(NamespaceValue)),
-    row("split", Named(NamespaceValue)),
-    row("splitVector", Named(NamespaceValue)),
-    row("mergeChunks", Named(NamespaceValue)),
-    row("mergeAllChunksOnShard", Named(NamespaceValue)),
-    row("clearJumboFlag", Named(NamespaceValue)),
-    row("checkShardingIndex", Named(NamespaceValue)),
-    row("cleanupOrphaned", Named(NamespaceValue)),
-    row("getShardVersion", Named(NamespaceValue)),
-    row("analyzeShardKey", Named(NamespaceValue)),
-    row("configureQueryAnalyzer", Named(NamespaceValue)),
-    row("balancerCollectionStatus", Named(NamespaceValue)),
-    row("configureCollectionBalancing", Named(NamespaceValue)),
-    row("abortReshardCollection", Named(NamespaceValue)),
-    row("commitReshardCollection", Named(NamespaceValue)),
-    row("cleanupReshardCollection", Named(NamespaceValue)),
-    row("setAllowMigrations", Named(NamespaceValue)),
-    row("updateZoneKeyRange", Named(NamespaceValue)),
-    row("enableSharding", Named(DatabaseValue)),
-    row("enablesharding", Named(DatabaseValue)),
-    row("movePrimary", Named(DatabaseValue)),
-    row("moveprimary", Named(DatabaseValue)),
-    row("flushRouterConfig", Named(FlushRouterConfig)),
-    row("flushrouterconfig", Named(FlushRouterConfig)),
+    AllDatabases, value: any => "listShards", "addShard", "removeShard", "addShardToZone",
+        "removeShardFromZone", "balancerStart", "balancerStop", "balancerStatus", "isdbgrid",
+        "getShardMap", "shardingState", "transitionFromDedicatedConfigServer",
+        "transitionToDedicatedConfigServer";
+    Named(NamespaceValue), value: any => "shardCollection", "shardcollection", "reshardCollection",
+        "refineCollectionShardKey", "unshardCollection", "moveCollection", "abortMoveCollection",
+        "abortUnshardCollection", "moveChunk", "movechunk", "moveRange", "splitChunk", "split",
+        "splitVector", "mergeChunks", "mergeAllChunksOnShard", "clearJumboFlag",
+        "checkShardingIndex", "cleanupOrphaned", "getShardVersion", "analyzeShardKey",
+        "configureQueryAnalyzer", "balancerCollectionStatus", "configureCollectionBalancing",
+        "abortReshardCollection", "commitReshardCollection", "cleanupReshardCollection",
+        "setAllowMigrations", "updateZoneKeyRange";
+    Named(DatabaseValue), value: any => "enableSharding", "enablesharding", "movePrimary",
+        "moveprimary";
+    Named(FlushRouterConfig), value: any => "flushRouterConfig", "flushrouterconfig";
     // Never forwarded: oplog application and legacy copy/clone (act as the server on other
     // databases or hosts), server-side JavaScript, commands servers send to each other.
-    row("applyOps", Never),
-    row("clone", Never),
-    row("cloneCollection", Never),
-    row("copydb", Never),
-    row("copyDatabase", Never),
-    row("eval", Never),
-    row("$eval", Never),
-    row("godinsert", Never),
-    row("sleep", Never),
-    row("replSetHeartbeat", Never),
-    row("replSetRequestVotes", Never),
-    row("replSetUpdatePosition", Never),
-    row("handshake", Never),
-    row("_isSelf", Never),
-    row("setShardVersion", Never),
-    row("resync", Never),
-];
+    Never, value: any => "applyOps", "clone", "cloneCollection", "copydb", "copyDatabase", "eval",
+        "$eval", "godinsert", "sleep", "replSetHeartbeat", "replSetRequestVotes",
+        "replSetUpdatePosition", "handshake", "_isSelf", "setShardVersion", "resync";
+};
 
 /// The table row of a command name (exact, case-sensitive).
 pub fn command(name: &str) -> Option<&'static CommandRow> {
