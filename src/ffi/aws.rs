@@ -4,9 +4,7 @@ use std::ffi::{c_char, CString};
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::aws::{ClientConversation, Credentials, CLIENT_NONCE_LEN};
-use crate::ffi::boundary::{
-    arg_bytes, arg_mut, arg_opt_str, arg_ref, arg_str, free_boxed, str_of, Out,
-};
+use crate::ffi::boundary::{arg_bytes, arg_mut, arg_opt_str, arg_ref, arg_str, free_boxed, Out};
 use crate::ffi::{docauth_bytes, docauth_error};
 use crate::{Error, ResultCode};
 
@@ -105,9 +103,8 @@ pub unsafe extern "C" fn docauth_credentials_new(
 pub unsafe extern "C" fn docauth_credentials_access_key_id(
     credentials: *const docauth_credentials,
 ) -> *const c_char {
-    ffi_boundary!(default: c"".as_ptr(), "docauth_credentials_access_key_id", {
-        // SAFETY: the caller passes NULL or a live credentials handle.
-        unsafe { str_of(credentials, |c| c.access_key_id.as_c_str()) }
+    ffi_boundary!(string: credentials, "docauth_credentials_access_key_id", |c| {
+        c.access_key_id.as_c_str()
     })
 }
 

@@ -43,12 +43,22 @@ pub(crate) unsafe fn store_error(slot: *mut *mut docauth_error, error: Error) {
 /// - `ffi_boundary!(default: VALUE, "docauth_fn_name", { ...; value })` for the functions
 ///   that return a value (accessors, `_free`, `docauth_version`): the body's value, or
 ///   `VALUE` (the documented default, e.g. NULL, 0, false, `()`) when the body panics.
+/// - `ffi_boundary!(string: handle, "docauth_fn_name", |h| h.field.as_c_str())` for the string
+///   accessors: the string the handle holds (see [`str_of`]), or an empty string for a NULL
+///   handle and when the body panics.
 ///
 /// Every `extern "C"` function's body is exactly one of these (tests/ffi_exports.rs checks).
 /// A panic never crosses into C: it would abort the host process, or worse.
 macro_rules! ffi_boundary {
     (default: $default:expr, $name:literal, $body:block) => {
         $crate::ffi::boundary::run_value($name, $default, || $body)
+    };
+    (string: $handle:ident, $name:literal, $field:expr) => {
+        $crate::ffi::boundary::run_value($name, c"".as_ptr(), || {
+            // SAFETY: `handle` is NULL or a live handle: the contract of every string
+            // accessor, written in its `# Safety`.
+            unsafe { $crate::ffi::boundary::str_of($handle, $field) }
+        })
     };
     ($err:expr, $name:literal, $body:block) => {{
         let body = || -> $crate::Result<()> { $body };

@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 
 pub use super::boundary::docauth_error;
-use super::boundary::{free_boxed, str_of};
+use super::boundary::free_boxed;
 use crate::ResultCode;
 
 /// The error's code. Returns `DOCAUTH_RESULT_NULL_PARAMETER` when `err` is NULL, and
@@ -30,10 +30,7 @@ pub unsafe extern "C" fn docauth_error_code(err: *const docauth_error) -> Result
 /// `err` is NULL or a live error from this library.
 #[no_mangle]
 pub unsafe extern "C" fn docauth_error_message(err: *const docauth_error) -> *const c_char {
-    ffi_boundary!(default: c"".as_ptr(), "docauth_error_message", {
-        // SAFETY: the caller passes NULL or a live error from this library.
-        unsafe { str_of(err, |e| e.message.as_c_str()) }
-    })
+    ffi_boundary!(string: err, "docauth_error_message", |e| e.message.as_c_str())
 }
 
 /// Frees an error. `NULL` is a no-op. Must not be called twice on the same pointer.

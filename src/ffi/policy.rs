@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::policy::{Decision, PolicyEngine};
 use crate::ResultCode;
 
-use super::boundary::{arg_ref, arg_str, free_boxed, new_from_str, str_of, Out};
+use super::boundary::{arg_ref, arg_str, free_boxed, new_from_str, Out};
 
 /// A policy engine: roles, databases and operator Rego modules, compiled once.
 ///
@@ -220,10 +220,7 @@ pub unsafe extern "C" fn docauth_decision_allowed(decision: *const docauth_decis
 pub unsafe extern "C" fn docauth_decision_reason(
     decision: *const docauth_decision,
 ) -> *const c_char {
-    ffi_boundary!(default: c"".as_ptr(), "docauth_decision_reason", {
-        // SAFETY: the caller passes NULL or a live decision.
-        unsafe { str_of(decision, |d| d.reason.as_c_str()) }
-    })
+    ffi_boundary!(string: decision, "docauth_decision_reason", |d| d.reason.as_c_str())
 }
 
 /// How many roles decided (allowing roles, or roles whose deny rules matched); 0 for NULL
@@ -268,10 +265,7 @@ pub unsafe extern "C" fn docauth_decision_matched_role(
 /// `decision` is NULL or a live decision.
 #[no_mangle]
 pub unsafe extern "C" fn docauth_decision_json(decision: *const docauth_decision) -> *const c_char {
-    ffi_boundary!(default: c"".as_ptr(), "docauth_decision_json", {
-        // SAFETY: the caller passes NULL or a live decision.
-        unsafe { str_of(decision, |d| d.json.as_c_str()) }
-    })
+    ffi_boundary!(string: decision, "docauth_decision_json", |d| d.json.as_c_str())
 }
 
 /// Frees a decision. `NULL` is a no-op. A panic while freeing (a bug) is contained: the
