@@ -590,15 +590,15 @@ pub fn aws_server_first(data: &[u8]) {
         (Err(a), Err(b)) => assert_eq!(a.code(), b.code(), "{a:?} / {b:?}"),
         _ => panic!("fast {fast:?}, reference {reference:?}"),
     }
-    // An error may quote what the server sent (a bad host, say): a secret in the message
-    // is a leak only when the server did not send it itself (found by the fuzzer, which
+    // An error may quote what the server sent (a bad host, say): a secret in the message is
+    // a leak when it stands there more often than the server itself sent it (the fuzzer
     // learned the secret's bytes from the comparisons and put them into the host).
     if let Err(e) = fast {
         let sent = String::from_utf8_lossy(&server_first);
         for secret in [SECRET, TOKEN] {
             assert!(
-                !e.message().contains(secret) || sent.contains(secret),
-                "a server-first error shows a secret the server never sent: {}",
+                e.message().matches(secret).count() <= sent.matches(secret).count(),
+                "a server-first error shows a secret more often than the server sent it: {}",
                 e.message()
             );
         }
